@@ -1,0 +1,187 @@
+"""The `newsbeam` command: run, demo, topics. Argument handling only; no Beam graph here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any, NoReturn
+
+from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+
+from pipeline import demo
+from pipeline.config import ConfigError, load_feeds, load_taxonomy
+from pipeline.options import DEFAULT_RUNNER, NewsbeamOptions
+from pipeline.run import run_batch
+from pipeline.summary import format_summary
+from transforms.topics import TopicMatcher
+
+EXIT_USAGE = 2  # bad command line or bad config, as argparse does
+EXIT_INCOMPLETE = 3  # the run finished but did not account for every feed and entry
+
+
+class UsageError(Exception):
+    """A command-line problem: printed as one line, exit status 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `newsbeam` console script."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, rest = parser.parse_known_args(argv)
+    try:
+        if args.command == "run":
+            # Everything after "run" goes to PipelineOptions: newsbeam's flags are Beam options.
+            return _run(args, rest, argv[argv.index("run") + 1:])
+        if args.command == "demo":
+            return _demo(args, rest)
+        _no_extra(rest)
+        if args.command == "topics" and args.topics_command == "tag":
+            return _topics_tag(args)
+    except (ConfigError, UsageError) as error:
+        _fail(parser, str(error))
+    parser.error(f"unknown command {args.command!r}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="newsbeam", allow_abbrev=False,
+        description="Ingest news feeds: fetch, extract, tag by topic, write enriched records.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run", allow_abbrev=False, help="run the batch job once over a feeds file",
+        description="Run the batch job once: every feed, every new article.",
+        epilog="Any Apache Beam pipeline option (--runner, --direct_num_workers, "
+        "--direct_running_mode, ...) is passed through to Beam; an option neither newsbeam nor "
+        f"Beam knows is an error. Default runner: {DEFAULT_RUNNER}.",
+    )
+    NewsbeamOptions._add_argparse_args(run)
+    demo_cmd = commands.add_parser(
+        "demo", allow_abbrev=False,
+        help="run the pipeline on a bundled sample served from loopback (no network needed)",
+        epilog="Beam pipeline options pass through as for 'run'.",
+    )
+    demo_cmd.add_argument("--out", metavar="DIR", default="newsbeam-demo",
+                          help="output directory (default: newsbeam-demo)")
+    topics = commands.add_parser("topics", allow_abbrev=False, help="tag texts by topic")
+    topic_commands = topics.add_subparsers(dest="topics_command", required=True,
+                                           metavar="SUBCOMMAND")
+    tag = topic_commands.add_parser(
+        "tag", allow_abbrev=False, help="tag JSON lines {id, title, text} as the pipeline does",
+        description="Read JSON lines {\"id\", \"title\", \"text\"}; write {\"id\", \"topics\"} "
+        "lines to stdout.",
+    )
+    tag.add_argument("--jsonl", metavar="IN", required=True,
+                     help="input JSON Lines file ('-': stdin)")
+    tag.add_argument("--topics", metavar="FILE", help="topic taxonomy YAML (default: bundled)")
+    return parser
+
+
+def _run(args: argparse.Namespace, rest: list[str], flags: list[str]) -> int:
+    _beam_flags(rest)
+    if not args.feeds:
+        raise UsageError("run: --feeds FILE is required")
+    feeds = load_feeds(args.feeds)
+    taxonomy = load_taxonomy(args.topics)
+    return _report(run_batch(PipelineOptions(flags), feeds, taxonomy, args.out))
+
+
+def _demo(args: argparse.Namespace, rest: list[str]) -> int:
+    beam_flags = _beam_flags(rest)
+    taxonomy = load_taxonomy(None)
+    server = demo.sample_server()
+    try:
+        print(f"demo: serving the sample site at {server.base_url} (loopback only)")
+        options = PipelineOptions(["--allow-private-networks", *beam_flags])
+        summary = run_batch(options, demo.sample_feeds(server), taxonomy, args.out)
+    finally:
+        server.stop()
+    return _report(summary)
+
+
+def _report(summary: dict[str, Any]) -> int:
+    print(format_summary(summary))
+    if not all(summary["accounted"].values()):
+        print("newsbeam: error: the run did not account for every feed and entry",
+              file=sys.stderr)
+        return EXIT_INCOMPLETE
+    return 0
+
+
+def _beam_flags(rest: list[str]) -> list[str]:
+    """Check that what newsbeam did not recognise is a Beam option; refuse anything else."""
+    parser = _BeamArgumentParser(allow_abbrev=False)
+    for options_class in _option_classes():
+        if options_class is not NewsbeamOptions:
+            options_class._add_argparse_args(parser)
+    _, unknown = parser.parse_known_args(rest)
+    if unknown:
+        raise UsageError(
+            f"unrecognized option {unknown[0]!r}: not a newsbeam option nor an Apache Beam "
+            "pipeline option (see 'newsbeam run --help')"
+        )
+    return rest
+
+
+def _option_classes() -> Iterator[type[PipelineOptions]]:
+    seen: set[type[PipelineOptions]] = set()
+    pending = list(PipelineOptions.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        if cls not in seen:
+            seen.add(cls)
+            pending.extend(cls.__subclasses__())
+            yield cls
+
+
+def _no_extra(rest: list[str]) -> None:
+    if rest:
+        raise UsageError(f"unrecognized arguments: {' '.join(rest)}")
+
+
+def _topics_tag(args: argparse.Namespace) -> int:
+    matcher = TopicMatcher(load_taxonomy(args.topics))
+    source = "<stdin>" if args.jsonl == "-" else args.jsonl
+    with _open_input(args.jsonl) as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            item = _json_object(line, f"{source}:{number}")
+            tags = matcher.tag(str(item.get("title") or ""), str(item.get("text") or ""))
+            json.dump({"id": item.get("id"), "topics": [t.to_dict() for t in tags]},
+                      sys.stdout, ensure_ascii=False)
+            sys.stdout.write("\n")
+    return 0
+
+
+def _open_input(path: str) -> IO[str]:
+    if path == "-":
+        return sys.stdin
+    try:
+        return Path(path).open(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _json_object(line: str, where: str) -> dict[str, Any]:
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{where}: not valid JSON: {exc.msg}") from None
+    if not isinstance(item, dict):
+        raise UsageError(f"{where}: expected a JSON object with id, title and text")
+    return item
+
+
+def _fail(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+    print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_USAGE)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

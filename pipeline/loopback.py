@@ -1,0 +1,99 @@
+"""A small HTTP server on a loopback address, for the offline demo and the test suite.
+
+Routes map a path (with its query string) to a fixed response or to a handler function; the
+server counts the requests each path received, so tests can check what was fetched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    """A fixed response."""
+
+    body: bytes = b""
+    status: int = 200
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+Handler = Callable[[BaseHTTPRequestHandler], None]
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # clients that hang up mid-response are expected (size caps, timeouts)
+
+
+class LoopbackServer:
+    """Serve `routes` on host:port (port 0 picks a free one) in a background thread."""
+
+    def __init__(self, routes: Mapping[str, Route | Handler], host: str = "127.0.0.1",
+                 port: int = 0) -> None:
+        self.routes: dict[str, Route | Handler] = dict(routes)
+        self.requests: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        server = self
+
+        class _RequestHandler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802  (http.server's naming)
+                with server._lock:
+                    server.requests[self.path] += 1
+                # Like a real site, ignore query strings the route does not name (?utm_source=...).
+                route = server.routes.get(self.path) or server.routes.get(
+                    self.path.split("?", 1)[0]
+                )
+                if route is None:
+                    self._send(Route(b"not found", 404, {"Content-Type": "text/plain"}))
+                elif isinstance(route, Route):
+                    self._send(route)
+                else:
+                    route(self)
+
+            def _send(self, route: Route) -> None:
+                self.send_response(route.status)
+                for name, value in route.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(route.body)))
+                self.end_headers()
+                self.wfile.write(route.body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass  # keep test and demo output clean
+
+        self._httpd = _QuietServer((host, port), _RequestHandler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def start(self) -> LoopbackServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> LoopbackServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,71 @@
+"""NewsbeamOptions: every newsbeam flag, as a Beam PipelineOptions view.
+
+Defining them as PipelineOptions means they travel with the job to remote workers and show up in
+Dataflow's job page, and one parser knows both newsbeam's and Beam's flags, so a typo in either
+is caught instead of being silently ignored (see `pipeline.cli`).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from transforms.http import DEFAULT_USER_AGENT, HttpSettings
+
+DEFAULT_OUT = "newsbeam-out"
+# FnApiRunner is Beam's local portable runner: it needs no download (the plain DirectRunner of
+# Beam 2.77 first tries to fetch the Prism runner from the internet) and supports multiple
+# worker processes with --direct_num_workers and --direct_running_mode=multi_processing.
+DEFAULT_RUNNER = "FnApiRunner"
+
+
+class NewsbeamOptions(PipelineOptions):
+    """newsbeam's own pipeline options."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--feeds", metavar="FILE",
+            help="feeds file: YAML ('feeds: [{url, name, tags}]') or OPML",
+        )
+        parser.add_argument(
+            "--topics", metavar="FILE", default=None,
+            help="topic taxonomy YAML (default: the bundled taiwan/trade/fentanyl taxonomy)",
+        )
+        parser.add_argument(
+            "--out", metavar="DIR", default=DEFAULT_OUT,
+            help=f"directory for articles-*.jsonl, dead-letters-*.jsonl and run.json"
+            f" (default: {DEFAULT_OUT})",
+        )
+        parser.add_argument(
+            "--allow-private-networks", "--allow_private_networks",
+            dest="allow_private_networks", action="store_true", default=False,
+            help="allow fetching from loopback, private and link-local addresses"
+            " (refused by default, to stop feeds from reaching internal services)",
+        )
+        parser.add_argument(
+            "--http-user-agent", "--http_user_agent", dest="http_user_agent", default=DEFAULT_USER_AGENT,
+            help="User-Agent for every request; include a contact URL or address",
+        )
+        parser.add_argument(
+            "--http-timeout", "--http_timeout", dest="http_timeout", type=float, default=30.0,
+            metavar="SECONDS", help="connect and read timeout per request (default: 30)",
+        )
+        parser.add_argument(
+            "--http-deadline", "--http_deadline", dest="http_deadline", type=float,
+            default=60.0, metavar="SECONDS",
+            help="overall time limit for one request, redirects included (default: 60)",
+        )
+
+
+def http_settings(options: PipelineOptions) -> HttpSettings:
+    """The HTTP client settings these options ask for."""
+    view = options.view_as(NewsbeamOptions)
+    return HttpSettings(
+        user_agent=view.http_user_agent,
+        connect_timeout=min(view.http_timeout, 10.0),
+        read_timeout=view.http_timeout,
+        deadline=view.http_deadline,
+        allow_private_networks=view.allow_private_networks,
+    )

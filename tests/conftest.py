@@ -1,0 +1,91 @@
+"""Shared fixtures: the loopback-only socket guard, fixture servers, corpus paths."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.loopback import LoopbackServer
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+_real_getaddrinfo = socket.getaddrinfo
+_violations: list[str] = []
+
+
+class NetworkGuardError(RuntimeError):
+    """A test tried to reach something other than loopback."""
+
+
+def _is_loopback_host(host: object) -> bool:
+    if host is None or host == "localhost":
+        return True
+    if isinstance(host, bytes):
+        host = host.decode()
+    try:
+        return ipaddress.ip_address(str(host).strip("[]").split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _refuse(what: str) -> None:
+    _violations.append(what)
+    raise NetworkGuardError(f"tests may only reach loopback addresses; refused {what}")
+
+
+def _guarded_connect(self: socket.socket, address: object) -> None:
+    if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback_host(address[0]):  # type: ignore[index]
+        _refuse(f"connect to {address!r}")
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: object) -> int:
+    if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback_host(address[0]):  # type: ignore[index]
+        _refuse(f"connect_ex to {address!r}")
+    return _real_connect_ex(self, address)
+
+
+def _guarded_getaddrinfo(host: object, *args: object, **kwargs: object) -> list:
+    # Resolving a public name would itself send a DNS query off this machine.
+    if not _is_loopback_host(host):
+        _refuse(f"name resolution of {host!r}")
+    return _real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def loopback_only() -> Iterator[None]:
+    """Every test runs with sockets that can reach loopback addresses only."""
+    patches = pytest.MonkeyPatch()
+    patches.setattr(socket.socket, "connect", _guarded_connect)
+    patches.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
+    patches.setattr(socket, "getaddrinfo", _guarded_getaddrinfo)
+    yield
+    patches.undo()
+
+
+@pytest.fixture(autouse=True)
+def no_guard_violations() -> Iterator[None]:
+    """Fail a test that tried to leave loopback even if the code under test swallowed the error."""
+    _violations.clear()
+    yield
+    assert not _violations, f"non-loopback network access attempted: {_violations}"
+
+
+@pytest.fixture
+def server() -> Iterator[LoopbackServer]:
+    """An empty loopback server; tests add routes to `server.routes`."""
+    with LoopbackServer({}) as running:
+        yield running
+
+
+@pytest.fixture
+def corpus() -> Path:
+    if not CORPUS.is_dir():
+        pytest.skip(f"shared corpus not found at {CORPUS} (it lives beside the repository)")
+    return CORPUS

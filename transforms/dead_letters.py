@@ -1,0 +1,100 @@
+"""Reason codes and the one way to build a dead letter.
+
+A dead letter is data, not an exception: every feed or entry the pipeline cannot turn into a
+record becomes one `DeadLetter` with a short reason code from `REASONS`, so a user can count,
+filter and alert on them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import apache_beam as beam
+
+from transforms.metrics import count
+from transforms.records import DeadLetter
+
+# The tag of every stage's dead-letter output (ParDo(...).with_outputs(DEAD_LETTERS, ...)).
+DEAD_LETTERS = "dead_letters"
+
+# Stage names, as written into dead letters; they match the pipeline's stage labels.
+FETCH_FEEDS = "fetch_feeds"
+PARSE_ENTRIES = "parse_entries"
+FETCH_PAGES = "fetch_pages"
+EXTRACT_ARTICLES = "extract_articles"
+TAG_TOPICS = "tag_topics"
+
+STAGES = (FETCH_FEEDS, PARSE_ENTRIES, FETCH_PAGES, EXTRACT_ARTICLES, TAG_TOPICS)
+
+REASONS: dict[str, str] = {
+    # HTTP layer (feeds and pages alike)
+    "invalid_url": "the URL is not an absolute http(s) URL",
+    "blocked_address": "the host resolves to a private, loopback or reserved address",
+    "dns_error": "the host name could not be resolved",
+    "connection_error": "the connection failed or was reset",
+    "timeout": "connect, read or overall deadline exceeded",
+    "http_status": "the server answered with an error status",
+    "too_many_redirects": "more redirects than allowed, or a redirect loop",
+    "too_large": "the body exceeded the size cap",
+    "bad_content_type": "the content type is not one this stage accepts",
+    "bad_encoding": "the body's Content-Encoding could not be decoded",
+    # feeds
+    "feed_unparseable": "the feed could not be parsed into any entry",
+    "feed_empty": "the feed parsed but has no entries",
+    "entry_without_link": "the entry has no usable http(s) link to an article",
+    # pages and articles
+    "empty_extraction": "no article text could be extracted from the page",
+    "extraction_error": "the extractor failed on this page",
+    # anything we did not foresee: still accounted for, never a crashed bundle
+    "unexpected_error": "an unexpected error; see error_type and message",
+}
+
+SUBJECTS = ("feed", "entry")
+
+
+def dead_letter(
+    stage: str,
+    reason: str,
+    *,
+    subject: str,
+    url: str,
+    feed_url: str,
+    message: str,
+    error_type: str = "",
+    at: datetime | None = None,
+) -> DeadLetter:
+    """Build a dead letter, refusing unknown stages, reasons and subjects (they are a contract)."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown dead-letter stage {stage!r}")
+    if reason not in REASONS:
+        raise ValueError(f"unknown dead-letter reason {reason!r}")
+    if subject not in SUBJECTS:
+        raise ValueError(f"unknown dead-letter subject {subject!r}")
+    return DeadLetter(
+        stage=stage,
+        reason=reason,
+        subject=subject,
+        url=url,
+        feed_url=feed_url,
+        error_type=error_type,
+        message=_one_line(message),
+        at=at or datetime.now(UTC),
+    )
+
+
+def _one_line(message: str, limit: int = 500) -> str:
+    flat = " ".join(message.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _counted(letter: DeadLetter) -> DeadLetter:
+    count(f"dead_letters.{letter.stage}.{letter.reason}")
+    count("feeds.dead_letter" if letter.subject == "feed" else "entries.dead_letter")
+    return letter
+
+
+class CollectDeadLetters(beam.PTransform):
+    """Flatten the dead-letter outputs of every stage into one PCollection, counted by reason."""
+
+    def expand(self, outputs: tuple[beam.PCollection, ...]) -> beam.PCollection:
+        return outputs | "Flatten" >> beam.Flatten() | "CountByReason" >> beam.Map(_counted)

@@ -1,0 +1,235 @@
+"""FetchFeeds and ParseEntries: feed bytes over our HTTP client, entries out of feedparser.
+
+`parse_feed` is a plain function (no Beam), so it can be tested on every corpus feed directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import apache_beam as beam
+import feedparser
+
+from transforms.dead_letters import DEAD_LETTERS, FETCH_FEEDS, PARSE_ENTRIES, dead_letter
+from transforms.dedup import article_id, canonical_url
+from transforms.fetch_fn import HttpFetchFn
+from transforms.http import FetchError, HttpSettings, MiB, is_feed_content_type
+from transforms.metrics import count
+from transforms.records import DeadLetter, Entry, Feed, FetchedFeed
+from transforms.text import clean_whitespace, html_to_text
+
+FEED_ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9,"
+    " application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ParsedFeed:
+    """What one feed body yielded: its title, its entries, and what could not be used."""
+
+    title: str | None
+    entries: tuple[Entry, ...]
+    dead_letters: tuple[DeadLetter, ...]
+    bozo_reason: str | None  # why feedparser found the feed ill-formed, if it did
+
+
+def parse_feed(fetched: FetchedFeed) -> ParsedFeed:
+    """Parse fetched feed bytes into entries; ill-formed feeds keep what can be salvaged.
+
+    feedparser only ever sees bytes (never a URL it could fetch itself); the HTTP Content-Type
+    goes along so a charset the server declared is honoured, and Content-Location resolves
+    relative links against the URL the feed was really served from.
+    """
+    feed = fetched.feed
+    parsed = feedparser.parse(
+        io.BytesIO(fetched.body),
+        response_headers={
+            "content-type": fetched.content_type or "application/xml",
+            "content-location": fetched.final_url,
+        },
+    )
+    bozo_reason = _bozo_reason(parsed) if parsed.get("bozo") else None
+    title = _text(parsed.feed.get("title")) or feed.name
+    raw_entries = parsed.get("entries") or []
+    if not raw_entries:
+        reason = "feed_unparseable" if bozo_reason else "feed_empty"
+        message = bozo_reason or "the feed has no entries"
+        return ParsedFeed(
+            title=title,
+            entries=(),
+            dead_letters=(
+                dead_letter(
+                    PARSE_ENTRIES, reason, subject="feed", url=feed.url, feed_url=feed.url,
+                    message=message, error_type=_bozo_type(parsed) if bozo_reason else "",
+                ),
+            ),
+            bozo_reason=bozo_reason,
+        )
+    entries: list[Entry] = []
+    rejected: list[DeadLetter] = []
+    for position, raw in enumerate(raw_entries):
+        link = _entry_link(raw)
+        if link is None:
+            rejected.append(
+                dead_letter(
+                    PARSE_ENTRIES, "entry_without_link", subject="entry",
+                    url=str(raw.get("link") or raw.get("id") or ""), feed_url=feed.url,
+                    message=f"entry {position} ({_text(raw.get('title')) or 'untitled'!r})"
+                    " has no http(s) link",
+                )
+            )
+            continue
+        entries.append(_entry(raw, link, position, feed, title))
+    return ParsedFeed(title, tuple(entries), tuple(rejected), bozo_reason)
+
+
+def _entry(raw: Any, link: str, position: int, feed: Feed, feed_title: str | None) -> Entry:
+    canonical = canonical_url(link)
+    return Entry(
+        feed_url=feed.url,
+        feed_title=feed_title,
+        feed_tags=feed.tags,
+        feed_index=feed.index,
+        position=position,
+        guid=_text(raw.get("id")) or None,
+        link=link,
+        canonical_url=canonical,
+        article_id=article_id(canonical),
+        title=_text(raw.get("title")) or None,
+        authors=_authors(raw),
+        published_at=_utc(raw.get("published_parsed")),
+        # `in` first: a plain get() falls back to published_parsed with a DeprecationWarning.
+        updated_at=_utc(raw["updated_parsed"]) if "updated_parsed" in raw else None,
+        categories=tuple(
+            dict.fromkeys(
+                term for tag in raw.get("tags") or [] if (term := _text(tag.get("term")))
+            )
+        ),
+        summary=html_to_text(raw.get("summary")) or None,
+        content_html=_full_content(raw),
+    )
+
+
+def _entry_link(raw: Any) -> str | None:
+    """The entry's article link: `link`, else an alternate link, else a permalink guid."""
+    candidates = [raw.get("link")]
+    candidates += [
+        link.get("href") for link in raw.get("links") or [] if link.get("rel") == "alternate"
+    ]
+    if raw.get("guidislink"):
+        candidates.append(raw.get("id"))
+    for candidate in candidates:
+        if isinstance(candidate, str):
+            candidate = candidate.strip()
+            if candidate.lower().startswith(("http://", "https://")):
+                return candidate
+    return None
+
+
+def _authors(raw: Any) -> tuple[str, ...]:
+    names = [_text(author.get("name")) for author in raw.get("authors") or []]
+    if not any(names):
+        names = [_text(raw.get("author"))]
+    return tuple(dict.fromkeys(name for name in names if name))
+
+
+def _full_content(raw: Any) -> str | None:
+    """The longest full-content body of the entry (content:encoded, atom:content), if any."""
+    bodies = [c.get("value") or "" for c in raw.get("content") or []]
+    longest = max(bodies, key=len, default="")
+    return longest or None
+
+
+def _utc(parsed: time.struct_time | None) -> datetime | None:
+    """feedparser's *_parsed values are struct_time in UTC; out-of-range ones become None."""
+    if not parsed:
+        return None
+    try:
+        return datetime(*parsed[:6], tzinfo=UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+def _text(value: Any) -> str:
+    return clean_whitespace(value) if isinstance(value, str) else ""
+
+
+def _bozo_reason(parsed: Any) -> str:
+    exc = parsed.get("bozo_exception")
+    return f"{type(exc).__name__}: {exc}" if exc else "ill-formed feed"
+
+
+def _bozo_type(parsed: Any) -> str:
+    exc = parsed.get("bozo_exception")
+    return type(exc).__name__ if exc else ""
+
+
+class _FetchFeedFn(HttpFetchFn):
+    def process(self, feed: Feed) -> Iterator[Any]:
+        try:
+            response = self.get(
+                feed.url, accept=FEED_ACCEPT,
+                content_type_ok=is_feed_content_type,
+            )
+        except FetchError as error:
+            yield beam.pvalue.TaggedOutput(
+                DEAD_LETTERS,
+                dead_letter(
+                    FETCH_FEEDS, error.reason, subject="feed", url=error.url, feed_url=feed.url,
+                    message=str(error), error_type=error.error_type,
+                ),
+            )
+            return
+        if response.status == 304:
+            count("feeds.not_modified")
+            return
+        yield FetchedFeed(
+            feed=feed, final_url=response.url, status=response.status,
+            content_type=response.content_type, body=response.body,
+            fetched_at=response.fetched_at,
+        )
+
+
+class _ParseEntriesFn(beam.DoFn):
+    def process(self, fetched: FetchedFeed) -> Iterator[Any]:
+        parsed = parse_feed(fetched)
+        if parsed.bozo_reason and parsed.entries:
+            count("feeds.ill_formed_kept")
+        rejected = sum(1 for letter in parsed.dead_letters if letter.subject == "entry")
+        count("entries.parsed", len(parsed.entries) + rejected)
+        # A feed that was fetched but yields no entry is a dead letter (counted as one), so
+        # "fetched" is counted here, once parsing has shown the feed is usable.
+        if not any(letter.subject == "feed" for letter in parsed.dead_letters):
+            count("feeds.fetched")
+        yield from parsed.entries
+        for letter in parsed.dead_letters:
+            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, letter)
+
+
+class FetchFeeds(beam.PTransform):
+    """Feed -> FetchedFeed (main) and DeadLetter (`dead_letters`). A 304 is counted, not output."""
+
+    def __init__(self, settings: HttpSettings, max_bytes: int = 5 * MiB) -> None:
+        super().__init__()
+        self.settings = settings
+        self.max_bytes = max_bytes
+
+    def expand(self, feeds: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
+        return feeds | "Fetch" >> beam.ParDo(
+            _FetchFeedFn(self.settings, self.max_bytes)
+        ).with_outputs(DEAD_LETTERS, main="feeds")
+
+
+class ParseEntries(beam.PTransform):
+    """FetchedFeed -> Entry (main) and DeadLetter (`dead_letters`)."""
+
+    def expand(self, fetched: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
+        return fetched | "Parse" >> beam.ParDo(_ParseEntriesFn()).with_outputs(
+            DEAD_LETTERS, main="entries"
+        )

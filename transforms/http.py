@@ -1,0 +1,328 @@
+"""The one HTTP client newsbeam uses for feeds and pages alike.
+
+It owns every network decision: User-Agent, connect/read timeouts and an overall deadline, a
+byte cap enforced while reading, manual redirects (so every hop is checked), the address guard
+that refuses private and reserved networks, conditional-GET headers, a content-type check, and
+retries with backoff on the failures that retrying can fix. Callers get bytes or a `FetchError`
+whose `reason` is a dead-letter reason code; feedparser and trafilatura never touch the network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+import ipaddress
+import random
+import socket
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+DEFAULT_USER_AGENT = "newsbeam/0.1 (+https://github.com/newsbeam/newsbeam)"
+
+MiB = 1024 * 1024
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
+@dataclasses.dataclass(frozen=True)
+class HttpSettings:
+    """Limits and identity for every request; picklable, so DoFns can carry it."""
+
+    user_agent: str = DEFAULT_USER_AGENT
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    deadline: float = 60.0  # whole request, redirects and body included
+    max_redirects: int = 5
+    retries: int = 2  # extra attempts after the first, for RETRYABLE_STATUSES and network errors
+    backoff: float = 0.5  # seconds before the first retry; doubles each time, with jitter
+    max_retry_after: float = 30.0  # a longer Retry-After is capped, not obeyed
+    allow_private_networks: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Response:
+    """A successful (2xx or 304) response with its body read in full, within the cap."""
+
+    url: str  # after redirects
+    status: int
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+    fetched_at: datetime
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+
+class FetchError(Exception):
+    """A request that produced no usable body. `reason` is a dead-letter reason code."""
+
+    def __init__(self, reason: str, message: str, *, url: str, status: int | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.url = url
+        self.status = status
+
+    @property
+    def error_type(self) -> str:
+        """For dead letters: the HTTP status when there was one."""
+        return f"HTTP {self.status}" if self.status else type(self).__name__
+
+
+def media_type(content_type: str) -> str:
+    """The bare, lower-case media type of a Content-Type header ("" when absent)."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def is_feed_content_type(content_type: str) -> bool:
+    """Feeds come as XML, JSON or text of some kind; servers mislabel them often, so be lenient."""
+    kind = media_type(content_type)
+    return (
+        kind in ("", "application/octet-stream")
+        or kind.startswith("text/")
+        or any(word in kind for word in ("xml", "json", "rss", "atom", "rdf"))
+    )
+
+
+def is_page_content_type(content_type: str) -> bool:
+    """Article pages must be HTML or XHTML (an absent type is given the benefit of the doubt)."""
+    return media_type(content_type) in ("", "text/html", "application/xhtml+xml")
+
+
+def is_public_address(address: str) -> bool:
+    """True for a globally routable unicast address (IPv4-mapped IPv6 is judged as IPv4)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def check_address(url: str, *, allow_private_networks: bool) -> None:
+    """Refuse a URL whose host resolves to a non-public address, before any connection.
+
+    Every resolved address must be public: a host with one private A record is refused, because
+    the connection could go to any of them.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname
+    if not host:
+        raise FetchError("invalid_url", f"no host in {url!r}", url=url)
+    if allow_private_networks:
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise FetchError("dns_error", f"cannot resolve {host}: {exc}", url=url) from exc
+    for info in infos:
+        address = str(info[4][0])
+        if not is_public_address(address):
+            raise FetchError(
+                "blocked_address",
+                f"{host} resolves to non-public address {address}"
+                " (use --allow-private-networks to permit)",
+                url=url,
+            )
+
+
+def validate_url(url: str) -> str:
+    """Return the URL if it is an absolute http(s) URL with a host, else raise FetchError."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError on a malformed port)
+    except ValueError as exc:
+        raise FetchError("invalid_url", f"malformed URL {url!r}: {exc}", url=url) from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise FetchError("invalid_url", f"not an absolute http(s) URL: {url!r}", url=url)
+    return url
+
+
+class HttpClient:
+    """A synchronous client with newsbeam's limits. Open one per DoFn in setup(), close it in
+    teardown(); it is not picklable and need not be."""
+
+    def __init__(
+        self, settings: HttpSettings, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self.settings = settings
+        self._sleep = sleep
+        self._client = httpx.Client(
+            follow_redirects=False,
+            timeout=httpx.Timeout(
+                settings.read_timeout, connect=settings.connect_timeout, pool=settings.deadline
+            ),
+            headers={"User-Agent": settings.user_agent},
+            trust_env=False,  # never route through a proxy from the environment
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def get(
+        self,
+        url: str,
+        *,
+        max_bytes: int,
+        accept: str = "*/*",
+        content_type_ok: Callable[[str], bool] = lambda _: True,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """GET `url`, following redirects, retrying what is worth retrying.
+
+        Raises FetchError for every failure; returns 2xx responses and 304 (with an empty body).
+        """
+        attempt = 0
+        while True:
+            try:
+                return self._get_once(url, max_bytes, accept, content_type_ok, headers or {})
+            except _RetryableError as retry:
+                attempt += 1
+                if attempt > self.settings.retries:
+                    raise retry.error from None
+                self._sleep(self._retry_delay(attempt, retry.retry_after))
+
+    def _retry_delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.settings.max_retry_after)
+        base = self.settings.backoff * (2 ** (attempt - 1))
+        return base * (0.5 + random.random())  # jitter, so retries from many workers spread
+
+    def _get_once(
+        self,
+        url: str,
+        max_bytes: int,
+        accept: str,
+        content_type_ok: Callable[[str], bool],
+        headers: Mapping[str, str],
+    ) -> Response:
+        started = time.monotonic()
+        seen: set[str] = set()
+        current = validate_url(url)
+        for _hop in range(self.settings.max_redirects + 1):
+            check_address(current, allow_private_networks=self.settings.allow_private_networks)
+            seen.add(current)
+            request_headers = {"Accept": accept, **headers}
+            try:
+                with self._client.stream("GET", current, headers=request_headers) as response:
+                    status = response.status_code
+                    if status in REDIRECT_STATUSES:
+                        location = response.headers.get("location")
+                        if not location:
+                            raise FetchError(
+                                "http_status", f"HTTP {status} without Location", url=current,
+                                status=status,
+                            )
+                        target = validate_url(urljoin(current, location.strip()))
+                        if target in seen:
+                            raise FetchError(
+                                "too_many_redirects", f"redirect loop back to {target}",
+                                url=url, status=status,
+                            )
+                        current = target
+                        continue
+                    if status == 304:
+                        return self._response(current, response, b"")
+                    if status in RETRYABLE_STATUSES:
+                        raise _RetryableError(
+                            FetchError("http_status", f"HTTP {status}", url=current,
+                                       status=status),
+                            parse_retry_after(response.headers.get("retry-after")),
+                        )
+                    if not 200 <= status < 300:
+                        raise FetchError("http_status", f"HTTP {status}", url=current,
+                                         status=status)
+                    content_type = response.headers.get("content-type", "")
+                    if not content_type_ok(content_type):
+                        raise FetchError(
+                            "bad_content_type", f"unexpected content type {content_type!r}",
+                            url=current, status=status,
+                        )
+                    body = self._read_capped(response, current, max_bytes, started)
+                    return self._response(current, response, body)
+            except httpx.TimeoutException as exc:
+                raise _RetryableError(
+                    FetchError("timeout", f"{type(exc).__name__}: {exc}", url=current)
+                ) from exc
+            except httpx.TransportError as exc:
+                raise _RetryableError(
+                    FetchError("connection_error", f"{type(exc).__name__}: {exc}", url=current)
+                ) from exc
+            except httpx.DecodingError as exc:
+                raise FetchError("bad_encoding", f"undecodable body: {exc}", url=current) from exc
+        raise FetchError(
+            "too_many_redirects",
+            f"more than {self.settings.max_redirects} redirects", url=url,
+        )
+
+    def _read_capped(
+        self, response: httpx.Response, url: str, max_bytes: int, started: float
+    ) -> bytes:
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > max_bytes:
+            raise FetchError(
+                "too_large", f"Content-Length {declared} exceeds cap of {max_bytes} bytes",
+                url=url, status=response.status_code,
+            )
+        chunks: list[bytes] = []
+        size = 0
+        # iter_bytes yields decompressed bytes, so the cap also bounds what gzip/deflate inflate to.
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > max_bytes:
+                raise FetchError(
+                    "too_large", f"body exceeds cap of {max_bytes} bytes", url=url,
+                    status=response.status_code,
+                )
+            if time.monotonic() - started > self.settings.deadline:
+                raise FetchError(
+                    "timeout", f"overall deadline of {self.settings.deadline:g}s exceeded",
+                    url=url, status=response.status_code,
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @staticmethod
+    def _response(url: str, response: httpx.Response, body: bytes) -> Response:
+        return Response(
+            url=url,
+            status=response.status_code,
+            headers={k.lower(): v for k, v in response.headers.items()},
+            body=body,
+            fetched_at=datetime.now(UTC),
+        )
+
+
+class _RetryableError(Exception):
+    """Internal: a failure worth another attempt, carrying the error to raise if none is left."""
+
+    def __init__(self, error: FetchError, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
