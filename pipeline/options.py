@@ -45,7 +45,8 @@ class NewsbeamOptions(PipelineOptions):
             " (refused by default, to stop feeds from reaching internal services)",
         )
         parser.add_argument(
-            "--http-user-agent", "--http_user_agent", dest="http_user_agent", default=DEFAULT_USER_AGENT,
+            "--http-user-agent", "--http_user_agent", dest="http_user_agent",
+            default=DEFAULT_USER_AGENT,
             help="User-Agent for every request; include a contact URL or address",
         )
         parser.add_argument(

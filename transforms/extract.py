@@ -18,7 +18,6 @@ import trafilatura
 from lxml.html import HtmlElement
 
 from transforms.dead_letters import DEAD_LETTERS, EXTRACT_ARTICLES, dead_letter
-from transforms.metrics import count
 from transforms.records import Article, Page
 from transforms.text import clean_whitespace
 

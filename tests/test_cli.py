@@ -1,0 +1,129 @@
+"""The newsbeam command: run, topics tag, and the one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline import demo
+from pipeline.cli import main
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        status = main(list(argv))
+    except SystemExit as exit_:
+        status = int(exit_.code or 0)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def _error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("newsbeam: error:")]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_bad_feeds_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds:\n  - url: https://ok.example/feed\n  - url: not a url\n")
+    status, _, err = _run(capsys, "run", "--feeds", str(feeds), "--out", str(tmp_path / "o"))
+    assert status == 2
+    assert _error_line(err) == (
+        f"newsbeam: error: {feeds}: feeds[1].url: 'not a url' is not an absolute http(s) URL"
+    )
+    assert not (tmp_path / "o").exists()  # refused before anything ran
+
+
+def test_bad_topics_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds: [https://ok.example/feed]\n")
+    topics = tmp_path / "topics.yaml"
+    topics.write_text("version: 1\ntopics:\n  - name: trade\n    terms: [trade]\n    about: lots\n")
+    status, _, err = _run(capsys, "run", "--feeds", str(feeds), "--topics", str(topics))
+    assert status == 2
+    assert _error_line(err) == (
+        f"newsbeam: error: {topics}: topics[0] (trade).about: expected a non-negative number,"
+        " got 'lots'"
+    )
+
+
+@pytest.mark.parametrize("typo", ["--direct_num_wrkers=2", "--fedds=x.yaml", "--allow-private"])
+def test_unknown_options_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], typo: str
+) -> None:
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds: [https://ok.example/feed]\n")
+    status, _, err = _run(capsys, "run", "--feeds", str(feeds), typo)
+    assert status == 2
+    assert f"unrecognized option '{typo}'" in _error_line(err)
+
+
+def test_missing_feeds_option(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = _run(capsys, "run")
+    assert status == 2 and "--feeds FILE is required" in _error_line(err)
+
+
+def test_run_writes_records_dead_letters_and_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = demo.sample_server()
+    try:
+        feeds = tmp_path / "feeds.yaml"
+        feeds.write_text("feeds:\n" + "".join(
+            f"  - url: {site.url('/feeds/' + name)}\n" for name, _, _ in demo.FEED_FILES
+        ))
+        out = tmp_path / "out"
+        status, stdout, _ = _run(capsys, "run", "--feeds", str(feeds), "--out", str(out),
+                                 "--allow-private-networks", "--direct_num_workers=1")
+    finally:
+        site.stop()
+    assert status == 0
+    assert "entries  11 parsed: 6 records, 2 duplicates, 3 dead letters  [ok]" in stdout
+    summary = json.loads((out / "run.json").read_text())
+    assert summary["runner"] == "FnApiRunner"
+    assert summary["topics"]["fentanyl"] == {"about": 2, "mention": 1}
+    assert len(list(out.glob("articles-*.jsonl"))) >= 1
+    assert len(list(out.glob("dead-letters-*.jsonl"))) >= 1
+
+
+def test_run_without_permission_refuses_loopback_feeds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = demo.sample_server()
+    try:
+        feeds = tmp_path / "feeds.yaml"
+        feeds.write_text(f"feeds: [{site.url('/feeds/world.rss')}]\n")
+        status, stdout, _ = _run(capsys, "run", "--feeds", str(feeds), "--out",
+                                 str(tmp_path / "out"))
+        assert sum(site.requests.values()) == 0
+    finally:
+        site.stop()
+    assert status == 0
+    assert "1 dead letters  [ok]" in stdout
+    assert "dead letters at fetch_feeds: blocked_address 1" in stdout
+
+
+def test_topics_tag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = tmp_path / "in.jsonl"
+    lines.write_text(
+        json.dumps({"id": "a", "title": "Tariffs rise again", "text": "Imports fell."}) + "\n"
+        + json.dumps({"id": "b", "title": "Weather", "text": "Sunny all week."}) + "\n"
+    )
+    status, stdout, _ = _run(capsys, "topics", "tag", "--jsonl", str(lines))
+    assert status == 0
+    results = [json.loads(line) for line in stdout.splitlines()]
+    assert [r["id"] for r in results] == ["a", "b"]
+    assert [t["name"] for t in results[0]["topics"]] == ["trade"]
+    assert set(results[0]["topics"][0]) == {"name", "relevance", "score", "evidence"}
+    assert results[1]["topics"] == []
+
+
+def test_topics_tag_bad_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = tmp_path / "in.jsonl"
+    lines.write_text('{"id": "a", "text": "x"}\n{broken\n')
+    status, _, err = _run(capsys, "topics", "tag", "--jsonl", str(lines))
+    assert status == 2 and f"{lines}:2: not valid JSON" in _error_line(err)

@@ -1,0 +1,142 @@
+"""Feeds files (YAML and OPML) and topic taxonomies: what loads, and the one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import ConfigError, load_feeds, load_taxonomy, parse_taxonomy
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_yaml_feeds_with_names_tags_and_bare_urls(tmp_path: Path) -> None:
+    path = _write(tmp_path, "feeds.yaml", """
+feeds:
+  - url: https://news.example/world.rss
+    name: World
+    tags: [world, asia]
+  - https://news.example/markets.atom
+""")
+    feeds = load_feeds(path)
+    assert [(f.url, f.name, f.tags, f.index) for f in feeds] == [
+        ("https://news.example/world.rss", "World", ("world", "asia"), 0),
+        ("https://news.example/markets.atom", None, (), 1),
+    ]
+
+
+OPML = """<?xml version="1.0" encoding="UTF-8"?>
+<opml version="2.0">
+  <head><title>My subscriptions</title></head>
+  <body>
+    <outline text="News" title="News">
+      <outline text="Asia" title="Asia">
+        <outline type="rss" text="Asia desk" xmlUrl="https://news.example/asia.rss"
+                 htmlUrl="https://news.example/asia/"/>
+      </outline>
+      <outline type="rss" text="Markets" xmlUrl="https://news.example/markets.atom"
+               category="/economy,trade"/>
+    </outline>
+    <outline type="rss" title="Health" xmlUrl="https://news.example/health.xml"/>
+    <outline text="Also in Asia" xmlUrl="https://news.example/asia.rss"/>
+  </body>
+</opml>
+"""
+
+
+def test_opml_nested_outlines_folders_become_tags(tmp_path: Path) -> None:
+    # Chosen by content: the extension says YAML, the file is OPML.
+    feeds = load_feeds(_write(tmp_path, "subscriptions.yaml", OPML))
+    assert [(f.url, f.name, f.tags) for f in feeds] == [
+        ("https://news.example/asia.rss", "Asia desk", ("News", "Asia")),
+        ("https://news.example/markets.atom", "Markets", ("News", "economy", "trade")),
+        ("https://news.example/health.xml", "Health", ()),
+    ]
+    assert [f.index for f in feeds] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("feeds: []", "no feeds listed"),
+    ("feeds: https://x.example/feed", "'feeds' must be a list, got str"),
+    ("sources: [https://x.example/feed]", "expected a mapping with a 'feeds' list"),
+    ("feeds:\n  - name: no url here", "feeds[0]: missing 'url'"),
+    ("feeds:\n  - url: ftp://x.example/feed", "feeds[0].url: 'ftp://x.example/feed' is not an"),
+    ("feeds:\n  - url: https://x.example/a\n  - url: /relative/feed",
+     "feeds[1].url: '/relative/feed' is not an absolute http(s) URL"),
+    ("feeds:\n  - url: https://x.example/a\n    tag: [oops]", "feeds[0]: unknown key 'tag'"),
+    ("feeds:\n  - url: https://x.example/a\n    tags: world", "feeds[0].tags: expected a list"),
+    ("feeds: [\n", "invalid YAML (line 2, column 1)"),
+    ("<opml><body><outline xmlUrl='nope'/></body></opml>", "is not an absolute http(s) URL"),
+    ("<rss><channel/></rss>", "an XML feeds file must be OPML, found <rss>"),
+    ("<opml><body>", "not well-formed XML"),
+])
+def test_bad_feeds_files_name_the_file_entry_and_problem(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = _write(tmp_path, "feeds.yaml", text)
+    with pytest.raises(ConfigError) as error:
+        load_feeds(path)
+    assert str(error.value).startswith(str(path))
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_missing_feeds_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        load_feeds(tmp_path / "absent.yaml")
+
+
+def test_bundled_taxonomy_has_the_three_default_topics() -> None:
+    taxonomy = load_taxonomy()
+    assert [t.name for t in taxonomy.topics] == ["taiwan", "trade", "fentanyl"]
+    assert taxonomy.version
+
+
+def test_taxonomy_terms_aliases_patterns(tmp_path: Path) -> None:
+    taxonomy = load_taxonomy(_write(tmp_path, "topics.yaml", """
+version: "7"
+topics:
+  - name: chips
+    terms: [semiconductor, {term: TSMC, case_sensitive: true, weight: 2}]
+    aliases: [半导体]
+    patterns: ['\\bchip ?makers?\\b']
+    exclude: [potato chips]
+    about: 5
+"""))
+    (topic,) = taxonomy.topics
+    assert taxonomy.version == "7"
+    assert [(t.text, t.weight, t.case_sensitive, t.pattern) for t in topic.terms] == [
+        ("semiconductor", 1.0, False, False), ("TSMC", 2.0, True, False),
+        ("半导体", 1.0, False, False), ("\\bchip ?makers?\\b", 1.0, False, True),
+    ]
+    assert topic.exclusions == ("potato chips",) and topic.about == 5.0
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("topics: []", "'version' is required"),
+    ("version: 1\ntopics: []", "'topics' must be a non-empty list"),
+    ("version: 1\ntopics:\n  - name: Bad Name\n    terms: [x]", "topics[0].name: expected a"),
+    ("version: 1\ntopics:\n  - name: a\n    terms: [x]\n    treshold: 2",
+     "topics[0] (a): unknown key 'treshold'"),
+    ("version: 1\ntopics:\n  - name: a", "topics[0] (a): needs at least one of"),
+    ("version: 1\ntopics:\n  - name: a\n    terms: [x]\n    about: high",
+     "topics[0] (a).about: expected a non-negative number, got 'high'"),
+    ("version: 1\ntopics:\n  - name: a\n    terms: [x]\n    about: 1\n    mention: 2",
+     "thresholds need 0 < mention (2.0) <= about (1.0)"),
+    ("version: 1\ntopics:\n  - name: a\n    patterns: ['(unclosed']",
+     "topics[0] (a).patterns[0]: invalid regular expression"),
+    ("version: 1\ntopics:\n  - name: a\n    terms: [{weight: 2}]",
+     "topics[0] (a).terms[0]: expected a string or a mapping with 'term'"),
+    ("version: 1\ntopics:\n  - {name: a, terms: [x]}\n  - {name: a, terms: [y]}",
+     "topic 'a' is defined more than once"),
+])
+def test_bad_taxonomies_name_the_topic_and_problem(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_taxonomy(text, "topics.yaml")
+    assert str(error.value).startswith("topics.yaml")
+    assert message in str(error.value)

@@ -1,0 +1,163 @@
+"""The HTTP client against loopback fixture routes: limits, redirects, retries, address guard."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import time
+from http.server import BaseHTTPRequestHandler
+
+import pytest
+
+from pipeline.loopback import LoopbackServer, Route
+from tests.conftest import NetworkGuardError
+from tests.helpers import LOOPBACK_HTTP
+from transforms.http import (
+    FetchError,
+    HttpClient,
+    HttpSettings,
+    is_page_content_type,
+    is_public_address,
+    parse_retry_after,
+)
+
+HTML = {"Content-Type": "text/html; charset=utf-8"}
+
+
+def _get(url: str, settings: HttpSettings = LOOPBACK_HTTP, **kwargs) -> object:
+    with HttpClient(settings, sleep=lambda _: None) as client:
+        return client.get(url, max_bytes=kwargs.pop("max_bytes", 1 << 20), **kwargs)
+
+
+def _error(url: str, settings: HttpSettings = LOOPBACK_HTTP, **kwargs) -> FetchError:
+    with pytest.raises(FetchError) as caught:
+        _get(url, settings, **kwargs)
+    return caught.value
+
+
+def test_ok_body_and_headers(server: LoopbackServer) -> None:
+    server.routes["/page"] = Route(b"<html>hi</html>", headers=HTML)
+    response = _get(server.url("/page"))
+    assert response.status == 200 and response.body == b"<html>hi</html>"
+    assert response.content_type == "text/html; charset=utf-8"
+
+
+@pytest.mark.parametrize("status", [404, 410, 403])
+def test_client_errors_are_not_retried_and_carry_the_status(
+    server: LoopbackServer, status: int
+) -> None:
+    server.routes["/gone"] = Route(b"", status=status)
+    error = _error(server.url("/gone"))
+    assert (error.reason, error.status, error.error_type) == ("http_status", status,
+                                                              f"HTTP {status}")
+    assert server.requests["/gone"] == 1
+
+
+def test_server_error_then_success_is_retried(server: LoopbackServer) -> None:
+    calls = []
+
+    def flaky(handler: BaseHTTPRequestHandler) -> None:
+        calls.append(1)
+        status = 503 if len(calls) == 1 else 200
+        handler.send_response(status)
+        handler.send_header("Content-Length", "2")
+        handler.end_headers()
+        handler.wfile.write(b"ok")
+
+    server.routes["/flaky"] = flaky
+    assert _get(server.url("/flaky")).body == b"ok"
+    assert len(calls) == 2
+
+
+def test_redirects_are_followed_and_loops_refused(server: LoopbackServer) -> None:
+    server.routes["/old"] = Route(status=301, headers={"Location": "/new"})
+    server.routes["/new"] = Route(b"moved", headers=HTML)
+    assert _get(server.url("/old")).url == server.url("/new")
+    server.routes["/a"] = Route(status=302, headers={"Location": "/b"})
+    server.routes["/b"] = Route(status=302, headers={"Location": "/a"})
+    assert _error(server.url("/a")).reason == "too_many_redirects"
+    for hop in range(10):
+        server.routes[f"/hop{hop}"] = Route(status=302, headers={"Location": f"/hop{hop + 1}"})
+    assert _error(server.url("/hop0")).reason == "too_many_redirects"
+    assert server.requests["/hop6"] == 0  # 5 redirects followed, then stop
+
+
+def test_body_over_the_cap_is_cut(server: LoopbackServer) -> None:
+    def endless(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html")
+        handler.end_headers()  # no Content-Length: the cap must hold while reading
+        try:
+            for _ in range(1000):
+                handler.wfile.write(b"x" * 65536)
+        except OSError:
+            pass
+        handler.close_connection = True
+
+    server.routes["/declared"] = Route(b"y" * 5000, headers=HTML)
+    server.routes["/endless"] = endless
+    assert _error(server.url("/declared"), max_bytes=4096).reason == "too_large"
+    assert _error(server.url("/endless"), max_bytes=100_000).reason == "too_large"
+
+
+def test_wrong_content_type_for_a_page(server: LoopbackServer) -> None:
+    server.routes["/file.pdf"] = Route(b"%PDF", headers={"Content-Type": "application/pdf"})
+    error = _error(server.url("/file.pdf"), content_type_ok=is_page_content_type)
+    assert error.reason == "bad_content_type"
+
+
+def test_hang_times_out(server: LoopbackServer) -> None:
+    def hang(handler: BaseHTTPRequestHandler) -> None:
+        time.sleep(2)
+
+    server.routes["/hang"] = hang
+    settings = dataclasses.replace(LOOPBACK_HTTP, read_timeout=0.3, retries=0)
+    assert _error(server.url("/hang"), settings).reason == "timeout"
+
+
+def test_private_addresses_are_refused_before_any_connection(server: LoopbackServer) -> None:
+    server.routes["/page"] = Route(b"secret", headers=HTML)
+    guarded = dataclasses.replace(LOOPBACK_HTTP, allow_private_networks=False)
+    error = _error(server.url("/page"), guarded)
+    assert error.reason == "blocked_address"
+    assert server.requests["/page"] == 0
+
+
+def test_redirect_to_a_private_address_is_refused(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A public-looking name that resolves to a link-local metadata address: the guard must
+    # refuse it from the resolved address alone, so no packet is sent anywhere.
+    def resolve(host, port, *args, **kwargs):
+        assert host == "metadata.example"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    guarded = dataclasses.replace(LOOPBACK_HTTP, allow_private_networks=False)
+    assert _error("http://metadata.example/latest/", guarded).reason == "blocked_address"
+
+
+@pytest.mark.parametrize(("address", "public"), [
+    ("93.184.216.34", True), ("2606:2800:220:1::1", True), ("127.0.0.1", False),
+    ("10.1.2.3", False), ("172.16.0.1", False), ("192.168.1.1", False),
+    ("169.254.169.254", False), ("0.0.0.0", False), ("224.0.0.1", False), ("::1", False),
+    ("fe80::1", False), ("fc00::1", False), ("::ffff:10.0.0.1", False), ("ff02::1", False),
+])
+def test_public_address_classification(address: str, public: bool) -> None:
+    assert is_public_address(address) is public
+
+
+def test_retry_after_seconds_and_dates() -> None:
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+def test_the_socket_guard_refuses_non_loopback_addresses() -> None:
+    from tests import conftest
+
+    with pytest.raises(NetworkGuardError):
+        socket.create_connection(("192.0.2.1", 80), timeout=0.1)
+    with pytest.raises(NetworkGuardError):
+        socket.getaddrinfo("example.com", 80)
+    conftest._violations.clear()  # expected here; any other test doing this fails

@@ -1,0 +1,35 @@
+"""The README's commands are the ones CI and users actually run."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _code_blocks() -> list[str]:
+    return re.findall(r"```\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    test_command = next(b.strip() for b in _code_blocks() if "pytest" in b)
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert test_command in ci_lines
+
+
+def test_readme_demo_command_runs_newsbeam_demo() -> None:
+    demo_command = next(b.strip() for b in _code_blocks() if "newsbeam demo" in b)
+    assert demo_command.endswith(".venv/bin/newsbeam demo")
+    assert "pip install" in demo_command
+
+
+def test_readme_lists_every_dead_letter_reason_and_record_field() -> None:
+    from transforms.dead_letters import REASONS
+    from transforms.records import Record
+
+    readme = (ROOT / "README.md").read_text()
+    for reason in REASONS:
+        assert f"`{reason}`" in readme or reason == "unexpected_error", reason
+    for field in Record.__dataclass_fields__:
+        assert f"`{field}`" in readme, field
