@@ -29,7 +29,14 @@ def build_summary(counters: Mapping[str, int], feeds_configured: int) -> dict[st
         "fetched": counters.get("feeds.fetched", 0),
         "not_modified": counters.get("feeds.not_modified", 0),
         "dead_letter": counters.get("feeds.dead_letter", 0),
-        "ill_formed_kept": counters.get("feeds.ill_formed_kept", 0),
+        "ill_formed_kept": sum(
+            n for name, n in counters.items() if name.startswith("feeds.ill_formed_kept.")
+        ),
+        "ill_formed_reasons": {
+            name.removeprefix("feeds.ill_formed_kept."): n
+            for name, n in sorted(counters.items())
+            if name.startswith("feeds.ill_formed_kept.")
+        },
     }
     entries = {
         "parsed": counters.get("entries.parsed", 0),
@@ -67,7 +74,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     ok = {True: "ok", False: "MISMATCH"}
     lines = [
         f"feeds    {feeds['configured']} configured: {feeds['fetched']} fetched"
-        f" ({feeds['ill_formed_kept']} ill-formed but kept), {feeds['not_modified']} not"
+        f" ({feeds['ill_formed_kept']} ill-formed but kept{_reasons(feeds)}),"
+        f" {feeds['not_modified']} not"
         f" modified, {feeds['dead_letter']} dead letters  [{ok[summary['accounted']['feeds']]}]",
         f"entries  {entries['parsed']} parsed: {entries['records']} records,"
         f" {entries['duplicates']} duplicates, {entries['dead_letters']} dead letters"
@@ -87,3 +95,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     if "out" in summary:
         lines.append(f"output   {summary['out']}")
     return "\n".join(lines)
+
+
+def _reasons(feeds: Mapping[str, Any]) -> str:
+    reasons = feeds["ill_formed_reasons"]
+    return ": " + ", ".join(f"{name} {n}" for name, n in reasons.items()) if reasons else ""

@@ -107,7 +107,8 @@ def test_seed_article_record(sample_site: LoopbackServer, tmp_path: Path) -> Non
     # Accounting: every feed and every entry is a record, a duplicate or a dead letter.
     assert summary["accounted"] == {"feeds": True, "entries": True}
     assert summary["feeds"] == {"configured": 3, "fetched": 3, "not_modified": 0,
-                                "dead_letter": 0, "ill_formed_kept": 1}
+                                "dead_letter": 0, "ill_formed_kept": 1,
+                                "ill_formed_reasons": {"SAXParseException": 1}}
     assert summary["entries"] == {"parsed": 11, "records": 6, "duplicates": 2,
                                   "dead_letters": 3}
     assert len(records) == summary["entries"]["records"]

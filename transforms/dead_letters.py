@@ -7,6 +7,7 @@ filter and alert on them.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 import apache_beam as beam
@@ -51,6 +52,8 @@ REASONS: dict[str, str] = {
 
 SUBJECTS = ("feed", "entry")
 
+log = logging.getLogger(__name__)
+
 
 def dead_letter(
     stage: str,
@@ -79,6 +82,18 @@ def dead_letter(
         error_type=error_type,
         message=_one_line(message),
         at=at or datetime.now(UTC),
+    )
+
+
+def unexpected_error(
+    stage: str, error: Exception, *, subject: str, url: str, feed_url: str
+) -> DeadLetter:
+    """A dead letter for an exception nobody foresaw: the input is accounted for, the run goes on,
+    and the traceback goes to the log for whoever fixes it."""
+    log.warning("unexpected error at %s for %s", stage, url, exc_info=error)
+    return dead_letter(
+        stage, "unexpected_error", subject=subject, url=url, feed_url=feed_url,
+        message=str(error) or repr(error), error_type=type(error).__name__,
     )
 
 

@@ -17,7 +17,12 @@ import apache_beam as beam
 import trafilatura
 from lxml.html import HtmlElement
 
-from transforms.dead_letters import DEAD_LETTERS, EXTRACT_ARTICLES, dead_letter
+from transforms.dead_letters import (
+    DEAD_LETTERS,
+    EXTRACT_ARTICLES,
+    dead_letter,
+    unexpected_error,
+)
 from transforms.records import Article, Page
 from transforms.text import clean_whitespace
 
@@ -45,9 +50,9 @@ def extract_article(page: Page, now: datetime | None = None) -> Article:
     feed's full timestamp is preferred to the page's date (which trafilatura gives to the day).
     """
     entry = page.entry
-    tree = _parse_html(page)
-    declared_language = _declared_language(tree)
     try:
+        tree = _parse_html(page)
+        declared_language = _declared_language(tree)
         document = trafilatura.bare_extraction(
             tree,
             url=page.final_url,
@@ -55,8 +60,12 @@ def extract_article(page: Page, now: datetime | None = None) -> Article:
             include_tables=True,
             with_metadata=True,
         )
-    except Exception as exc:  # trafilatura raises a wide range of parser errors on bad HTML
+    except ExtractionError:
+        raise
+    except Exception as exc:  # lxml and trafilatura raise a wide range of errors on bad HTML
         raise ExtractionError("extraction_error", f"{type(exc).__name__}: {exc}") from exc
+    if document is None:
+        raise ExtractionError("empty_extraction", "trafilatura found no article in the page")
     title = _clean(document.title) or entry.title
     text = _without_headline(clean_whitespace(getattr(document, "text", None) or ""), title)
     if not text:
@@ -166,6 +175,7 @@ def _clean(value: str | None) -> str | None:
 
 class _ExtractFn(beam.DoFn):
     def process(self, page: Page) -> Iterator[Any]:
+        entry = page.entry
         try:
             article = extract_article(page)
         except ExtractionError as failure:
@@ -173,10 +183,15 @@ class _ExtractFn(beam.DoFn):
                 DEAD_LETTERS,
                 dead_letter(
                     EXTRACT_ARTICLES, failure.reason, subject="entry", url=page.final_url,
-                    feed_url=page.entry.feed_url, message=str(failure),
+                    feed_url=entry.feed_url, message=str(failure),
                     error_type=type(failure.__cause__ or failure).__name__,
                 ),
             )
+            return
+        except Exception as error:  # a bug or an input nobody foresaw: account for it
+            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, unexpected_error(
+                EXTRACT_ARTICLES, error, subject="entry", url=page.final_url,
+                feed_url=entry.feed_url))
             return
         yield article
 

@@ -15,7 +15,13 @@ from typing import Any
 import apache_beam as beam
 import feedparser
 
-from transforms.dead_letters import DEAD_LETTERS, FETCH_FEEDS, PARSE_ENTRIES, dead_letter
+from transforms.dead_letters import (
+    DEAD_LETTERS,
+    FETCH_FEEDS,
+    PARSE_ENTRIES,
+    dead_letter,
+    unexpected_error,
+)
 from transforms.dedup import article_id, canonical_url
 from transforms.fetch_fn import HttpFetchFn
 from transforms.http import FetchError, HttpSettings, MiB, is_feed_content_type
@@ -37,6 +43,7 @@ class ParsedFeed:
     entries: tuple[Entry, ...]
     dead_letters: tuple[DeadLetter, ...]
     bozo_reason: str | None  # why feedparser found the feed ill-formed, if it did
+    bozo_type: str | None  # the exception type feedparser reported, e.g. SAXParseException
 
 
 def parse_feed(fetched: FetchedFeed) -> ParsedFeed:
@@ -54,7 +61,9 @@ def parse_feed(fetched: FetchedFeed) -> ParsedFeed:
             "content-location": fetched.final_url,
         },
     )
-    bozo_reason = _bozo_reason(parsed) if parsed.get("bozo") else None
+    bozo = bool(parsed.get("bozo"))
+    bozo_reason = _bozo_reason(parsed) if bozo else None
+    bozo_type = _bozo_type(parsed) if bozo else None
     title = _text(parsed.feed.get("title")) or feed.name
     raw_entries = parsed.get("entries") or []
     if not raw_entries:
@@ -66,10 +75,11 @@ def parse_feed(fetched: FetchedFeed) -> ParsedFeed:
             dead_letters=(
                 dead_letter(
                     PARSE_ENTRIES, reason, subject="feed", url=feed.url, feed_url=feed.url,
-                    message=message, error_type=_bozo_type(parsed) if bozo_reason else "",
+                    message=message, error_type=bozo_type or "",
                 ),
             ),
             bozo_reason=bozo_reason,
+            bozo_type=bozo_type,
         )
     entries: list[Entry] = []
     rejected: list[DeadLetter] = []
@@ -86,7 +96,7 @@ def parse_feed(fetched: FetchedFeed) -> ParsedFeed:
             )
             continue
         entries.append(_entry(raw, link, position, feed, title))
-    return ParsedFeed(title, tuple(entries), tuple(rejected), bozo_reason)
+    return ParsedFeed(title, tuple(entries), tuple(rejected), bozo_reason, bozo_type)
 
 
 def _entry(raw: Any, link: str, position: int, feed: Feed, feed_title: str | None) -> Entry:
@@ -167,7 +177,7 @@ def _bozo_reason(parsed: Any) -> str:
 
 def _bozo_type(parsed: Any) -> str:
     exc = parsed.get("bozo_exception")
-    return type(exc).__name__ if exc else ""
+    return type(exc).__name__ if exc else "Unknown"
 
 
 class _FetchFeedFn(HttpFetchFn):
@@ -186,6 +196,10 @@ class _FetchFeedFn(HttpFetchFn):
                 ),
             )
             return
+        except Exception as error:  # a bug or an input nobody foresaw: account for it
+            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, unexpected_error(
+                FETCH_FEEDS, error, subject="feed", url=feed.url, feed_url=feed.url))
+            return
         if response.status == 304:
             count("feeds.not_modified")
             return
@@ -198,9 +212,15 @@ class _FetchFeedFn(HttpFetchFn):
 
 class _ParseEntriesFn(beam.DoFn):
     def process(self, fetched: FetchedFeed) -> Iterator[Any]:
-        parsed = parse_feed(fetched)
-        if parsed.bozo_reason and parsed.entries:
-            count("feeds.ill_formed_kept")
+        feed_url = fetched.feed.url
+        try:
+            parsed = parse_feed(fetched)
+        except Exception as error:  # a bug or an input nobody foresaw: account for it
+            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, unexpected_error(
+                PARSE_ENTRIES, error, subject="feed", url=feed_url, feed_url=feed_url))
+            return
+        if parsed.bozo_type and parsed.entries:
+            count(f"feeds.ill_formed_kept.{parsed.bozo_type}")
         rejected = sum(1 for letter in parsed.dead_letters if letter.subject == "entry")
         count("entries.parsed", len(parsed.entries) + rejected)
         # A feed that was fetched but yields no entry is a dead letter (counted as one), so

@@ -7,7 +7,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from transforms.dead_letters import DEAD_LETTERS, FETCH_PAGES, dead_letter
+from transforms.dead_letters import DEAD_LETTERS, FETCH_PAGES, dead_letter, unexpected_error
 from transforms.fetch_fn import HttpFetchFn
 from transforms.http import FetchError, HttpSettings, MiB, is_page_content_type
 from transforms.metrics import count
@@ -32,6 +32,10 @@ class _FetchPageFn(HttpFetchFn):
                     error_type=error.error_type,
                 ),
             )
+            return
+        except Exception as error:  # a bug or an input nobody foresaw: account for it
+            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, unexpected_error(
+                FETCH_PAGES, error, subject="entry", url=entry.link, feed_url=entry.feed_url))
             return
         count("pages.fetched")
         yield Page(
