@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
 
 from pipeline import demo
@@ -88,12 +89,14 @@ def _run(args: argparse.Namespace, rest: list[str], flags: list[str]) -> int:
         raise UsageError("run: --feeds FILE is required")
     feeds = load_feeds(args.feeds)
     taxonomy = load_taxonomy(args.topics)
+    _prepare_out(args.out)
     return _report(run_batch(PipelineOptions(flags), feeds, taxonomy, args.out))
 
 
 def _demo(args: argparse.Namespace, rest: list[str]) -> int:
     beam_flags = _beam_flags(rest)
     taxonomy = load_taxonomy(None)
+    _prepare_out(args.out)
     server = demo.sample_server()
     try:
         print(f"demo: serving the sample site at {server.base_url} (loopback only)")
@@ -102,6 +105,16 @@ def _demo(args: argparse.Namespace, rest: list[str]) -> int:
     finally:
         server.stop()
     return _report(summary)
+
+
+def _prepare_out(out: str) -> None:
+    """Create a local output folder up front, so a bad --out fails before anything is fetched."""
+    if FileSystems.get_scheme(out) not in (None, "file"):
+        return  # a bucket or other remote file system: nothing to create
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot create the output folder: {exc.strerror}") from None
 
 
 def _report(summary: dict[str, Any]) -> int:

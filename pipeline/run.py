@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipeline.batch import build_batch
@@ -27,7 +27,6 @@ def run_batch(
     standard = options.view_as(StandardOptions)
     if not standard.runner:
         standard.runner = DEFAULT_RUNNER
-    Path(out).mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
     clock = time.monotonic()
     pipeline = beam.Pipeline(options=options)
@@ -42,5 +41,7 @@ def run_batch(
         taxonomy_version=taxonomy.version,
         out=out,
     )
-    Path(out, SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    # Through Beam's FileSystems, so --out may be a bucket (gs://...) as well as a local folder.
+    with FileSystems.create(FileSystems.join(out, SUMMARY_FILE)) as handle:
+        handle.write((json.dumps(summary, indent=2) + "\n").encode("utf-8"))
     return summary

@@ -127,3 +127,15 @@ def test_topics_tag_bad_line(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     lines.write_text('{"id": "a", "text": "x"}\n{broken\n')
     status, _, err = _run(capsys, "topics", "tag", "--jsonl", str(lines))
     assert status == 2 and f"{lines}:2: not valid JSON" in _error_line(err)
+
+
+def test_out_folder_that_cannot_be_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds: [https://ok.example/feed]\n")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    status, _, err = _run(capsys, "run", "--feeds", str(feeds), "--out", str(blocker / "out"))
+    assert status == 2
+    assert _error_line(err).startswith(f"newsbeam: error: --out {blocker / 'out'}: cannot create")
