@@ -258,6 +258,9 @@ class HttpClient:
                 raise _RetryableError(
                     FetchError("connection_error", f"{type(exc).__name__}: {exc}", url=current)
                 ) from exc
+            except (httpx.InvalidURL, UnicodeError) as exc:  # e.g. a host name IDNA rejects
+                raise FetchError("invalid_url", f"unusable URL {current!r}: {exc}",
+                                 url=current) from exc
             except httpx.DecodingError as exc:
                 raise FetchError("bad_encoding", f"undecodable body: {exc}", url=current) from exc
         raise FetchError(
