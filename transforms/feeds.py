@@ -25,6 +25,7 @@ from transforms.dead_letters import (
 from transforms.dedup import article_id, canonical_url
 from transforms.fetch_fn import HttpFetchFn
 from transforms.http import FetchError, HttpSettings, MiB, is_feed_content_type
+from transforms.jsonfeed import looks_like_json, parse_json_feed
 from transforms.metrics import count
 from transforms.records import DeadLetter, Entry, Feed, FetchedFeed
 from transforms.text import clean_whitespace, html_to_text
@@ -47,25 +48,33 @@ class ParsedFeed:
 
 
 def parse_feed(fetched: FetchedFeed) -> ParsedFeed:
-    """Parse fetched feed bytes into entries; ill-formed feeds keep what can be salvaged.
+    """Parse fetched feed bytes (RSS, Atom or JSON Feed) into entries; ill-formed feeds keep
+    what can be salvaged.
 
     feedparser only ever sees bytes (never a URL it could fetch itself); the HTTP Content-Type
     goes along so a charset the server declared is honoured, and Content-Location resolves
     relative links against the URL the feed was really served from.
     """
     feed = fetched.feed
-    parsed = feedparser.parse(
-        io.BytesIO(fetched.body),
-        response_headers={
-            "content-type": fetched.content_type or "application/xml",
-            "content-location": fetched.final_url,
-        },
-    )
-    bozo = bool(parsed.get("bozo"))
-    bozo_reason = _bozo_reason(parsed) if bozo else None
-    bozo_type = _bozo_type(parsed) if bozo else None
-    title = _text(parsed.feed.get("title")) or feed.name
-    raw_entries = parsed.get("entries") or []
+    if looks_like_json(fetched.body, fetched.content_type):
+        json_feed = parse_json_feed(fetched.body, fetched.final_url)
+        title = _text(json_feed.title) or feed.name
+        raw_entries: list[Any] = json_feed.items
+        bozo_reason = json_feed.error
+        bozo_type = "JsonFeedError" if json_feed.error else None
+    else:
+        parsed = feedparser.parse(
+            io.BytesIO(fetched.body),
+            response_headers={
+                "content-type": fetched.content_type or "application/xml",
+                "content-location": fetched.final_url,
+            },
+        )
+        bozo = bool(parsed.get("bozo"))
+        bozo_reason = _bozo_reason(parsed) if bozo else None
+        bozo_type = _bozo_type(parsed) if bozo else None
+        title = _text(parsed.feed.get("title")) or feed.name
+        raw_entries = parsed.get("entries") or []
     if not raw_entries:
         reason = "feed_unparseable" if bozo_reason else "feed_empty"
         message = bozo_reason or "the feed has no entries"

@@ -15,11 +15,22 @@ import ipaddress
 import random
 import socket
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import brotli
+import httpcore
 import httpx
+
+from transforms.decoding import (
+    ACCEPT_ENCODING,
+    BoundedDecoder,
+    DecodedTooLarge,
+    UnsupportedEncoding,
+)
 
 DEFAULT_USER_AGENT = "newsbeam/0.1 (+https://github.com/newsbeam/newsbeam)"
 
@@ -42,6 +53,7 @@ class HttpSettings:
     backoff: float = 0.5  # seconds before the first retry; doubles each time, with jitter
     max_retry_after: float = 30.0  # a longer Retry-After is capped, not obeyed
     allow_private_networks: bool = False
+    max_connections: int = 100  # per client: the cap on sockets one worker keeps open
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,32 +114,70 @@ def is_public_address(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def check_address(url: str, *, allow_private_networks: bool) -> None:
-    """Refuse a URL whose host resolves to a non-public address, before any connection.
+class AddressRefused(Exception):  # noqa: N818  (a verdict, raised from the connection layer)
+    """A connection the address guard or name resolution refused; `reason` is a dead-letter code."""
 
-    Every resolved address must be public: a host with one private A record is refused, because
-    the connection could go to any of them.
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def resolve_allowed(host: str, port: int, *, allow_private_networks: bool) -> list[str]:
+    """The addresses `host` resolves to, refusing non-public ones unless they are allowed.
+
+    Every resolved address must be allowed: a host with one private record is refused, since
+    the connection could otherwise be steered to it.
     """
-    parts = urlsplit(url)
-    host = parts.hostname
-    if not host:
-        raise FetchError("invalid_url", f"no host in {url!r}", url=url)
-    if allow_private_networks:
-        return
-    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise FetchError("dns_error", f"cannot resolve {host}: {exc}", url=url) from exc
-    for info in infos:
-        address = str(info[4][0])
-        if not is_public_address(address):
-            raise FetchError(
-                "blocked_address",
-                f"{host} resolves to non-public address {address}"
-                " (use --allow-private-networks to permit)",
-                url=url,
-            )
+        raise AddressRefused("dns_error", f"cannot resolve {host}: {exc}") from exc
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not allow_private_networks:
+        for address in addresses:
+            if not is_public_address(address):
+                raise AddressRefused(
+                    "blocked_address",
+                    f"{host} resolves to non-public address {address}"
+                    " (use --allow-private-networks to permit)",
+                )
+    return addresses
+
+
+class _GuardedBackend(httpcore.NetworkBackend):
+    """Resolves names itself and connects only to addresses it has checked.
+
+    The check sits in the connection layer, so it covers every hop of a redirect chain and
+    cannot be raced by a second DNS answer (rebinding): the socket goes to the address checked.
+    TLS still verifies the certificate against the host name of the request.
+    """
+
+    def __init__(self, allow_private_networks: bool) -> None:
+        self._allow_private_networks = allow_private_networks
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None,
+        local_address: str | None = None, socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        addresses = resolve_allowed(
+            host, port, allow_private_networks=self._allow_private_networks
+        )
+        last_error: Exception | None = None
+        for address in addresses:
+            try:
+                return self._inner.connect_tcp(address, port, timeout, local_address,
+                                               socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last_error = exc
+        assert last_error is not None
+        raise last_error
+
+    def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        raise AddressRefused("blocked_address", "unix sockets are never fetched")
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
 
 
 def validate_url(url: str) -> str:
@@ -151,12 +201,21 @@ class HttpClient:
     ) -> None:
         self.settings = settings
         self._sleep = sleep
+        transport = httpx.HTTPTransport(retries=0)
+        # httpx takes no network backend of its own; its transport is a thin layer over an
+        # httpcore pool, so swap in a pool whose connections go through the address guard.
+        transport._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=settings.max_connections,
+            network_backend=_GuardedBackend(settings.allow_private_networks),
+        )
         self._client = httpx.Client(
+            transport=transport,
             follow_redirects=False,
             timeout=httpx.Timeout(
                 settings.read_timeout, connect=settings.connect_timeout, pool=settings.deadline
             ),
-            headers={"User-Agent": settings.user_agent},
+            headers={"User-Agent": settings.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
             trust_env=False,  # never route through a proxy from the environment
         )
 
@@ -210,7 +269,6 @@ class HttpClient:
         seen: set[str] = set()
         current = validate_url(url)
         for _hop in range(self.settings.max_redirects + 1):
-            check_address(current, allow_private_networks=self.settings.allow_private_networks)
             seen.add(current)
             request_headers = {"Accept": accept, **headers}
             try:
@@ -250,6 +308,8 @@ class HttpClient:
                         )
                     body = self._read_capped(response, current, max_bytes, started)
                     return self._response(current, response, body)
+            except AddressRefused as refused:
+                raise FetchError(refused.reason, str(refused), url=current) from refused
             except httpx.TimeoutException as exc:
                 raise _RetryableError(
                     FetchError("timeout", f"{type(exc).__name__}: {exc}", url=current)
@@ -261,8 +321,6 @@ class HttpClient:
             except (httpx.InvalidURL, UnicodeError) as exc:  # e.g. a host name IDNA rejects
                 raise FetchError("invalid_url", f"unusable URL {current!r}: {exc}",
                                  url=current) from exc
-            except httpx.DecodingError as exc:
-                raise FetchError("bad_encoding", f"undecodable body: {exc}", url=current) from exc
         raise FetchError(
             "too_many_redirects",
             f"more than {self.settings.max_redirects} redirects", url=url,
@@ -277,22 +335,32 @@ class HttpClient:
                 "too_large", f"Content-Length {declared} exceeds cap of {max_bytes} bytes",
                 url=url, status=response.status_code,
             )
+        try:
+            decoder = BoundedDecoder(response.headers.get("content-encoding", ""), max_bytes)
+        except UnsupportedEncoding as exc:
+            raise FetchError("bad_encoding", str(exc), url=url,
+                             status=response.status_code) from exc
         chunks: list[bytes] = []
-        size = 0
-        # iter_bytes yields decompressed bytes, so the cap also bounds what gzip/deflate inflate to.
-        for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > max_bytes:
-                raise FetchError(
-                    "too_large", f"body exceeds cap of {max_bytes} bytes", url=url,
-                    status=response.status_code,
-                )
-            if time.monotonic() - started > self.settings.deadline:
-                raise FetchError(
-                    "timeout", f"overall deadline of {self.settings.deadline:g}s exceeded",
-                    url=url, status=response.status_code,
-                )
-            chunks.append(chunk)
+        received = 0
+        try:
+            # Raw bytes, decoded here with a bound: a compression bomb is refused, not inflated.
+            for raw in response.iter_raw():
+                received += len(raw)
+                if received > max_bytes:
+                    raise DecodedTooLarge(f"body exceeds cap of {max_bytes} bytes")
+                if time.monotonic() - started > self.settings.deadline:
+                    raise FetchError(
+                        "timeout", f"overall deadline of {self.settings.deadline:g}s exceeded",
+                        url=url, status=response.status_code,
+                    )
+                chunks.append(decoder.decode(raw))
+            chunks.append(decoder.flush())
+        except DecodedTooLarge as exc:
+            raise FetchError("too_large", f"{exc} (cap {max_bytes})", url=url,
+                             status=response.status_code) from exc
+        except (zlib.error, brotli.error) as exc:
+            raise FetchError("bad_encoding", f"undecodable body: {exc}", url=url,
+                             status=response.status_code) from exc
         return b"".join(chunks)
 
     @staticmethod
