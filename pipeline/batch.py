@@ -13,9 +13,21 @@ from transforms.feeds import FetchFeeds, ParseEntries
 from transforms.http import HttpSettings
 from transforms.pages import FetchPages
 from transforms.records import Feed
-from transforms.sinks import WriteDeadLetters, WriteRecords
+from transforms.sinks import StageStateUpdates, WriteDeadLetters, WriteRecords
 from transforms.to_records import ToRecords
 from transforms.topics import TagTopics, Taxonomy
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchConfig:
+    """Everything one batch run needs besides its feeds."""
+
+    out: str  # folder (or bucket path) for records, dead letters and the run summary
+    taxonomy: Taxonomy
+    http: HttpSettings
+    run_id: str | None = None  # names this run's output files; None: plain "articles-..."
+    state_uri: str | None = None  # skip articles earlier runs wrote; None: no state
+    staging_dir: str | None = None  # where the run stages its state changes for commit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,21 +39,17 @@ class BatchOutputs:
 
 
 def build_batch(
-    pipeline: beam.Pipeline,
-    feeds: tuple[Feed, ...],
-    taxonomy: Taxonomy,
-    http: HttpSettings,
-    out: str,
+    pipeline: beam.Pipeline, feeds: tuple[Feed, ...], config: BatchConfig
 ) -> BatchOutputs:
-    """Add the batch job to `pipeline`, writing records and dead letters under `out`."""
-    fetched = pipeline | "Feeds" >> beam.Create(feeds) | "FetchFeeds" >> FetchFeeds(http)
+    """Add the batch job to `pipeline`."""
+    fetched = pipeline | "Feeds" >> beam.Create(feeds) | "FetchFeeds" >> FetchFeeds(config.http)
     parsed = fetched.feeds | "ParseEntries" >> ParseEntries()
-    entries = parsed.entries | "DedupEntries" >> DedupEntries()
-    pages = entries | "FetchPages" >> FetchPages(http)
+    entries = parsed.entries | "DedupEntries" >> DedupEntries(config.state_uri)
+    pages = entries | "FetchPages" >> FetchPages(config.http)
     articles = pages.pages | "ExtractArticles" >> ExtractArticles()
     records = (
         articles.articles
-        | "TagTopics" >> TagTopics(taxonomy)
+        | "TagTopics" >> TagTopics(config.taxonomy)
         | "ToRecords" >> ToRecords()
     )
     dead_letters = (
@@ -50,6 +58,10 @@ def build_batch(
         pages.dead_letters,
         articles.dead_letters,
     ) | "DeadLetters" >> CollectDeadLetters()
-    records | "WriteRecords" >> WriteRecords(out)
-    dead_letters | "WriteDeadLetters" >> WriteDeadLetters(out)
+    records | "WriteRecords" >> WriteRecords(config.out, config.run_id)
+    dead_letters | "WriteDeadLetters" >> WriteDeadLetters(config.out, config.run_id)
+    if config.staging_dir is not None:
+        (records, dead_letters, fetched.validators) | "StageState" >> StageStateUpdates(
+            config.staging_dir
+        )
     return BatchOutputs(records=records, dead_letters=dead_letters)

@@ -18,6 +18,7 @@ from pipeline.config import ConfigError, load_feeds, load_taxonomy
 from pipeline.options import DEFAULT_RUNNER, NewsbeamOptions
 from pipeline.run import run_batch
 from pipeline.summary import format_summary
+from transforms.state import StateError
 from transforms.topics import TopicMatcher
 
 EXIT_USAGE = 2  # bad command line or bad config, as argparse does
@@ -43,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _no_extra(rest)
         if args.command == "topics" and args.topics_command == "tag":
             return _topics_tag(args)
-    except (ConfigError, UsageError) as error:
+    except (ConfigError, UsageError, StateError) as error:
         _fail(parser, str(error))
     parser.error(f"unknown command {args.command!r}")
 
@@ -100,7 +101,8 @@ def _demo(args: argparse.Namespace, rest: list[str]) -> int:
     server = demo.sample_server()
     try:
         print(f"demo: serving the sample site at {server.base_url} (loopback only)")
-        options = PipelineOptions(["--allow-private-networks", *beam_flags])
+        # No state: the demo shows the whole sample every time it runs.
+        options = PipelineOptions(["--allow-private-networks", "--state=none", *beam_flags])
         summary = run_batch(options, demo.sample_feeds(server), taxonomy, args.out)
     finally:
         server.stop()

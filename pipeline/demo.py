@@ -27,6 +27,13 @@ FEED_FILES = (
     ("markets.atom", "The Harbour Ledger - Markets", "application/atom+xml; charset=utf-8"),
     ("us-desk.xml", "The Harbour Ledger - U.S. desk", "text/xml"),
 )
+# Validators as real servers send them: one feed has an ETag, one a Last-Modified date, and the
+# old CMS behind the ill-formed feed has neither (so it is always fetched in full).
+FEED_VALIDATORS = {
+    "world.rss": {"ETag": '"world-20240602-1"'},
+    "markets.atom": {"Last-Modified": "Tue, 04 Mar 2025 07:45:00 GMT"},
+    "us-desk.xml": {},
+}
 SECTION_NAMES = {"world": "World", "asia": "Asia-Pacific", "business": "Business & Markets",
                  "us": "U.S."}
 PDF_PATH = "/reports/2024/overdose-deaths-by-state.pdf"
@@ -69,7 +76,9 @@ def sample_server(host: str = "127.0.0.1") -> LoopbackServer:
     base = server.base_url
     for name, _, content_type in FEED_FILES:
         body = _sample(f"feeds/{name}").replace(BASE_PLACEHOLDER, base).encode("utf-8")
-        server.routes[f"/feeds/{name}"] = Route(body, headers={"Content-Type": content_type})
+        server.routes[f"/feeds/{name}"] = Route(
+            body, headers={"Content-Type": content_type, **FEED_VALIDATORS[name]}
+        )
     for article in sample_articles():
         server.routes[article["path"]] = Route(
             render_page(article, base), headers={"Content-Type": "text/html; charset=utf-8"}

@@ -59,12 +59,25 @@ class LoopbackServer:
                     route(self)
 
             def _send(self, route: Route) -> None:
+                if route.status == 200 and self._not_modified(route):
+                    self.send_response(304)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 self.send_response(route.status)
                 for name, value in route.headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(route.body)))
                 self.end_headers()
                 self.wfile.write(route.body)
+
+            def _not_modified(self, route: Route) -> bool:
+                """Conditional GET as real servers answer it: ETag first, else Last-Modified."""
+                etag = route.headers.get("ETag")
+                if etag and self.headers.get("If-None-Match"):
+                    return self.headers["If-None-Match"] == etag
+                modified = route.headers.get("Last-Modified")
+                return bool(modified) and self.headers.get("If-Modified-Since") == modified
 
             def log_message(self, format: str, *args: object) -> None:
                 pass  # keep test and demo output clean

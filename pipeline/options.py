@@ -12,6 +12,7 @@ import argparse
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.http import DEFAULT_USER_AGENT, HttpSettings
+from transforms.state import DEFAULT_STATE
 
 DEFAULT_OUT = "newsbeam-out"
 # FnApiRunner is Beam's local portable runner: it needs no download (the plain DirectRunner of
@@ -37,6 +38,17 @@ class NewsbeamOptions(PipelineOptions):
             "--out", metavar="DIR", default=DEFAULT_OUT,
             help=f"directory for articles-*.jsonl, dead-letters-*.jsonl and run.json"
             f" (default: {DEFAULT_OUT})",
+        )
+        parser.add_argument(
+            "--state", metavar="URI", default=DEFAULT_STATE,
+            help="where incremental state lives between runs: sqlite:PATH, "
+            "postgresql://USER@HOST:PORT/DB[?table_prefix=P], or none"
+            f" (default: {DEFAULT_STATE})",
+        )
+        parser.add_argument(
+            "--force", action="store_true", default=False,
+            help="ignore the state: fetch every feed in full and every article again"
+            " (the state is still updated)",
         )
         parser.add_argument(
             "--allow-private-networks", "--allow_private_networks",

@@ -1,4 +1,4 @@
-"""Run the batch job once and write its summary beside the outputs."""
+"""Run the batch job once: state in, pipeline, state committed, summary out."""
 
 from __future__ import annotations
 
@@ -11,34 +11,67 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipeline.batch import build_batch
-from pipeline.options import DEFAULT_RUNNER, http_settings
+from pipeline import incremental
+from pipeline.batch import BatchConfig, build_batch
+from pipeline.options import DEFAULT_RUNNER, NewsbeamOptions, http_settings
 from pipeline.summary import build_summary, read_counters
 from transforms.records import Feed, format_utc
+from transforms.state import StateError, is_local, open_state, redact
 from transforms.topics import Taxonomy
 
 SUMMARY_FILE = "run.json"
+# Runners whose workers run on other machines, where a local SQLite state file is not there.
+REMOTE_RUNNERS = ("DataflowRunner", "FlinkRunner", "SparkRunner")
 
 
 def run_batch(
     options: PipelineOptions, feeds: tuple[Feed, ...], taxonomy: Taxonomy, out: str
 ) -> dict[str, Any]:
-    """Run one batch pass over `feeds`, wait for it, and return (and save) the run summary."""
+    """Run one batch pass over `feeds`, wait for it, commit its state, and return (and save)
+    the run summary. `--state none` runs without state: everything is fetched and kept."""
     standard = options.view_as(StandardOptions)
     if not standard.runner:
         standard.runner = DEFAULT_RUNNER
+    newsbeam = options.view_as(NewsbeamOptions)
+    state_uri = None if newsbeam.state == "none" else newsbeam.state
+    if state_uri and is_local(state_uri) and str(standard.runner).endswith(REMOTE_RUNNERS):
+        raise StateError(
+            f"--state {state_uri} is a file on this machine, which {standard.runner} workers"
+            " cannot read: use --state postgresql://... (or --state none)"
+        )
     started = datetime.now(UTC)
     clock = time.monotonic()
-    pipeline = beam.Pipeline(options=options)
-    build_batch(pipeline, feeds, taxonomy, http_settings(options), out)
-    result = pipeline.run()
-    result.wait_until_finish()
+    run_id = incremental.new_run_id(started)
+    store = open_state(state_uri) if state_uri else None
+    try:
+        recovered = incremental.recover_unfinished_runs(out, store) if store else []
+        if store and not newsbeam.force:
+            feeds = incremental.with_validators(feeds, store)
+        staging = incremental.staging_dir(out, run_id) if store else None
+        config = BatchConfig(
+            out=out, taxonomy=taxonomy, http=http_settings(options), run_id=run_id,
+            state_uri=None if newsbeam.force else state_uri, staging_dir=staging,
+        )
+        pipeline = beam.Pipeline(options=options)
+        build_batch(pipeline, feeds, config)
+        result = pipeline.run()
+        result.wait_until_finish()
+        # Only now, with every output written, does the run's state become permanent.
+        if store and staging:
+            incremental.commit_staged(store, run_id, staging)
+    finally:
+        if store:
+            store.close()
     summary = build_summary(read_counters(result), feeds_configured=len(feeds))
     summary.update(
+        run_id=run_id,
         started_at=format_utc(started),
         duration_seconds=round(time.monotonic() - clock, 2),
         runner=str(standard.runner),
         taxonomy_version=taxonomy.version,
+        state=redact(state_uri) if state_uri else "none",
+        forced=bool(newsbeam.force),
+        recovered_runs=recovered,
         out=out,
     )
     # Through Beam's FileSystems, so --out may be a bucket (gs://...) as well as a local folder.

@@ -41,7 +41,9 @@ def build_summary(counters: Mapping[str, int], feeds_configured: int) -> dict[st
     entries = {
         "parsed": counters.get("entries.parsed", 0),
         "records": counters.get("records.output", 0),
-        "duplicates": counters.get("entries.duplicate", 0),
+        "duplicates": counters.get("entries.duplicate", 0)
+        + counters.get("entries.seen_before", 0),
+        "seen_before": counters.get("entries.seen_before", 0),
         "dead_letters": counters.get("entries.dead_letter", 0),
     }
     dead_letters: dict[str, dict[str, int]] = defaultdict(dict)
@@ -78,7 +80,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         f" {feeds['not_modified']} not"
         f" modified, {feeds['dead_letter']} dead letters  [{ok[summary['accounted']['feeds']]}]",
         f"entries  {entries['parsed']} parsed: {entries['records']} records,"
-        f" {entries['duplicates']} duplicates, {entries['dead_letters']} dead letters"
+        f" {entries['duplicates']} duplicates ({entries['seen_before']} written by earlier runs),"
+        f" {entries['dead_letters']} dead letters"
         f"  [{ok[summary['accounted']['entries']]}]",
     ]
     if summary["topics"]:

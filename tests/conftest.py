@@ -89,3 +89,28 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.skip(f"shared corpus not found at {CORPUS} (it lives beside the repository)")
     return CORPUS
+
+
+POSTGRES_URI = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def postgres_uri(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A state URI on the real PostgreSQL server, with tables of its own, dropped afterwards."""
+    import uuid
+
+    import psycopg
+
+    try:
+        connection = psycopg.connect(POSTGRES_URI, connect_timeout=5, autocommit=True)
+    except psycopg.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL is not reachable at 127.0.0.1:5432 (database 'test'): {exc}. "
+            "Start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main "
+            "start (.ci/run does this)"
+        )
+    prefix = f"t{uuid.uuid4().hex[:10]}_"
+    yield f"{POSTGRES_URI}?table_prefix={prefix}"
+    with connection:
+        for table in ("feed_validators", "seen_articles", "runs"):
+            connection.execute(f"DROP TABLE IF EXISTS {prefix}{table}")

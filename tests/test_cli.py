@@ -78,11 +78,13 @@ def test_run_writes_records_dead_letters_and_summary(
         ))
         out = tmp_path / "out"
         status, stdout, _ = _run(capsys, "run", "--feeds", str(feeds), "--out", str(out),
-                                 "--allow-private-networks", "--direct_num_workers=1")
+                                 "--allow-private-networks", "--direct_num_workers=1",
+                                 f"--state=sqlite:{tmp_path / 'state.db'}")
     finally:
         site.stop()
     assert status == 0
-    assert "entries  11 parsed: 6 records, 2 duplicates, 3 dead letters  [ok]" in stdout
+    assert ("entries  11 parsed: 6 records, 2 duplicates (0 written by earlier runs),"
+            " 3 dead letters  [ok]") in stdout
     summary = json.loads((out / "run.json").read_text())
     assert summary["runner"] == "FnApiRunner"
     assert summary["topics"]["fentanyl"] == {"about": 2, "mention": 1}
@@ -98,7 +100,7 @@ def test_run_without_permission_refuses_loopback_feeds(
         feeds = tmp_path / "feeds.yaml"
         feeds.write_text(f"feeds: [{site.url('/feeds/world.rss')}]\n")
         status, stdout, _ = _run(capsys, "run", "--feeds", str(feeds), "--out",
-                                 str(tmp_path / "out"))
+                                 str(tmp_path / "out"), "--state=none")
         assert sum(site.requests.values()) == 0
     finally:
         site.stop()

@@ -12,7 +12,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline import demo
-from pipeline.batch import build_batch
+from pipeline.batch import BatchConfig, build_batch
 from pipeline.config import load_taxonomy
 from pipeline.loopback import LoopbackServer
 from pipeline.run import run_batch
@@ -40,9 +40,8 @@ def test_records_and_dead_letters_under_test_pipeline(
 ) -> None:
     base = sample_site.base_url
     with test_pipeline() as p:
-        outputs = build_batch(
-            p, demo.sample_feeds(sample_site), load_taxonomy(), LOOPBACK_HTTP, str(tmp_path)
-        )
+        config = BatchConfig(out=str(tmp_path), taxonomy=load_taxonomy(), http=LOOPBACK_HTTP)
+        outputs = build_batch(p, demo.sample_feeds(sample_site), config)
         topics = outputs.records | "TitleTopics" >> beam.Map(
             lambda r: (r.title, tuple(sorted((t.name, t.relevance) for t in r.topics)))
         )
@@ -82,7 +81,8 @@ def test_records_and_dead_letters_under_test_pipeline(
 def test_seed_article_record(sample_site: LoopbackServer, tmp_path: Path) -> None:
     out = tmp_path / "out"
     summary = run_batch(
-        PipelineOptions(["--allow-private-networks"]), demo.sample_feeds(sample_site),
+        PipelineOptions(["--allow-private-networks", "--state=none"]),
+        demo.sample_feeds(sample_site),
         load_taxonomy(), str(out),
     )
     records = [json.loads(line) for f in out.glob("articles-*.jsonl") for line in f.open()]
@@ -110,7 +110,7 @@ def test_seed_article_record(sample_site: LoopbackServer, tmp_path: Path) -> Non
                                 "dead_letter": 0, "ill_formed_kept": 1,
                                 "ill_formed_reasons": {"SAXParseException": 1}}
     assert summary["entries"] == {"parsed": 11, "records": 6, "duplicates": 2,
-                                  "dead_letters": 3}
+                                  "seen_before": 0, "dead_letters": 3}
     assert len(records) == summary["entries"]["records"]
     letters = [json.loads(line) for f in out.glob("dead-letters-*.jsonl") for line in f.open()]
     assert len(letters) == 3

@@ -44,6 +44,7 @@ REASONS: dict[str, str] = {
     "feed_empty": "the feed parsed but has no entries",
     "entry_without_link": "the entry has no usable http(s) link to an article",
     # pages and articles
+    "robots_disallowed": "the site's robots.txt disallows fetching the page",
     "empty_extraction": "no article text could be extracted from the page",
     "extraction_error": "the extractor failed on this page",
     # anything we did not foresee: still accounted for, never a crashed bundle
@@ -64,6 +65,7 @@ def dead_letter(
     feed_url: str,
     message: str,
     error_type: str = "",
+    article_id: str = "",
     at: datetime | None = None,
 ) -> DeadLetter:
     """Build a dead letter, refusing unknown stages, reasons and subjects (they are a contract)."""
@@ -82,11 +84,13 @@ def dead_letter(
         error_type=error_type,
         message=_one_line(message),
         at=at or datetime.now(UTC),
+        article_id=article_id,
     )
 
 
 def unexpected_error(
-    stage: str, error: Exception, *, subject: str, url: str, feed_url: str
+    stage: str, error: Exception, *, subject: str, url: str, feed_url: str,
+    article_id: str = "",
 ) -> DeadLetter:
     """A dead letter for an exception nobody foresaw: the input is accounted for, the run goes on,
     and the traceback goes to the log for whoever fixes it."""
@@ -94,7 +98,27 @@ def unexpected_error(
     return dead_letter(
         stage, "unexpected_error", subject=subject, url=url, feed_url=feed_url,
         message=str(error) or repr(error), error_type=type(error).__name__,
+        article_id=article_id,
     )
+
+
+# Failures that will not go away by asking again: the article is remembered in the state like a
+# written one, so scheduled runs do not request a dead page every few minutes. Timeouts,
+# connection errors, 5xx and 429 are transient and retried by the next run.
+PERMANENT_REASONS = frozenset({
+    "invalid_url", "blocked_address", "too_many_redirects", "too_large", "bad_content_type",
+    "bad_encoding", "empty_extraction", "extraction_error", "robots_disallowed",
+})
+_TRANSIENT_STATUSES = frozenset({"HTTP 408", "HTTP 425", "HTTP 429"})
+
+
+def is_permanent(letter: DeadLetter) -> bool:
+    """True when retrying the same article later is pointless (see PERMANENT_REASONS)."""
+    if letter.reason == "http_status":
+        return letter.error_type.startswith("HTTP 4") and letter.error_type not in (
+            _TRANSIENT_STATUSES
+        )
+    return letter.reason in PERMANENT_REASONS
 
 
 def _one_line(message: str, limit: int = 500) -> str:

@@ -14,6 +14,7 @@ import apache_beam as beam
 
 from transforms.metrics import count
 from transforms.records import Entry
+from transforms.state import LOOKUP_BATCH, StateStore, open_state
 
 # Query parameters that identify a campaign or a click, never the article.
 TRACKING_PARAMS = frozenset({
@@ -78,13 +79,51 @@ class _KeepFirst(beam.DoFn):
         yield kept
 
 
+class _SkipSeen(beam.DoFn):
+    """Drop entries whose article an earlier run already wrote (looked up in batches)."""
+
+    def __init__(self, state_uri: str) -> None:
+        self.state_uri = state_uri
+        self._store: StateStore | None = None
+
+    def setup(self) -> None:
+        self._store = open_state(self.state_uri)
+
+    def teardown(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def process(self, batch: list[Entry]) -> Iterator[Entry]:
+        assert self._store is not None
+        seen = self._store.seen([entry.article_id for entry in batch])
+        if seen:
+            count("entries.seen_before", sum(1 for e in batch if e.article_id in seen))
+        yield from (entry for entry in batch if entry.article_id not in seen)
+
+
 class DedupEntries(beam.PTransform):
-    """Keep one entry per article id within the run; count the rest as duplicates."""
+    """One entry per article id: the first within the run, and none an earlier run wrote.
+
+    Duplicates within the run are counted as `entries.duplicate`, articles seen in earlier runs
+    (per the state store at `state_uri`; None to skip that check) as `entries.seen_before`.
+    """
+
+    def __init__(self, state_uri: str | None = None) -> None:
+        super().__init__()
+        self.state_uri = state_uri
 
     def expand(self, entries: beam.PCollection) -> beam.PCollection:
-        return (
+        unique = (
             entries
             | "KeyByArticleId" >> beam.Map(lambda entry: (entry.article_id, entry))
             | "GroupById" >> beam.GroupByKey()
             | "KeepFirst" >> beam.ParDo(_KeepFirst())
+        )
+        if self.state_uri is None:
+            return unique
+        return (
+            unique
+            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=LOOKUP_BATCH)
+            | "SkipSeen" >> beam.ParDo(_SkipSeen(self.state_uri))
         )

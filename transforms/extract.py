@@ -185,13 +185,14 @@ class _ExtractFn(beam.DoFn):
                     EXTRACT_ARTICLES, failure.reason, subject="entry", url=page.final_url,
                     feed_url=entry.feed_url, message=str(failure),
                     error_type=type(failure.__cause__ or failure).__name__,
+                    article_id=entry.article_id,
                 ),
             )
             return
         except Exception as error:  # a bug or an input nobody foresaw: account for it
             yield beam.pvalue.TaggedOutput(DEAD_LETTERS, unexpected_error(
                 EXTRACT_ARTICLES, error, subject="entry", url=page.final_url,
-                feed_url=entry.feed_url))
+                feed_url=entry.feed_url, article_id=entry.article_id))
             return
         yield article
 

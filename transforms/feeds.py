@@ -27,8 +27,10 @@ from transforms.fetch_fn import HttpFetchFn
 from transforms.http import FetchError, HttpSettings, MiB, is_feed_content_type
 from transforms.jsonfeed import looks_like_json, parse_json_feed
 from transforms.metrics import count
-from transforms.records import DeadLetter, Entry, Feed, FetchedFeed
+from transforms.records import DeadLetter, Entry, Feed, FeedValidators, FetchedFeed
 from transforms.text import clean_whitespace, html_to_text
+
+VALIDATORS = "validators"
 
 FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9,"
@@ -189,12 +191,22 @@ def _bozo_type(parsed: Any) -> str:
     return type(exc).__name__ if exc else "Unknown"
 
 
+def conditional_headers(feed: Feed) -> dict[str, str]:
+    """If-None-Match / If-Modified-Since from the validators the feed's last fetch returned."""
+    headers = {}
+    if feed.etag:
+        headers["If-None-Match"] = feed.etag
+    if feed.last_modified:
+        headers["If-Modified-Since"] = feed.last_modified
+    return headers
+
+
 class _FetchFeedFn(HttpFetchFn):
     def process(self, feed: Feed) -> Iterator[Any]:
         try:
             response = self.get(
-                feed.url, accept=FEED_ACCEPT,
-                content_type_ok=is_feed_content_type,
+                feed.url, accept=FEED_ACCEPT, content_type_ok=is_feed_content_type,
+                headers=conditional_headers(feed),
             )
         except FetchError as error:
             yield beam.pvalue.TaggedOutput(
@@ -212,6 +224,12 @@ class _FetchFeedFn(HttpFetchFn):
         if response.status == 304:
             count("feeds.not_modified")
             return
+        etag = response.headers.get("etag")
+        last_modified = response.headers.get("last-modified")
+        if etag or last_modified:
+            yield beam.pvalue.TaggedOutput(
+                VALIDATORS, FeedValidators(feed.url, etag, last_modified)
+            )
         yield FetchedFeed(
             feed=feed, final_url=response.url, status=response.status,
             content_type=response.content_type, body=response.body,
@@ -242,7 +260,10 @@ class _ParseEntriesFn(beam.DoFn):
 
 
 class FetchFeeds(beam.PTransform):
-    """Feed -> FetchedFeed (main) and DeadLetter (`dead_letters`). A 304 is counted, not output."""
+    """Feed -> FetchedFeed (main), DeadLetter (`dead_letters`) and FeedValidators (`validators`).
+
+    Feeds carrying validators are fetched conditionally; a 304 is counted, not output.
+    """
 
     def __init__(self, settings: HttpSettings, max_bytes: int = 5 * MiB) -> None:
         super().__init__()
@@ -252,7 +273,7 @@ class FetchFeeds(beam.PTransform):
     def expand(self, feeds: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
         return feeds | "Fetch" >> beam.ParDo(
             _FetchFeedFn(self.settings, self.max_bytes)
-        ).with_outputs(DEAD_LETTERS, main="feeds")
+        ).with_outputs(DEAD_LETTERS, VALIDATORS, main="feeds")
 
 
 class ParseEntries(beam.PTransform):

@@ -29,13 +29,14 @@ class _FetchPageFn(HttpFetchFn):
                 dead_letter(
                     FETCH_PAGES, error.reason, subject="entry", url=entry.link,
                     feed_url=entry.feed_url, message=str(error),
-                    error_type=error.error_type,
+                    error_type=error.error_type, article_id=entry.article_id,
                 ),
             )
             return
         except Exception as error:  # a bug or an input nobody foresaw: account for it
             yield beam.pvalue.TaggedOutput(DEAD_LETTERS, unexpected_error(
-                FETCH_PAGES, error, subject="entry", url=entry.link, feed_url=entry.feed_url))
+                FETCH_PAGES, error, subject="entry", url=entry.link, feed_url=entry.feed_url,
+                article_id=entry.article_id))
             return
         count("pages.fetched")
         yield Page(

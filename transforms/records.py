@@ -20,12 +20,27 @@ PUBLISHED_SOURCES = ("feed", "page", "none")
 
 @dataclasses.dataclass(frozen=True)
 class Feed:
-    """One configured feed. `index` is its position in the feeds file, for stable ordering."""
+    """One configured feed. `index` is its position in the feeds file, for stable ordering;
+    `etag` and `last_modified` are the validators of the last fetch, for a conditional GET."""
 
     url: str
     name: str | None = None
     tags: tuple[str, ...] = ()
     index: int = 0
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedValidators:
+    """The validators a feed's server sent with a full response, to be kept for the next run."""
+
+    feed_url: str
+    etag: str | None
+    last_modified: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,7 +188,8 @@ class DeadLetter:
     """One failure: which stage, a reason code from `transforms.dead_letters.REASONS`, and context.
 
     `subject` says whether a whole feed ("feed") or one entry ("entry") was lost, so the run
-    summary can account for every feed and every entry.
+    summary can account for every feed and every entry; `article_id` names the article an
+    entry pointed to, when it had a usable link.
     """
 
     stage: str
@@ -184,6 +200,7 @@ class DeadLetter:
     error_type: str
     message: str
     at: datetime
+    article_id: str = ""  # the entry's article id, when the entry had a usable link
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

@@ -12,9 +12,19 @@ from typing import Any
 
 import apache_beam as beam
 
+from transforms.dead_letters import is_permanent
+
 RECORDS_PREFIX = "articles"
 DEAD_LETTERS_PREFIX = "dead-letters"
 JSONL_SUFFIX = ".jsonl"
+STAGED_IDS = "ids"
+STAGED_VALIDATORS = "validators"
+
+
+def run_prefix(prefix: str, run_id: str | None) -> str:
+    """File prefix of one run's outputs: articles-<run_id>-00000-of-00001.jsonl and so on, so
+    scheduled runs into one folder add files instead of replacing the last run's."""
+    return f"{prefix}-{run_id}" if run_id else prefix
 
 
 def to_json_line(element: Any) -> str:
@@ -43,20 +53,50 @@ class WriteJsonLines(beam.PTransform):
 class WriteRecords(beam.PTransform):
     """Records to every configured sink (JSON Lines in DIR for now)."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, run_id: str | None = None) -> None:
         super().__init__()
         self.directory = directory
+        self.run_id = run_id
 
     def expand(self, records: beam.PCollection) -> beam.pvalue.PDone:
-        return records | "JsonLines" >> WriteJsonLines(self.directory, RECORDS_PREFIX)
+        prefix = run_prefix(RECORDS_PREFIX, self.run_id)
+        return records | "JsonLines" >> WriteJsonLines(self.directory, prefix)
 
 
 class WriteDeadLetters(beam.PTransform):
     """Dead letters from every stage to DIR as JSON Lines."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, run_id: str | None = None) -> None:
         super().__init__()
         self.directory = directory
+        self.run_id = run_id
 
     def expand(self, letters: beam.PCollection) -> beam.pvalue.PDone:
-        return letters | "JsonLines" >> WriteJsonLines(self.directory, DEAD_LETTERS_PREFIX)
+        prefix = run_prefix(DEAD_LETTERS_PREFIX, self.run_id)
+        return letters | "JsonLines" >> WriteJsonLines(self.directory, prefix)
+
+
+class StageStateUpdates(beam.PTransform):
+    """The run's state changes, staged as files for the driver to commit once the run succeeds:
+    the ids of the articles done with (written, or failed for good), and the validators of the
+    feeds fetched in full."""
+
+    def __init__(self, staging_dir: str) -> None:
+        super().__init__()
+        self.staging_dir = staging_dir
+
+    def expand(
+        self, inputs: tuple[beam.PCollection, beam.PCollection, beam.PCollection]
+    ) -> None:
+        records, dead_letters, validators = inputs
+        failed_for_good = (
+            dead_letters
+            | "PermanentFailures" >> beam.Filter(lambda d: d.article_id and is_permanent(d))
+            | "FailedIds" >> beam.Map(lambda letter: letter.article_id)
+        )
+        (
+            (records | "RecordIds" >> beam.Map(lambda record: record.id), failed_for_good)
+            | "AllIds" >> beam.Flatten()
+            | "WriteIds" >> beam.io.WriteToText(os.path.join(self.staging_dir, STAGED_IDS))
+        )
+        validators | "WriteValidators" >> WriteJsonLines(self.staging_dir, STAGED_VALIDATORS)

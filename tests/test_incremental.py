@@ -1,0 +1,166 @@
+"""Scheduled runs are incremental: conditional feed GETs, articles never fetched twice, and a
+crashed run loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipeline import demo, incremental
+from pipeline.config import load_taxonomy
+from pipeline.loopback import LoopbackServer
+from pipeline.run import run_batch
+from transforms.state import open_state
+
+
+@pytest.fixture
+def site() -> Iterator[LoopbackServer]:
+    server = demo.sample_server()
+    yield server
+    server.stop()
+
+
+def _run(site: LoopbackServer, out: Path, state: str, *flags: str) -> dict:
+    options = PipelineOptions(["--allow-private-networks", f"--state={state}", *flags])
+    return run_batch(options, demo.sample_feeds(site), load_taxonomy(), str(out))
+
+
+def _page_requests(site: LoopbackServer) -> int:
+    return sum(n for path, n in site.requests.items() if not path.startswith("/feeds/"))
+
+
+def _record_ids(out: Path) -> Counter[str]:
+    return Counter(
+        json.loads(line)["id"] for f in out.glob("articles-*.jsonl") for line in f.open()
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:{tmp_path / 'state.db'}"
+    return request.getfixturevalue("postgres_uri")
+
+
+def test_second_run_fetches_no_unchanged_feed_body_and_no_article(
+    site: LoopbackServer, tmp_path: Path, state: str
+) -> None:
+    first = _run(site, tmp_path / "out", state)
+    assert first["entries"]["records"] == 6
+    first_pages = _page_requests(site)
+    site.requests.clear()
+
+    second = _run(site, tmp_path / "out", state)
+    assert _page_requests(site) == 0
+    # The feeds with an ETag or a Last-Modified date answer 304; the one without is fetched in
+    # full, and its entries are all known from the first run.
+    assert second["feeds"]["not_modified"] == 2
+    assert second["feeds"]["fetched"] == 1
+    assert second["entries"]["records"] == 0
+    # Its three linked entries: two articles written last time, and a PDF that failed for good
+    # (not HTML), which is remembered rather than requested again every run.
+    assert second["entries"]["seen_before"] == 3
+    assert second["accounted"] == {"feeds": True, "entries": True}
+    # Scheduled runs into one folder add files; nothing of the first run is lost.
+    assert sum(_record_ids(tmp_path / "out").values()) == 6
+
+    site.requests.clear()
+    forced = _run(site, tmp_path / "out", state, "--force")
+    assert forced["feeds"]["not_modified"] == 0
+    assert forced["entries"]["records"] == 6
+    assert _page_requests(site) == first_pages
+
+
+def test_state_is_only_committed_after_outputs_are_written(
+    site: LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = f"sqlite:{tmp_path / 'state.db'}"
+    out = tmp_path / "out"
+
+    def die(*args: object) -> None:
+        raise KeyboardInterrupt("killed between writing the outputs and committing the state")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(incremental, "commit_staged", die)
+        with pytest.raises(KeyboardInterrupt):
+            _run(site, out, state)
+    store = open_state(state)
+    assert store.seen(list(_record_ids(out))) == set()  # nothing committed
+    store.close()
+
+    site.requests.clear()
+    again = _run(site, out, state)
+    # The records the dead run wrote are durable: they are recovered, not fetched again.
+    assert len(again["recovered_runs"]) == 1
+    assert again["entries"]["records"] == 0
+    ids = _record_ids(out)
+    assert len(ids) == 6 and set(ids.values()) == {1}
+    staging = out / incremental.STAGING_FOLDER
+    assert not staging.exists() or not any(staging.iterdir())  # nothing left half-committed
+
+
+def test_a_run_killed_mid_flight_is_redone_exactly_once(tmp_path: Path) -> None:
+    site = demo.sample_server()
+    # Hold one article page until the run is killed, so it dies with work in flight.
+    release = _hold(site, "/us/2024/05/15/overdose-deaths-fall.html")
+    try:
+        feeds = tmp_path / "feeds.yaml"
+        feeds.write_text("feeds:\n" + "".join(
+            f"  - {site.url('/feeds/' + name)}\n" for name, _, _ in demo.FEED_FILES))
+        out, state = tmp_path / "out", f"sqlite:{tmp_path / 'state.db'}"
+        command = [sys.executable, "-m", "pipeline.cli", "run", "--feeds", str(feeds),
+                   "--out", str(out), f"--state={state}", "--allow-private-networks"]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   start_new_session=True)
+        deadline = time.monotonic() + 60
+        while not release.waiting and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert release.waiting, "the run never reached the held page"
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        release.set()
+
+        rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert rerun.returncode == 0, rerun.stderr
+    finally:
+        release.set()
+        site.stop()
+    ids = _record_ids(out)
+    assert len(ids) == 6 and set(ids.values()) == {1}
+
+
+class _Hold:
+    def __init__(self) -> None:
+        import threading
+
+        self._event = threading.Event()
+        self.waiting = False
+
+    def wait(self) -> None:
+        self.waiting = True
+        self._event.wait(timeout=60)
+
+    def set(self) -> None:
+        self._event.set()
+
+
+def _hold(site: LoopbackServer, path: str) -> _Hold:
+    hold = _Hold()
+    route = site.routes[path]
+
+    def held(handler) -> None:
+        hold.wait()
+        handler._send(route)
+
+    site.routes[path] = held
+    return hold

@@ -1,0 +1,258 @@
+"""What makes scheduled runs incremental: feed validators and the ids of articles written.
+
+Two stores behind one interface: an embedded SQLite file (the default, for runs on one machine)
+and PostgreSQL (for runs whose workers are spread over several machines). Reads happen during a
+run (feed validators before it starts, seen article ids in DedupEntries); writes happen once, in
+`commit`, after the run's outputs are durably written, so a run that crashes commits nothing and
+its re-run redoes the work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+DEFAULT_STATE = "sqlite:.newsbeam/state.db"
+LOOKUP_BATCH = 500
+_TABLE_PREFIX_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+class StateError(Exception):
+    """A state URI that cannot be used, or a store that cannot be reached."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Validators:
+    """What a feed's server said to identify its current version (for conditional GET)."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.etag or self.last_modified)
+
+
+class StateStore(Protocol):
+    """Feed validators and seen article ids, persisted between runs."""
+
+    def validators(self, feed_urls: Sequence[str]) -> dict[str, Validators]: ...
+
+    def seen(self, ids: Sequence[str]) -> set[str]: ...
+
+    def committed_runs(self) -> set[str]: ...
+
+    def commit(
+        self, run_id: str, validators: Mapping[str, Validators], ids: Iterable[str]
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def open_state(uri: str) -> StateStore:
+    """Open the store a state URI names: `sqlite:PATH` or `postgresql://...[?table_prefix=P]`."""
+    scheme = uri.split(":", 1)[0].lower()
+    if scheme == "sqlite":
+        return SqliteState(sqlite_path(uri))
+    if scheme in ("postgresql", "postgres"):
+        return PostgresState(uri)
+    raise StateError(f"unsupported state URI {redact(uri)!r}: use sqlite:PATH or postgresql://...")
+
+
+def sqlite_path(uri: str) -> Path:
+    """The file of a `sqlite:PATH` URI (`sqlite:///abs/path.db` is accepted too)."""
+    path = uri.split(":", 1)[1]
+    if path.startswith("//"):
+        path = path[2:]
+    if not path:
+        raise StateError("sqlite state URI needs a path, e.g. sqlite:.newsbeam/state.db")
+    return Path(path)
+
+
+def is_local(uri: str) -> bool:
+    """True for a store only this machine can reach (an SQLite file)."""
+    return uri.split(":", 1)[0].lower() == "sqlite"
+
+
+def redact(uri: str) -> str:
+    """The URI without its password, for messages and the run summary."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _chunks(items: Sequence[str], size: int = LOOKUP_BATCH) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SqliteState:
+    """State in an SQLite file: safe for several reader processes on one machine."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
+            with self._db:
+                self._db.executescript(
+                    """
+                    CREATE TABLE IF NOT EXISTS feed_validators (
+                        feed_url TEXT PRIMARY KEY, etag TEXT, last_modified TEXT,
+                        updated_at TEXT NOT NULL);
+                    CREATE TABLE IF NOT EXISTS seen_articles (
+                        id TEXT PRIMARY KEY, run_id TEXT NOT NULL, first_seen TEXT NOT NULL);
+                    CREATE TABLE IF NOT EXISTS runs (
+                        run_id TEXT PRIMARY KEY, records INTEGER NOT NULL,
+                        committed_at TEXT NOT NULL);
+                    """
+                )
+        except (OSError, sqlite3.Error) as exc:
+            raise StateError(f"cannot open state file {path}: {exc}") from exc
+
+    def validators(self, feed_urls: Sequence[str]) -> dict[str, Validators]:
+        found: dict[str, Validators] = {}
+        for chunk in _chunks(list(feed_urls)):
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                "SELECT feed_url, etag, last_modified FROM feed_validators"
+                f" WHERE feed_url IN ({marks})", list(chunk),
+            )
+            found.update({url: Validators(etag, modified) for url, etag, modified in rows})
+        return found
+
+    def seen(self, ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(list(ids)):
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(f"SELECT id FROM seen_articles WHERE id IN ({marks})",
+                                    list(chunk))
+            found.update(row[0] for row in rows)
+        return found
+
+    def committed_runs(self) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT run_id FROM runs")}
+
+    def commit(
+        self, run_id: str, validators: Mapping[str, Validators], ids: Iterable[str]
+    ) -> None:
+        now = _now().isoformat()
+        id_list = list(ids)
+        with self._db:  # one transaction: all of it or none of it
+            self._db.executemany(
+                "INSERT INTO feed_validators (feed_url, etag, last_modified, updated_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (feed_url) DO UPDATE SET"
+                " etag = excluded.etag, last_modified = excluded.last_modified,"
+                " updated_at = excluded.updated_at",
+                [(url, v.etag, v.last_modified, now) for url, v in validators.items()],
+            )
+            self._db.executemany(
+                "INSERT INTO seen_articles (id, run_id, first_seen) VALUES (?, ?, ?)"
+                " ON CONFLICT (id) DO NOTHING",
+                [(article_id, run_id, now) for article_id in id_list],
+            )
+            self._db.execute(
+                "INSERT INTO runs (run_id, records, committed_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (run_id) DO UPDATE SET records = runs.records + excluded.records",
+                (run_id, len(id_list), now),
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class PostgresState:
+    """State in PostgreSQL tables (`<prefix>feed_validators`, `<prefix>seen_articles`,
+    `<prefix>runs`), for runs whose workers are on several machines."""
+
+    def __init__(self, uri: str) -> None:
+        import psycopg  # imported here: SQLite users need no PostgreSQL driver loaded
+
+        self._psycopg = psycopg
+        parts = urlsplit(uri)
+        options = parse_qs(parts.query)
+        prefix = options.pop("table_prefix", ["newsbeam_"])[0]
+        if not set(prefix) <= _TABLE_PREFIX_CHARS:
+            raise StateError(f"table_prefix {prefix!r}: use lower-case letters, digits and _")
+        self._t = {name: f"{prefix}{name}" for name in ("feed_validators", "seen_articles",
+                                                         "runs")}
+        conninfo = urlunsplit(parts._replace(
+            query="&".join(f"{k}={v[0]}" for k, v in options.items())))
+        try:
+            self._db = psycopg.connect(conninfo, connect_timeout=10, autocommit=False)
+            with self._db.transaction():
+                self._db.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self._t['feed_validators']} ("
+                    " feed_url TEXT PRIMARY KEY, etag TEXT, last_modified TEXT,"
+                    " updated_at TIMESTAMPTZ NOT NULL)")
+                self._db.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self._t['seen_articles']} ("
+                    " id TEXT PRIMARY KEY, run_id TEXT NOT NULL, first_seen TIMESTAMPTZ NOT NULL)")
+                self._db.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self._t['runs']} ("
+                    " run_id TEXT PRIMARY KEY, records INTEGER NOT NULL,"
+                    " committed_at TIMESTAMPTZ NOT NULL)")
+        except psycopg.Error as exc:
+            raise StateError(f"cannot use state database {redact(uri)}: "
+                             f"{str(exc).strip().splitlines()[0]}") from exc
+
+    def _rows(self, query: str, params: Any) -> list[tuple[Any, ...]]:
+        with self._db.transaction():
+            return self._db.execute(query, params).fetchall()
+
+    def validators(self, feed_urls: Sequence[str]) -> dict[str, Validators]:
+        rows = self._rows(
+            f"SELECT feed_url, etag, last_modified FROM {self._t['feed_validators']}"
+            " WHERE feed_url = ANY(%s)", (list(feed_urls),),
+        )
+        return {url: Validators(etag, modified) for url, etag, modified in rows}
+
+    def seen(self, ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(list(ids)):
+            rows = self._rows(
+                f"SELECT id FROM {self._t['seen_articles']} WHERE id = ANY(%s)", (list(chunk),)
+            )
+            found.update(row[0] for row in rows)
+        return found
+
+    def committed_runs(self) -> set[str]:
+        return {row[0] for row in self._rows(f"SELECT run_id FROM {self._t['runs']}", ())}
+
+    def commit(
+        self, run_id: str, validators: Mapping[str, Validators], ids: Iterable[str]
+    ) -> None:
+        now = _now()
+        id_list = list(ids)
+        with self._db.transaction(), self._db.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO {self._t['feed_validators']}"
+                " (feed_url, etag, last_modified, updated_at) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (feed_url) DO UPDATE SET etag = excluded.etag,"
+                " last_modified = excluded.last_modified, updated_at = excluded.updated_at",
+                [(url, v.etag, v.last_modified, now) for url, v in validators.items()],
+            )
+            cursor.executemany(
+                f"INSERT INTO {self._t['seen_articles']} (id, run_id, first_seen)"
+                " VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                [(article_id, run_id, now) for article_id in id_list],
+            )
+            cursor.execute(
+                f"INSERT INTO {self._t['runs']} (run_id, records, committed_at)"
+                " VALUES (%s, %s, %s) ON CONFLICT (run_id) DO UPDATE SET"
+                f" records = {self._t['runs']}.records + excluded.records",
+                (run_id, len(id_list), now),
+            )
+
+    def close(self) -> None:
+        self._db.close()
