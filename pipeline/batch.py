@@ -12,6 +12,7 @@ from transforms.extract import ExtractArticles
 from transforms.feeds import FetchFeeds, ParseEntries
 from transforms.http import HttpSettings
 from transforms.pages import FetchPages
+from transforms.polite import DEFAULT_POLITENESS, Politeness
 from transforms.records import Feed
 from transforms.sinks import StageStateUpdates, WriteDeadLetters, WriteRecords
 from transforms.to_records import ToRecords
@@ -25,6 +26,7 @@ class BatchConfig:
     out: str  # folder (or bucket path) for records, dead letters and the run summary
     taxonomy: Taxonomy
     http: HttpSettings
+    politeness: Politeness = DEFAULT_POLITENESS
     run_id: str | None = None  # names this run's output files; None: plain "articles-..."
     state_uri: str | None = None  # skip articles earlier runs wrote; None: no state
     staging_dir: str | None = None  # where the run stages its state changes for commit
@@ -42,10 +44,12 @@ def build_batch(
     pipeline: beam.Pipeline, feeds: tuple[Feed, ...], config: BatchConfig
 ) -> BatchOutputs:
     """Add the batch job to `pipeline`."""
-    fetched = pipeline | "Feeds" >> beam.Create(feeds) | "FetchFeeds" >> FetchFeeds(config.http)
+    fetched = pipeline | "Feeds" >> beam.Create(feeds) | "FetchFeeds" >> FetchFeeds(
+        config.http, config.politeness
+    )
     parsed = fetched.feeds | "ParseEntries" >> ParseEntries()
     entries = parsed.entries | "DedupEntries" >> DedupEntries(config.state_uri)
-    pages = entries | "FetchPages" >> FetchPages(config.http)
+    pages = entries | "FetchPages" >> FetchPages(config.http, config.politeness)
     articles = pages.pages | "ExtractArticles" >> ExtractArticles()
     records = (
         articles.articles

@@ -6,8 +6,10 @@ server counts the requests each path received, so tests can check what was fetch
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +26,38 @@ class Route:
 
 
 Handler = Callable[[BaseHTTPRequestHandler], None]
+
+
+class ConcurrencyMeter:
+    """Counts requests in progress on one server: the most at once, and when each started."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.current = 0
+        self.peak = 0
+        self.starts: list[float] = []
+
+    def __enter__(self) -> ConcurrencyMeter:
+        with self._lock:
+            self.current += 1
+            self.peak = max(self.peak, self.current)
+            self.starts.append(time.monotonic())
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self.current -= 1
+
+
+def delayed(route: Route, delay: float, meter: ConcurrencyMeter | None = None) -> Handler:
+    """A handler that answers `route` after `delay` seconds (latency), measured by `meter`."""
+
+    def handle(handler: BaseHTTPRequestHandler) -> None:
+        with meter or contextlib.nullcontext():
+            time.sleep(delay)
+            handler._send(route)  # type: ignore[attr-defined]
+
+    return handle
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -43,6 +77,9 @@ class LoopbackServer:
 
         class _RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes; with Nagle's algorithm on, the body then
+            # waits for the client's delayed ACK (40 ms on Linux) on every keep-alive request.
+            disable_nagle_algorithm = True
 
             def do_GET(self) -> None:  # noqa: N802  (http.server's naming)
                 with server._lock:

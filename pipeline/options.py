@@ -12,6 +12,7 @@ import argparse
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.http import DEFAULT_USER_AGENT, HttpSettings
+from transforms.polite import DEFAULT_POLITENESS, Politeness
 from transforms.state import DEFAULT_STATE
 
 DEFAULT_OUT = "newsbeam-out"
@@ -19,6 +20,27 @@ DEFAULT_OUT = "newsbeam-out"
 # Beam 2.77 first tries to fetch the Prism runner from the internet) and supports multiple
 # worker processes with --direct_num_workers and --direct_running_mode=multi_processing.
 DEFAULT_RUNNER = "FnApiRunner"
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return number
+
+
+def _non_negative(value: str) -> float:
+    number = float(value)
+    if not number >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return number
+
+
+def _positive(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
+    return number
 
 
 class NewsbeamOptions(PipelineOptions):
@@ -62,14 +84,49 @@ class NewsbeamOptions(PipelineOptions):
             help="User-Agent for every request; include a contact URL or address",
         )
         parser.add_argument(
-            "--http-timeout", "--http_timeout", dest="http_timeout", type=float, default=30.0,
+            "--host-concurrency", "--host_concurrency", dest="host_concurrency",
+            type=_positive_int,
+            default=DEFAULT_POLITENESS.per_host, metavar="N",
+            help="concurrent requests to any one host"
+            f" (default: {DEFAULT_POLITENESS.per_host})",
+        )
+        parser.add_argument(
+            "--host-interval", "--host_interval", dest="host_interval", type=_non_negative,
+            default=DEFAULT_POLITENESS.min_interval, metavar="SECONDS",
+            help="minimum time between the starts of two requests to one host"
+            f" (default: {DEFAULT_POLITENESS.min_interval:g})",
+        )
+        parser.add_argument(
+            "--fetch-concurrency", "--fetch_concurrency", dest="fetch_concurrency",
+            type=_positive_int,
+            default=DEFAULT_POLITENESS.workers, metavar="N",
+            help="concurrent requests per worker process, all hosts together"
+            f" (default: {DEFAULT_POLITENESS.workers})",
+        )
+        parser.add_argument(
+            "--ignore-robots", "--ignore_robots", dest="ignore_robots", action="store_true",
+            default=False, help="do not consult robots.txt before fetching article pages",
+        )
+        parser.add_argument(
+            "--http-timeout", "--http_timeout", dest="http_timeout", type=_positive, default=30.0,
             metavar="SECONDS", help="connect and read timeout per request (default: 30)",
         )
         parser.add_argument(
-            "--http-deadline", "--http_deadline", dest="http_deadline", type=float,
+            "--http-deadline", "--http_deadline", dest="http_deadline", type=_positive,
             default=60.0, metavar="SECONDS",
             help="overall time limit for one request, redirects included (default: 60)",
         )
+
+
+def politeness(options: PipelineOptions) -> Politeness:
+    """The per-host limits these options ask for."""
+    view = options.view_as(NewsbeamOptions)
+    return Politeness(
+        per_host=view.host_concurrency,
+        min_interval=view.host_interval,
+        workers=view.fetch_concurrency,
+        respect_robots=not view.ignore_robots,
+    )
 
 
 def http_settings(options: PipelineOptions) -> HttpSettings:

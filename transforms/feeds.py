@@ -23,10 +23,11 @@ from transforms.dead_letters import (
     unexpected_error,
 )
 from transforms.dedup import article_id, canonical_url
-from transforms.fetch_fn import HttpFetchFn
+from transforms.fetch_fn import Emitter, PoliteFetchFn, key_by_host
 from transforms.http import FetchError, HttpSettings, MiB, is_feed_content_type
 from transforms.jsonfeed import looks_like_json, parse_json_feed
 from transforms.metrics import count
+from transforms.polite import DEFAULT_POLITENESS, HostGate, Politeness
 from transforms.records import DeadLetter, Entry, Feed, FeedValidators, FetchedFeed
 from transforms.text import clean_whitespace, html_to_text
 
@@ -201,40 +202,37 @@ def conditional_headers(feed: Feed) -> dict[str, str]:
     return headers
 
 
-class _FetchFeedFn(HttpFetchFn):
-    def process(self, feed: Feed) -> Iterator[Any]:
+class _FetchFeedFn(PoliteFetchFn):
+    def fetch_item(self, feed: Feed, gate: HostGate, emit: Emitter) -> None:
         try:
+            gate.wait_turn()
             response = self.get(
                 feed.url, accept=FEED_ACCEPT, content_type_ok=is_feed_content_type,
                 headers=conditional_headers(feed),
             )
         except FetchError as error:
-            yield beam.pvalue.TaggedOutput(
-                DEAD_LETTERS,
-                dead_letter(
-                    FETCH_FEEDS, error.reason, subject="feed", url=error.url, feed_url=feed.url,
-                    message=str(error), error_type=error.error_type,
-                ),
-            )
+            emit.output(dead_letter(
+                FETCH_FEEDS, error.reason, subject="feed", url=error.url, feed_url=feed.url,
+                message=str(error), error_type=error.error_type,
+            ), DEAD_LETTERS)
             return
         except Exception as error:  # a bug or an input nobody foresaw: account for it
-            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, unexpected_error(
-                FETCH_FEEDS, error, subject="feed", url=feed.url, feed_url=feed.url))
+            emit.output(unexpected_error(
+                FETCH_FEEDS, error, subject="feed", url=feed.url, feed_url=feed.url,
+            ), DEAD_LETTERS)
             return
         if response.status == 304:
-            count("feeds.not_modified")
+            emit.count("feeds.not_modified")
             return
         etag = response.headers.get("etag")
         last_modified = response.headers.get("last-modified")
         if etag or last_modified:
-            yield beam.pvalue.TaggedOutput(
-                VALIDATORS, FeedValidators(feed.url, etag, last_modified)
-            )
-        yield FetchedFeed(
+            emit.output(FeedValidators(feed.url, etag, last_modified), VALIDATORS)
+        emit.output(FetchedFeed(
             feed=feed, final_url=response.url, status=response.status,
             content_type=response.content_type, body=response.body,
             fetched_at=response.fetched_at,
-        )
+        ))
 
 
 class _ParseEntriesFn(beam.DoFn):
@@ -262,18 +260,28 @@ class _ParseEntriesFn(beam.DoFn):
 class FetchFeeds(beam.PTransform):
     """Feed -> FetchedFeed (main), DeadLetter (`dead_letters`) and FeedValidators (`validators`).
 
+    Feeds are grouped by host, so a host that serves many feeds gets its politeness limits too.
     Feeds carrying validators are fetched conditionally; a 304 is counted, not output.
     """
 
-    def __init__(self, settings: HttpSettings, max_bytes: int = 5 * MiB) -> None:
+    def __init__(
+        self, settings: HttpSettings, politeness: Politeness = DEFAULT_POLITENESS,
+        max_bytes: int = 5 * MiB,
+    ) -> None:
         super().__init__()
         self.settings = settings
+        self.politeness = politeness
         self.max_bytes = max_bytes
 
     def expand(self, feeds: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
-        return feeds | "Fetch" >> beam.ParDo(
-            _FetchFeedFn(self.settings, self.max_bytes)
-        ).with_outputs(DEAD_LETTERS, VALIDATORS, main="feeds")
+        return (
+            feeds
+            | "KeyByHost" >> key_by_host(lambda feed: feed.url)
+            | "GroupByHost" >> beam.GroupByKey()
+            | "Fetch" >> beam.ParDo(
+                _FetchFeedFn(self.settings, self.max_bytes, self.politeness)
+            ).with_outputs(DEAD_LETTERS, VALIDATORS, main="feeds")
+        )
 
 
 class ParseEntries(beam.PTransform):

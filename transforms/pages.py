@@ -1,60 +1,97 @@
-"""FetchPages: each new entry's article page, fetched with the one HTTP client."""
+"""FetchPages: each new entry's article page, fetched concurrently, politely, robots-aware."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from typing import Any
 
 import apache_beam as beam
 
 from transforms.dead_letters import DEAD_LETTERS, FETCH_PAGES, dead_letter, unexpected_error
-from transforms.fetch_fn import HttpFetchFn
-from transforms.http import FetchError, HttpSettings, MiB, is_page_content_type
-from transforms.metrics import count
+from transforms.fetch_fn import Emitter, PoliteFetchFn, key_by_host
+from transforms.http import FetchError, HttpSettings, MiB, Response, is_page_content_type
+from transforms.polite import DEFAULT_POLITENESS, HostGate, Politeness
 from transforms.records import Entry, Page
+from transforms.robots import ROBOTS_MAX_BYTES, RobotsCache, robots_agent
 
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
 
 
-class _FetchPageFn(HttpFetchFn):
-    def process(self, entry: Entry) -> Iterator[Any]:
+class _FetchPageFn(PoliteFetchFn):
+    def setup(self) -> None:
+        super().setup()
+        self._robots = RobotsCache()
+
+    def fetch_item(self, entry: Entry, gate: HostGate, emit: Emitter) -> None:
         try:
-            response = self.get(
-                entry.link, accept=PAGE_ACCEPT,
-                content_type_ok=is_page_content_type,
-            )
+            if self.politeness.respect_robots and not self._robots_allow(entry, gate, emit):
+                return
+            gate.wait_turn()
+            response = self.get(entry.link, accept=PAGE_ACCEPT,
+                                content_type_ok=is_page_content_type)
         except FetchError as error:
-            yield beam.pvalue.TaggedOutput(
-                DEAD_LETTERS,
-                dead_letter(
-                    FETCH_PAGES, error.reason, subject="entry", url=entry.link,
-                    feed_url=entry.feed_url, message=str(error),
-                    error_type=error.error_type, article_id=entry.article_id,
-                ),
-            )
+            self._dead_letter(emit, entry, error.reason, str(error), error.error_type)
             return
         except Exception as error:  # a bug or an input nobody foresaw: account for it
-            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, unexpected_error(
+            emit.output(unexpected_error(
                 FETCH_PAGES, error, subject="entry", url=entry.link, feed_url=entry.feed_url,
-                article_id=entry.article_id))
+                article_id=entry.article_id,
+            ), DEAD_LETTERS)
             return
-        count("pages.fetched")
-        yield Page(
+        emit.count("pages.fetched")
+        emit.output(Page(
             entry=entry, final_url=response.url, status=response.status,
             content_type=response.content_type, body=response.body,
             fetched_at=response.fetched_at,
-        )
+        ))
+
+    def _robots_allow(self, entry: Entry, gate: HostGate, emit: Emitter) -> bool:
+        agent = robots_agent(self.settings.user_agent)
+
+        def fetch_robots(url: str) -> Response:
+            gate.wait_turn()  # robots.txt is a request to the host like any other
+            emit.count("robots.fetched")
+            return self.get(url, max_bytes=ROBOTS_MAX_BYTES, accept="text/plain, */*;q=0.5")
+
+        rules = self._robots.rules(entry.link, fetch_robots)
+        delay = rules.crawl_delay(agent)
+        if delay:
+            gate.set_interval(min(delay, self.politeness.max_crawl_delay))
+        if rules.allows(entry.link, agent):
+            return True
+        self._dead_letter(emit, entry, "robots_disallowed",
+                          f"{rules.why} disallows {agent} from this page", "robots.txt")
+        return False
+
+    @staticmethod
+    def _dead_letter(
+        emit: Emitter, entry: Entry, reason: str, message: str, error_type: str
+    ) -> None:
+        emit.output(dead_letter(
+            FETCH_PAGES, reason, subject="entry", url=entry.link, feed_url=entry.feed_url,
+            message=message, error_type=error_type, article_id=entry.article_id,
+        ), DEAD_LETTERS)
 
 
 class FetchPages(beam.PTransform):
-    """Entry -> Page (main) and DeadLetter (`dead_letters`)."""
+    """Entry -> Page (main) and DeadLetter (`dead_letters`).
 
-    def __init__(self, settings: HttpSettings, max_bytes: int = 10 * MiB) -> None:
+    Entries are grouped by host so each host's limits hold across workers; within a worker,
+    hosts are fetched concurrently.
+    """
+
+    def __init__(
+        self, settings: HttpSettings, politeness: Politeness = DEFAULT_POLITENESS,
+        max_bytes: int = 10 * MiB,
+    ) -> None:
         super().__init__()
         self.settings = settings
+        self.politeness = politeness
         self.max_bytes = max_bytes
 
     def expand(self, entries: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
-        return entries | "Fetch" >> beam.ParDo(
-            _FetchPageFn(self.settings, self.max_bytes)
-        ).with_outputs(DEAD_LETTERS, main="pages")
+        return (
+            entries
+            | "KeyByHost" >> key_by_host(lambda entry: entry.link)
+            | "GroupByHost" >> beam.GroupByKey()
+            | "Fetch" >> beam.ParDo(
+                _FetchPageFn(self.settings, self.max_bytes, self.politeness)
+            ).with_outputs(DEAD_LETTERS, main="pages")
+        )
