@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gzip
 import socket
+import struct
 import time
+import tracemalloc
+import zlib
 from http.server import BaseHTTPRequestHandler
 
+import brotli
 import pytest
 
+import transforms.http as transforms_http
 from pipeline.loopback import LoopbackServer, Route
 from tests.conftest import NetworkGuardError
 from tests.helpers import LOOPBACK_HTTP
@@ -161,3 +168,148 @@ def test_the_socket_guard_refuses_non_loopback_addresses() -> None:
     with pytest.raises(NetworkGuardError):
         socket.getaddrinfo("example.com", 80)
     conftest._violations.clear()  # expected here; any other test doing this fails
+
+
+def _status_then_ok(first_status: int, headers: dict[str, str] | None = None):
+    calls: list[int] = []
+
+    def handle(handler: BaseHTTPRequestHandler) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            handler.send_response(first_status)
+            for name, value in (headers or {}).items():
+                handler.send_header(name, value)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        handler.send_response(200)
+        handler.send_header("Content-Length", "2")
+        handler.end_headers()
+        handler.wfile.write(b"ok")
+
+    return handle, calls
+
+
+def test_500_then_200_recovers(server: LoopbackServer) -> None:
+    server.routes["/x"], calls = _status_then_ok(500)
+    assert _get(server.url("/x")).body == b"ok" and len(calls) == 2
+
+
+def test_429_waits_for_retry_after(server: LoopbackServer) -> None:
+    server.routes["/x"], calls = _status_then_ok(429, {"Retry-After": "7"})
+    slept: list[float] = []
+    with HttpClient(LOOPBACK_HTTP, sleep=slept.append) as client:
+        assert client.get(server.url("/x"), max_bytes=100).body == b"ok"
+    assert slept == [7.0]  # the server's word, not our backoff
+    server.routes["/y"], _ = _status_then_ok(503, {"Retry-After": "86400"})
+    slept.clear()
+    with HttpClient(LOOPBACK_HTTP, sleep=slept.append) as client:
+        client.get(server.url("/y"), max_bytes=100)
+    assert slept == [LOOPBACK_HTTP.max_retry_after]  # a day is capped
+
+
+def test_retries_give_up_with_the_last_status(server: LoopbackServer) -> None:
+    server.routes["/down"] = Route(b"", status=502)
+    error = _error(server.url("/down"))
+    assert (error.reason, error.status) == ("http_status", 502)
+    assert server.requests["/down"] == LOOPBACK_HTTP.retries + 1
+
+
+def test_slow_drip_hits_the_overall_deadline(server: LoopbackServer) -> None:
+    def drip(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html")
+        handler.send_header("Content-Length", "100")
+        handler.end_headers()
+        try:
+            for _ in range(100):  # a byte every 0.1 s: never idle long enough to time out
+                handler.wfile.write(b"x")
+                handler.wfile.flush()
+                time.sleep(0.1)
+        except OSError:
+            pass
+
+    server.routes["/drip"] = drip
+    settings = dataclasses.replace(LOOPBACK_HTTP, read_timeout=1.0, deadline=1.0, retries=0)
+    started = time.monotonic()
+    assert _error(server.url("/drip"), settings).reason == "timeout"
+    assert time.monotonic() - started < 3
+
+
+def test_reset_connection(server: LoopbackServer) -> None:
+    def reset(handler: BaseHTTPRequestHandler) -> None:
+        # SO_LINGER with a zero timeout makes close() send a RST instead of a FIN.
+        handler.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                   struct.pack("ii", 1, 0))
+        handler.request.close()
+        handler.close_connection = True
+
+    server.routes["/reset"] = reset
+    assert _error(server.url("/reset")).reason == "connection_error"
+    assert server.requests["/reset"] == LOOPBACK_HTTP.retries + 1  # retried, then given up
+
+
+def test_declared_50_mb_body_is_refused_before_reading(server: LoopbackServer) -> None:
+    def huge(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html")
+        handler.send_header("Content-Length", str(50 * 1024 * 1024))
+        handler.end_headers()
+        with contextlib.suppress(OSError):
+            handler.wfile.write(b"x" * 1024 * 1024)
+
+    server.routes["/huge"] = huge
+    assert _error(server.url("/huge"), max_bytes=10 * 1024 * 1024).reason == "too_large"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
+def test_compression_bombs_are_refused_not_inflated(server: LoopbackServer, encoding: str) -> None:
+    bomb = _bomb(encoding, 512 * 1024 * 1024)  # half a gigabyte of zeros, a few hundred KB
+    server.routes["/bomb"] = Route(bomb, headers={"Content-Type": "text/html",
+                                                  "Content-Encoding": encoding})
+    tracemalloc.start()
+    try:
+        error = _error(server.url("/bomb"), max_bytes=10 * 1024 * 1024)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert error.reason == "too_large"
+    assert peak < 64 * 1024 * 1024  # never inflated anywhere near its real size
+
+
+def test_compressed_bodies_are_decoded(server: LoopbackServer) -> None:
+    body = b"<html>" + b"news " * 10000 + b"</html>"
+    server.routes["/gz"] = Route(gzip.compress(body), headers={"Content-Encoding": "gzip"})
+    server.routes["/br"] = Route(brotli.compress(body), headers={"Content-Encoding": "br"})
+    assert _get(server.url("/gz")).body == body
+    assert _get(server.url("/br")).body == body
+    server.routes["/zz"] = Route(b"x", headers={"Content-Encoding": "zstd"})
+    assert _error(server.url("/zz")).reason == "bad_encoding"
+    server.routes["/bad"] = Route(b"not gzip at all", headers={"Content-Encoding": "gzip"})
+    assert _error(server.url("/bad")).reason == "bad_encoding"
+
+
+def test_a_redirect_to_a_private_address_is_refused_at_that_hop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Let 127.0.0.1 stand in for a public site; 127.0.0.2 stays what it is, a private address.
+    real = transforms_http.is_public_address
+    monkeypatch.setattr(transforms_http, "is_public_address",
+                        lambda address: address == "127.0.0.1" or real(address))
+    with LoopbackServer({}, host="127.0.0.2") as internal, LoopbackServer({}) as public:
+        internal.routes["/admin"] = Route(b"secret")
+        public.routes["/go"] = Route(status=302, headers={"Location": internal.url("/admin")})
+        guarded = dataclasses.replace(LOOPBACK_HTTP, allow_private_networks=False)
+        error = _error(public.url("/go"), guarded)
+        assert error.reason == "blocked_address" and error.url == internal.url("/admin")
+        assert public.requests["/go"] == 1
+        assert internal.requests["/admin"] == 0
+
+
+def _bomb(encoding: str, size: int) -> bytes:
+    zeros = b"\0" * (1024 * 1024)
+    if encoding == "br":
+        return brotli.compress(b"\0" * size, quality=5)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31 if encoding == "gzip" else 15)
+    return b"".join(compressor.compress(zeros) for _ in range(size // len(zeros))) + (
+        compressor.flush())
