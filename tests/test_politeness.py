@@ -8,14 +8,16 @@ from datetime import UTC, datetime
 
 import apache_beam as beam
 import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline.loopback import ConcurrencyMeter, LoopbackServer, Route, delayed
 from tests.helpers import LOOPBACK_HTTP, test_pipeline
 from transforms.dedup import article_id, canonical_url
+from transforms.feeds import FetchFeeds
 from transforms.pages import FetchPages
 from transforms.polite import HostGate, Politeness
-from transforms.records import Entry
+from transforms.records import Entry, Feed
 
 PAGE = Route(b"<html><body><p>story</p></body></html>", headers={"Content-Type": "text/html"})
 HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
@@ -123,3 +125,27 @@ def test_host_gate_spaces_request_starts() -> None:
     for _ in range(3):
         gate.wait_turn()
     assert slept == [0.5, 0.5]
+
+
+def test_feeds_on_one_host_share_its_limit() -> None:
+    meter = ConcurrencyMeter()
+    rss = Route(b"<rss version='2.0'><channel><title>t</title><item><link>http://127.0.0.1/a"
+                b"</link></item></channel></rss>", headers={"Content-Type": "application/rss+xml"})
+    with LoopbackServer({f"/feed{n}.xml": delayed(rss, 0.1, meter) for n in range(6)}) as server:
+        feeds = [Feed(server.url(f"/feed{n}.xml"), index=n) for n in range(6)]
+        with test_pipeline() as p:
+            fetched = p | beam.Create(feeds) | FetchFeeds(LOOPBACK_HTTP, Politeness(per_host=2))
+            assert_that(fetched.feeds | beam.combiners.Count.Globally(), equal_to([6]))
+    assert meter.peak == 2
+
+
+def test_per_host_limit_holds_across_worker_processes(sites) -> None:
+    entries = [entry(server.url(f"/a{n}.html")) for server, _ in sites for n in range(8)]
+    options = PipelineOptions(["--runner=FnApiRunner", "--direct_num_workers=2",
+                               "--direct_running_mode=multi_processing"])
+    with beam.Pipeline(options=options) as p:
+        fetched = p | beam.Create(entries) | FetchPages(LOOPBACK_HTTP, Politeness(per_host=2))
+        fetched.pages | beam.combiners.Count.Globally()
+    for server, meter in sites:
+        assert sum(n for path, n in server.requests.items() if path.startswith("/a")) == 8
+        assert meter.peak <= 2

@@ -1,0 +1,81 @@
+"""parse_feed beyond the corpus: JSON Feed 1 and 1.1, and what a feed's HTTP says."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from transforms.feeds import parse_feed
+from transforms.http import is_feed_content_type
+from transforms.records import Feed, FetchedFeed
+
+FEED_URL = "http://127.0.0.1:8000/feed.json"
+
+
+def _parse(body: bytes, content_type: str = "application/feed+json"):
+    return parse_feed(FetchedFeed(Feed(FEED_URL, name="Configured name"), FEED_URL, 200,
+                                  content_type, body, datetime(2026, 1, 1, tzinfo=UTC)))
+
+
+def test_json_feed_1_1() -> None:
+    parsed = _parse(json.dumps({
+        "version": "https://jsonfeed.org/version/1.1", "title": "Desk",
+        "items": [
+            {"id": "1", "url": "/a?utm_source=x", "title": "A", "content_html": "<p>Hi</p>",
+             "summary": "Sum", "date_published": "2024-01-02T03:04:05+02:00",
+             "date_modified": "2024-01-03T00:00:00Z", "authors": [{"name": "Ann"}],
+             "tags": ["Trade"]},
+            {"id": "2", "title": "No link at all"},
+        ],
+    }).encode())
+    assert parsed.title == "Desk" and parsed.bozo_reason is None
+    (entry,) = parsed.entries
+    assert entry.link == "http://127.0.0.1:8000/a?utm_source=x"
+    assert entry.canonical_url == "http://127.0.0.1:8000/a"
+    assert (entry.guid, entry.title, entry.authors, entry.categories) == (
+        "1", "A", ("Ann",), ("Trade",))
+    assert entry.published_at == datetime(2024, 1, 2, 1, 4, 5, tzinfo=UTC)
+    assert entry.updated_at == datetime(2024, 1, 3, tzinfo=UTC)
+    assert entry.content_html == "<p>Hi</p>" and entry.summary == "Sum"
+    assert [d.reason for d in parsed.dead_letters] == ["entry_without_link"]
+
+
+def test_json_feed_1_with_feed_author_and_text_content() -> None:
+    parsed = _parse(json.dumps({
+        "version": "https://jsonfeed.org/version/1", "author": {"name": "Bob"},
+        "items": [{"id": "x", "url": "https://news.example/b", "content_text": "1 < 2",
+                   "date_published": "Tue, 04 Mar 2025 05:10:00 GMT"}],
+    }).encode(), content_type="application/json")
+    (entry,) = parsed.entries
+    assert entry.authors == ("Bob",) and entry.content_html == "<p>1 &lt; 2</p>"
+    assert entry.published_at == datetime(2025, 3, 4, 5, 10, tzinfo=UTC)
+    assert parsed.title == "Configured name"  # the feed has none: the feeds file's name
+
+
+def test_broken_json_feed_is_a_feed_dead_letter() -> None:
+    parsed = _parse(b'{"version": "https://jsonfeed.org/version/1.1", "items": [')
+    (letter,) = parsed.dead_letters
+    assert (letter.reason, letter.subject, letter.error_type) == (
+        "feed_unparseable", "feed", "JsonFeedError")
+
+
+def test_json_that_is_not_a_feed() -> None:
+    (letter,) = _parse(b'{"hello": "world"}', content_type="application/json").dead_letters
+    assert letter.reason == "feed_unparseable" and "jsonfeed.org" in letter.message
+
+
+def test_feed_content_types() -> None:
+    for ok in ("application/rss+xml", "application/atom+xml; charset=utf-8", "text/xml",
+               "application/feed+json", "application/json", "text/html", ""):
+        assert is_feed_content_type(ok), ok
+    for bad in ("image/png", "application/pdf", "video/mp4", "application/zip"):
+        assert not is_feed_content_type(bad), bad
+
+
+def test_rss_with_invalid_utf8_keeps_its_entries() -> None:
+    body = ("<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>T</title>"
+            "<item><title>Caf\u00e9 news</title><link>https://news.example/a</link></item>"
+            "</channel></rss>").encode().replace(b"Caf\xc3\xa9", b"Caf\xe9\xff")
+    parsed = _parse(body, content_type="application/rss+xml; charset=utf-8")
+    (entry,) = parsed.entries
+    assert entry.link == "https://news.example/a" and entry.title.startswith("Caf")
