@@ -19,6 +19,7 @@ from pipeline.options import DEFAULT_RUNNER, NewsbeamOptions
 from pipeline.run import run_batch
 from pipeline.summary import format_summary
 from transforms.state import StateError
+from transforms.topic_eval import describe_tag, evaluate, format_evaluation, labelled_text
 from transforms.topics import TopicMatcher
 
 EXIT_USAGE = 2  # bad command line or bad config, as argparse does
@@ -44,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _no_extra(rest)
         if args.command == "topics" and args.topics_command == "tag":
             return _topics_tag(args)
+        if args.command == "topics" and args.topics_command == "eval":
+            return _topics_eval(args)
+        if args.command == "topics" and args.topics_command == "explain":
+            return _topics_explain(args)
     except (ConfigError, UsageError, StateError) as error:
         _fail(parser, str(error))
     parser.error(f"unknown command {args.command!r}")
@@ -81,6 +86,22 @@ def _parser() -> argparse.ArgumentParser:
     tag.add_argument("--jsonl", metavar="IN", required=True,
                      help="input JSON Lines file ('-': stdin)")
     tag.add_argument("--topics", metavar="FILE", help="topic taxonomy YAML (default: bundled)")
+    evaluate = topic_commands.add_parser(
+        "eval", allow_abbrev=False, help="score the tagger on labelled JSON lines",
+        description="Read labelled JSON lines {\"id\", \"title\", \"text\", \"labels\"}; print "
+        "per-topic precision, recall and F1 of the 'about' tags, then every miss and false "
+        "alarm with its evidence.",
+    )
+    evaluate.add_argument("file", metavar="FILE.jsonl", help="labelled JSON Lines file")
+    evaluate.add_argument("--topics", metavar="FILE", help="topic taxonomy YAML (default: bundled)")
+    explain = topic_commands.add_parser(
+        "explain", allow_abbrev=False, help="show which topics apply to one text, and why",
+    )
+    explain.add_argument("--title", default="", help="the headline")
+    explain.add_argument("--text", metavar="FILE", required=True,
+                         help="file with the article text, paragraphs on their own lines"
+                         " ('-': stdin)")
+    explain.add_argument("--topics", metavar="FILE", help="topic taxonomy YAML (default: bundled)")
     return parser
 
 
@@ -171,6 +192,37 @@ def _topics_tag(args: argparse.Namespace) -> int:
             json.dump({"id": item.get("id"), "topics": [t.to_dict() for t in tags]},
                       sys.stdout, ensure_ascii=False)
             sys.stdout.write("\n")
+    return 0
+
+
+def _topics_eval(args: argparse.Namespace) -> int:
+    matcher = TopicMatcher(load_taxonomy(args.topics))
+    items = []
+    with _open_input(args.file) as lines:
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                where = f"{args.file}:{number}"
+                try:
+                    items.append(labelled_text(_json_object(line, where), where))
+                except ValueError as exc:
+                    raise UsageError(str(exc)) from None
+    print(format_evaluation(evaluate(matcher, items)))
+    return 0
+
+
+def _topics_explain(args: argparse.Namespace) -> int:
+    taxonomy = load_taxonomy(args.topics)
+    matcher = TopicMatcher(taxonomy)
+    with _open_input(args.text) as handle:
+        text = handle.read()
+    tags = {tag.name: tag for tag in matcher.tag(args.title, text)}
+    print(f"taxonomy {taxonomy.version}: {len(taxonomy.topics)} topics")
+    for topic in taxonomy.topics:
+        tag = tags.get(topic.name)
+        verdict = tag.relevance.upper() if tag else "no"
+        print(f"{topic.name:<16} {verdict:<8} {describe_tag(tag)}")
+        if tag:
+            print(f"{'':<25} thresholds: about >= {topic.about:g}, mention >= {topic.mention:g}")
     return 0
 
 

@@ -26,7 +26,7 @@ DEFAULT_TOPICS = "default_topics.yaml"
 _TOPIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _TOPIC_KEYS = {
     "name", "description", "terms", "aliases", "patterns", "exclude", "title_boost",
-    "lead_boost", "about", "mention",
+    "lead_boost", "about", "mention", "reference_words",
 }
 _TERM_KEYS = {"term", "weight", "case_sensitive"}
 _FEED_KEYS = {"url", "name", "tags"}
@@ -192,6 +192,10 @@ def _topic(item: Any, where: str) -> Topic:
     mention = _number(item.get("mention", defaults.mention), f"{where}.mention")
     if not 0 < mention <= about:
         raise ConfigError(f"{where}: thresholds need 0 < mention ({mention}) <= about ({about})")
+    reference_words = _number(item.get("reference_words", defaults.reference_words),
+                              f"{where}.reference_words")
+    if reference_words < 1:
+        raise ConfigError(f"{where}.reference_words: expected at least 1, got {reference_words}")
     return Topic(
         name=name,
         description=_optional(item.get("description"), str, f"{where}.description") or "",
@@ -201,6 +205,7 @@ def _topic(item: Any, where: str) -> Topic:
         lead_boost=_number(item.get("lead_boost", defaults.lead_boost), f"{where}.lead_boost"),
         about=about,
         mention=mention,
+        reference_words=reference_words,
     )
 
 

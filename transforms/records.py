@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 SCHEMA_VERSION = 1
 
@@ -106,9 +106,22 @@ class Article:
     text: str
 
 
-@dataclasses.dataclass(frozen=True)
-class TopicTag:
-    """A topic the tagger assigned: `relevance` is "about" or "mention"."""
+class Evidence(NamedTuple):
+    """One matched term of a topic: how often it matched, and in which zones of the article."""
+
+    term: str
+    count: int
+    zones: tuple[str, ...]  # subset of ("title", "lead", "body"), in that order
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"term": self.term, "count": self.count, "zones": list(self.zones)}
+
+
+class TopicTag(NamedTuple):
+    """A topic the tagger assigned: `relevance` is "about" or "mention".
+
+    (NamedTuples rather than dataclasses: the tagger makes many of these per article.)
+    """
 
     name: str
     relevance: str
@@ -125,23 +138,12 @@ class TopicTag:
 
 
 @dataclasses.dataclass(frozen=True)
-class Evidence:
-    """One matched term of a topic: how often it matched, and in which zones of the article."""
-
-    term: str
-    count: int
-    zones: tuple[str, ...]  # subset of ("title", "lead", "body"), in that order
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"term": self.term, "count": self.count, "zones": list(self.zones)}
-
-
-@dataclasses.dataclass(frozen=True)
 class TaggedArticle:
-    """An article with the topics assigned to it."""
+    """An article with the topics assigned to it, by the taxonomy of the given version."""
 
     article: Article
     topics: tuple[TopicTag, ...]
+    taxonomy_version: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,6 +167,7 @@ class Record:
     text: str
     word_count: int
     topics: tuple[TopicTag, ...]
+    taxonomy_version: str
     content_fingerprint: str
     schema_version: int = SCHEMA_VERSION
 

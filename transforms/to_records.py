@@ -31,6 +31,7 @@ def build_record(tagged: TaggedArticle) -> Record:
         text=article.text,
         word_count=word_count(article.text),
         topics=tagged.topics,
+        taxonomy_version=tagged.taxonomy_version,
         content_fingerprint=content_fingerprint(article.text),
     )
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import ahocorasick
 import apache_beam as beam
@@ -20,10 +21,12 @@ import apache_beam as beam
 from transforms.records import Article, Evidence, TaggedArticle, TopicTag
 
 ZONES = ("title", "lead", "body")
-LEAD_PARAGRAPHS = 2
+# The zones named by each bit mask of zone indexes (bit 0: title, 1: lead, 2: body).
+_ZONE_SETS = tuple(tuple(z for i, z in enumerate(ZONES) if mask >> i & 1) for mask in range(8))
+# The lead is the first paragraphs up to this many words: two paragraphs of a typical story,
+# several lines of hard-wrapped wire copy.
+LEAD_WORDS = 100
 
-# English inflections a term may carry without being listed: tariff -> tariffs, China -> China's.
-_SUFFIXES = ("s", "es", "'s", "\u2019s")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,10 +47,11 @@ class Topic:
     description: str
     terms: tuple[Term, ...]
     exclusions: tuple[str, ...] = ()
-    title_boost: float = 3.0
+    title_boost: float = 4.0
     lead_boost: float = 2.0
-    about: float = 4.0
+    about: float = 5.0
     mention: float = 1.0
+    reference_words: float = 300.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,12 +62,12 @@ class Taxonomy:
     topics: tuple[Topic, ...]
 
 
-@dataclasses.dataclass
-class _Hit:
+class Match(NamedTuple):
+    """A term of a topic found in the article, and the zone it is in."""
+
     topic: int
     term: Term
-    start: int
-    end: int
+    zone: str  # "title", "lead" or "body"
 
 
 class TopicMatcher:
@@ -71,89 +75,139 @@ class TopicMatcher:
 
     def __init__(self, taxonomy: Taxonomy) -> None:
         self.taxonomy = taxonomy
-        # Automaton values: (kind, topic index, term or exclusion phrase).
+        # Automaton values: (is a term, topic index, term or exclusion phrase) for each key.
         self._folded = ahocorasick.Automaton()
         self._exact = ahocorasick.Automaton()
         self._patterns: list[tuple[int, Term, re.Pattern[str]]] = []
-        folded_keys: dict[str, list[tuple[str, int, object]]] = defaultdict(list)
-        exact_keys: dict[str, list[tuple[str, int, object]]] = defaultdict(list)
+        folded_keys: dict[str, list[tuple[bool, int, object]]] = defaultdict(list)
+        exact_keys: dict[str, list[tuple[bool, int, object]]] = defaultdict(list)
         for index, topic in enumerate(taxonomy.topics):
             for term in topic.terms:
                 if term.pattern:
                     flags = 0 if term.case_sensitive else re.IGNORECASE
                     self._patterns.append((index, term, re.compile(term.text, flags)))
                 elif term.case_sensitive:
-                    exact_keys[term.text].append(("term", index, term))
+                    exact_keys[term.text].append((True, index, term))
                 else:
-                    folded_keys[term.text.lower()].append(("term", index, term))
+                    folded_keys[term.text.lower()].append((True, index, term))
             for phrase in topic.exclusions:
-                folded_keys[phrase.lower()].append(("exclude", index, phrase))
-        for automaton, keys in ((self._folded, folded_keys), (self._exact, exact_keys)):
+                folded_keys[phrase.lower()].append((False, index, phrase))
+        self._searches: list[tuple[bool, ahocorasick.Automaton]] = []
+        for folded, automaton, keys in ((True, self._folded, folded_keys),
+                                        (False, self._exact, exact_keys)):
             for key, values in keys.items():
-                automaton.add_word(key, (key, values))
+                # Whether each end of the key must sit on a word boundary (not for CJK).
+                automaton.add_word(key, (len(key), _is_word_char(key[0]),
+                                         _is_word_char(key[-1]), tuple(values)))
             if keys:
                 automaton.make_automaton()
+                self._searches.append((folded, automaton))
 
     def tag(self, title: str, text: str) -> tuple[TopicTag, ...]:
         """Topics that reach at least the `mention` threshold, highest score first."""
-        zones = split_zones(title, text)
-        hits: dict[int, list[tuple[str, _Hit]]] = defaultdict(list)
-        for zone, zone_text in zones:
-            for hit in self._hits(zone_text):
-                hits[hit.topic].append((zone, hit))
+        in_title, in_text = self._hits(title), self._hits(text)
+        lead_end, words = lead_length(text), len(text.split())
+        topics = self.taxonomy.topics
         tags = [
             tag
-            for index, topic in enumerate(self.taxonomy.topics)
-            if (tag := _score(topic, hits.get(index, []))) is not None
+            for index in in_title.keys() | in_text.keys()
+            if (tag := score_topic(topics[index], in_title.get(index, ()),
+                                   in_text.get(index, ()), lead_end, words)) is not None
         ]
         return tuple(sorted(tags, key=lambda t: (-t.score, t.name)))
 
-    def _hits(self, text: str) -> list[_Hit]:
-        terms: list[_Hit] = []
-        excluded: list[tuple[int, int, int]] = []  # (topic, start, end) of exclusion phrases
-        for haystack, automaton in ((text.lower(), self._folded), (text, self._exact)):
-            if not len(automaton):
-                continue
-            for end_index, (key, values) in automaton.iter(haystack):
-                start, end = end_index - len(key) + 1, end_index + 1
-                end = _match_end(haystack, start, end)
-                if end is None:
-                    continue
-                for kind, topic, item in values:
-                    if kind == "term":
-                        assert isinstance(item, Term)
-                        terms.append(_Hit(topic, item, start, end))
-                    else:
-                        excluded.append((topic, start, end))
+    def matches(self, title: str, text: str) -> dict[int, list[Match]]:
+        """Every counted match, by topic index: exclusions applied, overlaps resolved."""
+        found: dict[int, list[Match]] = defaultdict(list)
+        for topic, hits in self._hits(title).items():
+            found[topic] += [Match(topic, term, "title") for _, _, term in hits]
+        lead_end = lead_length(text)
+        for topic, hits in self._hits(text).items():
+            found[topic] += [Match(topic, term, "lead" if start < lead_end else "body")
+                             for start, _, term in hits]
+        return dict(found)
+
+    def _hits(self, text: str) -> dict[int, list[tuple[int, int, Term]]]:
+        """(start, end, term) of every counted match in the text, by topic, in one pass per
+        case mode. Aho-Corasick reports matches in the order they end, so overlaps are resolved
+        as they come: a match that covers earlier ones of its topic replaces them ("trade war"
+        over "trade"), one that overlaps them only in part is dropped (leftmost wins)."""
+        if not text:
+            return {}
+        kept: dict[int, list[tuple[int, int, Term]]] = {}  # by topic, in text order
+        excluded: dict[int, list[tuple[int, int]]] = {}
+        lowered = _same_length_lower(text)
+        size = len(text)
+        for folded, automaton in self._searches:
+            haystack = lowered if folded else text
+            stacks: dict[int, list[tuple[int, int, Term]]] = {}
+            for last, (length, left, right, values) in automaton.iter(haystack):
+                start, end = last - length + 1, last + 1
+                # Word boundaries, inlined (this loop runs for every candidate): a letter or
+                # digit outside the CJK range next to the match means it is inside a word.
+                if left and start > 0:
+                    char = haystack[start - 1]
+                    if char.isalnum() and not "\u2e80" <= char <= "\u9fff":
+                        continue  # "trade" in "untraded"
+                if right and end < size:
+                    char = haystack[end]
+                    if char.isalnum() and not "\u2e80" <= char <= "\u9fff":
+                        end = _suffix_end(haystack, end)
+                        if end is None:
+                            continue  # "trade" in "trademark"
+                for is_term, topic, item in values:
+                    if not is_term:
+                        excluded.setdefault(topic, []).append((start, end))
+                        continue
+                    stack = stacks.get(topic)
+                    if stack is None:
+                        stacks[topic] = [(start, end, item)]
+                        continue
+                    while stack and stack[-1][1] > start and start <= stack[-1][0]:
+                        stack.pop()  # covered by this longer match
+                    if stack and stack[-1][1] > start:
+                        continue  # overlaps an earlier match only in part: leftmost wins
+                    stack.append((start, end, item))
+            for topic, stack in stacks.items():
+                if topic in kept:
+                    kept[topic].extend(stack)
+                else:
+                    kept[topic] = stack
         for topic, term, regex in self._patterns:
-            terms.extend(_Hit(topic, term, m.start(), m.end()) for m in regex.finditer(text))
-        allowed = [
-            hit for hit in terms
-            if not any(
-                topic == hit.topic and start < hit.end and hit.start < end
-                for topic, start, end in excluded
+            kept.setdefault(topic, []).extend(
+                (m.start(), m.end(), term) for m in regex.finditer(text)
             )
-        ]
-        return _longest_per_topic(allowed)
+        for topic, spans in excluded.items():
+            if topic in kept:
+                kept[topic] = [m for m in kept[topic]
+                               if not any(s < m[1] and m[0] < e for s, e in spans)]
+        return kept
 
 
-def _longest_per_topic(hits: list[_Hit]) -> list[_Hit]:
-    """Drop matches covered by a longer match of the same topic ("trade" inside "trade war")."""
-    kept: list[_Hit] = []
-    for hit in sorted(hits, key=lambda h: (h.topic, -(h.end - h.start), h.start)):
-        if not any(k.topic == hit.topic and k.start < hit.end and hit.start < k.end for k in kept):
-            kept.append(hit)
-    return sorted(kept, key=lambda h: (h.start, h.topic))
+def paragraphs_of(text: str) -> list[str]:
+    """The article's paragraphs: its non-blank lines."""
+    return [line for line in text.split("\n") if line.strip()]
 
 
-def split_zones(title: str, text: str) -> list[tuple[str, str]]:
-    """The article as (zone, text) pairs: the title, the lead (first paragraphs), the body."""
-    paragraphs = [p for p in text.split("\n") if p.strip()]
-    return [
-        ("title", title or ""),
-        ("lead", "\n".join(paragraphs[:LEAD_PARAGRAPHS])),
-        ("body", "\n".join(paragraphs[LEAD_PARAGRAPHS:])),
-    ]
+def lead_length(text: str) -> int:
+    """Characters of the lead: whole paragraphs from the start until LEAD_WORDS are reached."""
+    words = 0
+    position = 0
+    for line in text.split("\n"):
+        position += len(line) + 1
+        words += len(line.split())
+        if words >= LEAD_WORDS:
+            break
+    return position
+
+
+def _same_length_lower(text: str) -> str:
+    """Lower case with every character kept in place, so match positions line up with `text`
+    (str.lower turns a few characters, such as "İ", into two)."""
+    lowered = text.lower()
+    if len(lowered) == len(text):
+        return lowered
+    return "".join(char.lower()[:1] for char in text)
 
 
 def _is_word_char(char: str) -> bool:
@@ -161,39 +215,65 @@ def _is_word_char(char: str) -> bool:
     return char.isalnum() and not "\u2e80" <= char <= "\u9fff"
 
 
-def _match_end(text: str, start: int, end: int) -> int | None:
-    """Where a literal match really ends, or None if it falls inside a longer word.
+def _suffix_end(text: str, end: int) -> int | None:
+    """Where a match followed by more letters ends if those are an English inflection (tariff
+    -> tariffs, Taiwan -> Taiwan's), or None when the match is part of a longer word."""
+    char = text[end]
+    if char == "s":
+        stop = end + 1
+    elif char in "e'\u2019" and text.startswith("s", end + 1):
+        stop = end + 2
+    else:
+        return None
+    return stop if stop == len(text) or not _is_word_char(text[stop]) else None
 
-    A match must start at a word boundary and end at one, optionally after an inflection
-    suffix (tariff -> tariffs), so "trade" does not match inside "trademark".
+
+def score_topic(
+    topic: Topic,
+    in_title: Sequence[tuple[int, int, Term]],
+    in_text: Sequence[tuple[int, int, Term]],
+    lead_end: int,
+    words: int,
+) -> TopicTag | None:
+    """The tag for one topic from its (start, end, term) matches in the title and in the text,
+    or None when they weigh less than `mention` in all. Text matches before `lead_end` are in
+    the lead; `words` is the text's length.
+
+    The relevance score follows the labelling rule: a topic in the headline or the lead counts
+    heavily (title_boost, lead_boost); in the body it must be developed, so body matches count
+    in proportion to the text's length: fully up to `reference_words`, less in longer texts,
+    where a few passing mentions are expected.
     """
-    if start > 0 and _is_word_char(text[start]) and _is_word_char(text[start - 1]):
+    weights = [0.0, 0.0, 0.0]
+    seen: dict[str, list[int]] = {}  # term -> [count, bit mask of its zones]
+    for zone, _start, term in _zoned(in_title, in_text, lead_end):
+        weights[zone] += term.weight
+        entry = seen.get(term.text)
+        if entry is None:
+            entry = seen[term.text] = [0, 0]
+        entry[0] += 1
+        entry[1] |= 1 << zone
+    if not seen or weights[0] + weights[1] + weights[2] < topic.mention:
         return None
-    if not _is_word_char(text[end - 1]) or end == len(text) or not _is_word_char(text[end]):
-        return end
-    for suffix in _SUFFIXES:
-        stop = end + len(suffix)
-        if text.startswith(suffix, end) and (stop == len(text) or not _is_word_char(text[stop])):
-            return stop
-    return None
-
-
-def _score(topic: Topic, hits: list[tuple[str, _Hit]]) -> TopicTag | None:
-    boosts = {"title": topic.title_boost, "lead": topic.lead_boost, "body": 1.0}
-    score = sum(hit.term.weight * boosts[zone] for zone, hit in hits)
-    if score < topic.mention or not hits:
-        return None
-    counts: dict[str, int] = defaultdict(int)
-    zones: dict[str, set[str]] = defaultdict(set)
-    for zone, hit in hits:
-        counts[hit.term.text] += 1
-        zones[hit.term.text].add(zone)
-    evidence = tuple(
-        Evidence(term=term, count=n, zones=tuple(z for z in ZONES if z in zones[term]))
-        for term, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    )
+    body_share = min(1.0, topic.reference_words / words) if words else 1.0
+    score = topic.title_boost * weights[0] + topic.lead_boost * weights[1] + (
+        weights[2] * body_share)
+    items = seen.items() if len(seen) == 1 else sorted(
+        seen.items(), key=lambda item: (-item[1][0], item[0]))
+    evidence = tuple([Evidence(term, n, _ZONE_SETS[mask]) for term, (n, mask) in items])
     relevance = "about" if score >= topic.about else "mention"
-    return TopicTag(name=topic.name, relevance=relevance, score=round(score, 3), evidence=evidence)
+    return TopicTag(topic.name, relevance, round(score, 3), evidence)
+
+
+def _zoned(
+    in_title: Sequence[tuple[int, int, Term]],
+    in_text: Sequence[tuple[int, int, Term]],
+    lead_end: int,
+) -> Iterator[tuple[int, int, Term]]:
+    for start, _, term in in_title:
+        yield 0, start, term
+    for start, _, term in in_text:
+        yield (1 if start < lead_end else 2), start, term
 
 
 class _TagFn(beam.DoFn):
@@ -206,7 +286,8 @@ class _TagFn(beam.DoFn):
 
     def process(self, article: Article) -> Iterator[TaggedArticle]:
         assert self._matcher is not None
-        yield TaggedArticle(article, self._matcher.tag(article.title or "", article.text))
+        yield TaggedArticle(article, self._matcher.tag(article.title or "", article.text),
+                            self.taxonomy.version)
 
 
 class TagTopics(beam.PTransform):
