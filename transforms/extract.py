@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import email.utils
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import apache_beam as beam
+import py3langid
 import trafilatura
 from lxml.html import HtmlElement
 
@@ -23,16 +25,22 @@ from transforms.dead_letters import (
     dead_letter,
     unexpected_error,
 )
-from transforms.records import Article, Page
-from transforms.text import clean_whitespace
+from transforms.dedup import canonical_url
+from transforms.metadata import PageMetadata, clean_authors, page_metadata
+from transforms.records import Article, Entry, Page
+from transforms.text import clean_whitespace, html_to_text
 
 # Dates outside this range are metadata errors (a CMS default, a typo), not publication dates.
 EARLIEST_PLAUSIBLE = datetime(1990, 1, 1, tzinfo=UTC)
 FUTURE_TOLERANCE = timedelta(days=1)
+# A precise first pass shorter than this is implausible for a news story: try for recall.
+SHORT_TEXT_WORDS = 150
+# The feed's own full text wins when the page yields less than this share of it.
+FEED_TEXT_SHARE = 0.5
+FEED_TEXT_MIN_WORDS = 80
 
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
-_BYLINE_PREFIX = re.compile(r"^(?:by|von|par|por|di|door)\s+", re.IGNORECASE)
-_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
+_URL_DATE = re.compile(r"/((?:19|20)\d\d)[/-](0[1-9]|1[0-2])[/-](0[1-9]|[12]\d|3[01])(?:/|\b)")
 
 
 class ExtractionError(Exception):
@@ -46,53 +54,82 @@ class ExtractionError(Exception):
 def extract_article(page: Page, now: datetime | None = None) -> Article:
     """Extract the article body and metadata from a fetched page.
 
-    Page metadata wins, feed values fill its gaps; except for the publication time, where the
-    feed's full timestamp is preferred to the page's date (which trafilatura gives to the day).
+    The body: trafilatura tuned for precision (comments excluded); a recall-oriented second pass
+    when that is implausibly short; the feed's full content when the page yields much less than
+    the feed carried. Metadata: the page's own wins and the feed fills its gaps, except for the
+    publication time, where the feed's full timestamp beats the page's date (known to the day).
     """
     entry = page.entry
     try:
         tree = _parse_html(page)
-        declared_language = _declared_language(tree)
-        document = trafilatura.bare_extraction(
-            tree,
-            url=page.final_url,
-            include_comments=False,
-            include_tables=True,
-            with_metadata=True,
-        )
+        meta = page_metadata(tree, page.final_url)
+        text, method = _body(tree, page.final_url)
     except ExtractionError:
         raise
     except Exception as exc:  # lxml and trafilatura raise a wide range of errors on bad HTML
         raise ExtractionError("extraction_error", f"{type(exc).__name__}: {exc}") from exc
-    if document is None:
-        raise ExtractionError("empty_extraction", "trafilatura found no article in the page")
-    title = _clean(document.title) or entry.title
-    text = _without_headline(clean_whitespace(getattr(document, "text", None) or ""), title)
+    text = _without_headline(text, meta.titles + ((entry.title,) if entry.title else ()))
+    feed_text = html_to_text(entry.content_html)
+    feed_words = len(feed_text.split())
+    if (feed_words >= FEED_TEXT_MIN_WORDS and len(text.split()) < FEED_TEXT_SHARE * feed_words
+            or not text and feed_text):
+        text, method = feed_text, "feed"
     if not text:
-        raise ExtractionError("empty_extraction", "trafilatura found no article text")
+        raise ExtractionError("empty_extraction", "no article text in the page or the feed")
     published_at, published_source = _published(
-        entry.published_at, entry.updated_at, getattr(document, "date", None),
-        now or datetime.now(UTC),
+        entry, meta, page, now or datetime.now(UTC)
     )
     return Article(
         entry=entry,
         url=page.final_url,
-        title=title,
-        authors=_authors(document.author) or entry.authors,
+        title=meta.title or entry.title,
+        authors=meta.authors or clean_authors(list(entry.authors)),
         published_at=published_at,
         published_source=published_source,
         fetched_at=page.fetched_at,
-        language=declared_language,
-        site_name=_clean(document.sitename),
-        summary=entry.summary or _clean(document.description),
+        language=meta.language or detect_language(text),
+        site_name=meta.site_name,
+        summary=entry.summary or meta.description,
         text=text,
+        extraction_method=method,
+        canonical_url=canonical_url(meta.canonical_url) if meta.canonical_url else None,
+        image=meta.image,
+        paywalled=meta.paywalled,
     )
 
 
-def _without_headline(text: str, title: str | None) -> str:
+def _body(tree: HtmlElement, url: str) -> tuple[str, str]:
+    """The article text and the method that produced it."""
+    text = _trafilatura_text(tree, url, favor_precision=True)
+    if len(text.split()) >= SHORT_TEXT_WORDS:
+        return text, "trafilatura"
+    recall = _trafilatura_text(tree, url, favor_recall=True)
+    if len(recall.split()) > len(text.split()):
+        return recall, "trafilatura_recall"
+    return text, "trafilatura"
+
+
+def _trafilatura_text(tree: HtmlElement, url: str, **tuning: bool) -> str:
+    # bare_extraction cleans a copy of the tree, so the same tree serves both passes.
+    document = trafilatura.bare_extraction(
+        tree, url=url, include_comments=False, include_tables=True, with_metadata=False,
+        **tuning,
+    )
+    return clean_whitespace(getattr(document, "text", None) or "") if document else ""
+
+
+def detect_language(text: str) -> str | None:
+    """The language of a text that did not declare one (ISO 639-1), or None if too short."""
+    if len(text) < 50:
+        return None
+    language, _ = py3langid.classify(text[:2000])
+    return str(language)
+
+
+def _without_headline(text: str, titles: tuple[str, ...]) -> str:
     """The body without a first line that repeats the headline (the page's <h1>)."""
     first, _, rest = text.partition("\n")
-    if title and _comparable(first) == _comparable(title):
+    if any(_comparable(first) == _comparable(title) for title in titles if title):
         return rest.strip()
     return text
 
@@ -106,7 +143,7 @@ def _parse_html(page: Page) -> HtmlElement:
     html: bytes | str = page.body
     match = _CHARSET.search(page.content_type)
     if match:
-        # An unknown charset name: leave the bytes for trafilatura to sniff.
+        # An unknown charset name: leave the bytes for trafilatura to sniff (BOM, meta).
         with contextlib.suppress(LookupError):
             html = page.body.decode(codecs.lookup(match.group(1)).name, errors="replace")
     tree = trafilatura.load_html(html)
@@ -115,62 +152,44 @@ def _parse_html(page: Page) -> HtmlElement:
     return tree
 
 
-def _declared_language(tree: HtmlElement) -> str | None:
-    """The page's declared language: <html lang>, else Content-Language or og:locale meta."""
-    candidates = [tree.get("lang"), tree.get("{http://www.w3.org/XML/1998/namespace}lang")]
-    candidates += tree.xpath(
-        "//meta[translate(@http-equiv,'CONTENT-LANGUAGE','content-language')"
-        "='content-language']/@content | //meta[@property='og:locale']/@content"
-    )
-    for candidate in candidates:
-        if isinstance(candidate, str):
-            candidate = candidate.strip().split(",")[0].strip()
-            if _LANGUAGE.match(candidate):
-                return candidate.replace("_", "-").split("-")[0].lower()
-    return None
-
-
 def _published(
-    feed_published: datetime | None,
-    feed_updated: datetime | None,
-    page_date: str | None,
-    now: datetime,
+    entry: Entry, meta: PageMetadata, page: Page, now: datetime
 ) -> tuple[datetime | None, str]:
+    """The publication time and where it came from, trying each source in order of trust."""
     def plausible(value: datetime | None) -> bool:
         return value is not None and EARLIEST_PLAUSIBLE <= value <= now + FUTURE_TOLERANCE
 
-    if plausible(feed_published):
-        return feed_published, "feed"
-    page_day = _page_date(page_date)
-    if plausible(page_day):
-        return page_day, "page"
-    if plausible(feed_updated):
-        return feed_updated, "feed"
+    candidates = (
+        (entry.published_at, "feed"),
+        (meta.date, "page"),
+        (_url_date(page.final_url) or _url_date(entry.link), "url"),
+        (entry.updated_at, "feed"),
+        (_http_date(page.last_modified), "http"),
+    )
+    for value, source in candidates:
+        if plausible(value):
+            return value, source
     return None, "none"
 
 
-def _page_date(value: str | None) -> datetime | None:
+def _url_date(url: str) -> datetime | None:
+    match = _URL_DATE.search(url)
+    if not match:
+        return None
+    try:
+        return datetime(*(int(part) for part in match.groups()), tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _http_date(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
         return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(
-        UTC
-    )
-
-
-def _authors(value: str | None) -> tuple[str, ...]:
-    """trafilatura joins authors with "; "; split them and drop a leading "By"."""
-    if not value:
-        return ()
-    names = (_BYLINE_PREFIX.sub("", part.strip()) for part in value.split(";"))
-    return tuple(dict.fromkeys(name for name in names if name))
-
-
-def _clean(value: str | None) -> str | None:
-    return clean_whitespace(value) or None if value else None
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 class _ExtractFn(beam.DoFn):

@@ -39,7 +39,7 @@ class _FetchPageFn(PoliteFetchFn):
         emit.output(Page(
             entry=entry, final_url=response.url, status=response.status,
             content_type=response.content_type, body=response.body,
-            fetched_at=response.fetched_at,
+            fetched_at=response.fetched_at, last_modified=response.headers.get("last-modified"),
         ))
 
     def _robots_allow(self, entry: Entry, gate: HostGate, emit: Emitter) -> bool:

@@ -15,7 +15,9 @@ from typing import Any, NamedTuple
 SCHEMA_VERSION = 1
 
 # Where a record's published_at came from (see README: "published_source").
-PUBLISHED_SOURCES = ("feed", "page", "none")
+PUBLISHED_SOURCES = ("feed", "page", "url", "http", "none")
+# Which extraction produced a record's text (see README: "extraction_method").
+EXTRACTION_METHODS = ("trafilatura", "trafilatura_recall", "feed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +89,7 @@ class Page:
     content_type: str
     body: bytes
     fetched_at: datetime
+    last_modified: str | None = None  # the HTTP header, a last resort for the date
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +107,10 @@ class Article:
     site_name: str | None
     summary: str | None
     text: str
+    extraction_method: str = "trafilatura"
+    canonical_url: str | None = None  # what the page declares (rel=canonical, og:url)
+    image: str | None = None
+    paywalled: bool = False
 
 
 class Evidence(NamedTuple):
@@ -165,6 +172,9 @@ class Record:
     site_name: str | None
     summary: str | None
     text: str
+    extraction_method: str
+    lead_image: str | None
+    paywalled: bool
     word_count: int
     topics: tuple[TopicTag, ...]
     taxonomy_version: str

@@ -16,7 +16,9 @@ def build_record(tagged: TaggedArticle) -> Record:
     return Record(
         id=entry.article_id,
         url=article.url,
-        canonical_url=entry.canonical_url,
+        # The page's own canonical URL when it declares one for its site; the id stays the
+        # feed link's, which is known before the page is fetched.
+        canonical_url=article.canonical_url or entry.canonical_url,
         feed_url=entry.feed_url,
         feed_title=entry.feed_title,
         guid=entry.guid,
@@ -29,6 +31,9 @@ def build_record(tagged: TaggedArticle) -> Record:
         site_name=article.site_name,
         summary=article.summary,
         text=article.text,
+        extraction_method=article.extraction_method,
+        lead_image=article.image,
+        paywalled=article.paywalled,
         word_count=word_count(article.text),
         topics=tagged.topics,
         taxonomy_version=tagged.taxonomy_version,
