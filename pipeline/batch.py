@@ -11,6 +11,7 @@ from transforms.dedup import DedupEntries
 from transforms.extract import ExtractArticles
 from transforms.feeds import FetchFeeds, ParseEntries
 from transforms.http import HttpSettings
+from transforms.isolation import DEFAULT_ISOLATION, IsolationSettings
 from transforms.pages import FetchPages
 from transforms.polite import DEFAULT_POLITENESS, Politeness
 from transforms.records import Feed
@@ -27,6 +28,7 @@ class BatchConfig:
     taxonomy: Taxonomy
     http: HttpSettings
     politeness: Politeness = DEFAULT_POLITENESS
+    isolation: IsolationSettings = DEFAULT_ISOLATION
     run_id: str | None = None  # names this run's output files; None: plain "articles-..."
     state_uri: str | None = None  # skip articles earlier runs wrote; None: no state
     staging_dir: str | None = None  # where the run stages its state changes for commit
@@ -50,7 +52,7 @@ def build_batch(
     parsed = fetched.feeds | "ParseEntries" >> ParseEntries()
     entries = parsed.entries | "DedupEntries" >> DedupEntries(config.state_uri)
     pages = entries | "FetchPages" >> FetchPages(config.http, config.politeness)
-    articles = pages.pages | "ExtractArticles" >> ExtractArticles()
+    articles = pages.pages | "ExtractArticles" >> ExtractArticles(config.isolation)
     records = (
         articles.articles
         | "TagTopics" >> TagTopics(config.taxonomy)

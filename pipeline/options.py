@@ -12,6 +12,7 @@ import argparse
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.http import DEFAULT_USER_AGENT, HttpSettings
+from transforms.isolation import DEFAULT_ISOLATION, IsolationSettings
 from transforms.polite import DEFAULT_POLITENESS, Politeness
 from transforms.state import DEFAULT_STATE
 
@@ -26,6 +27,13 @@ def _positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return number
+
+
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return number
 
 
@@ -108,6 +116,18 @@ class NewsbeamOptions(PipelineOptions):
             default=False, help="do not consult robots.txt before fetching article pages",
         )
         parser.add_argument(
+            "--extract-processes", "--extract_processes", dest="extract_processes",
+            type=_non_negative_int, default=DEFAULT_ISOLATION.processes, metavar="N",
+            help="worker processes for article extraction per Beam worker (default: 0, one"
+            " per core)",
+        )
+        parser.add_argument(
+            "--extract-timeout", "--extract_timeout", dest="extract_timeout", type=_positive,
+            default=DEFAULT_ISOLATION.timeout, metavar="SECONDS",
+            help="time limit for extracting one page; past it the page is a dead letter"
+            f" extraction_timeout (default: {DEFAULT_ISOLATION.timeout:g})",
+        )
+        parser.add_argument(
             "--http-timeout", "--http_timeout", dest="http_timeout", type=_positive, default=30.0,
             metavar="SECONDS", help="connect and read timeout per request (default: 30)",
         )
@@ -127,6 +147,12 @@ def politeness(options: PipelineOptions) -> Politeness:
         workers=view.fetch_concurrency,
         respect_robots=not view.ignore_robots,
     )
+
+
+def isolation(options: PipelineOptions) -> IsolationSettings:
+    """How article extraction is isolated, as these options ask."""
+    view = options.view_as(NewsbeamOptions)
+    return IsolationSettings(processes=view.extract_processes, timeout=view.extract_timeout)
 
 
 def http_settings(options: PipelineOptions) -> HttpSettings:

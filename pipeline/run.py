@@ -13,7 +13,13 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from pipeline import incremental
 from pipeline.batch import BatchConfig, build_batch
-from pipeline.options import DEFAULT_RUNNER, NewsbeamOptions, http_settings, politeness
+from pipeline.options import (
+    DEFAULT_RUNNER,
+    NewsbeamOptions,
+    http_settings,
+    isolation,
+    politeness,
+)
 from pipeline.summary import build_summary, read_counters
 from transforms.records import Feed, format_utc
 from transforms.state import StateError, is_local, open_state, redact
@@ -50,7 +56,7 @@ def run_batch(
         staging = incremental.staging_dir(out, run_id) if store else None
         config = BatchConfig(
             out=out, taxonomy=taxonomy, http=http_settings(options),
-            politeness=politeness(options), run_id=run_id,
+            politeness=politeness(options), isolation=isolation(options), run_id=run_id,
             state_uri=None if newsbeam.force else state_uri, staging_dir=staging,
         )
         pipeline = beam.Pipeline(options=options)

@@ -47,6 +47,7 @@ REASONS: dict[str, str] = {
     "robots_disallowed": "the site's robots.txt disallows fetching the page",
     "empty_extraction": "no article text could be extracted from the page",
     "extraction_error": "the extractor failed on this page",
+    "extraction_timeout": "extracting the page took longer than the time limit",
     # anything we did not foresee: still accounted for, never a crashed bundle
     "unexpected_error": "an unexpected error; see error_type and message",
 }

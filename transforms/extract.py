@@ -11,6 +11,7 @@ import contextlib
 import email.utils
 import re
 from collections.abc import Iterator
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ import py3langid
 import trafilatura
 from lxml.html import HtmlElement
 
+from transforms.background import BackgroundFn, Emitter
 from transforms.dead_letters import (
     DEAD_LETTERS,
     EXTRACT_ARTICLES,
@@ -26,6 +28,13 @@ from transforms.dead_letters import (
     unexpected_error,
 )
 from transforms.dedup import canonical_url
+from transforms.isolation import (
+    DEFAULT_ISOLATION,
+    IsolationSettings,
+    ProcessPool,
+    TaskTimeout,
+    WorkerCrashed,
+)
 from transforms.metadata import PageMetadata, clean_authors, page_metadata
 from transforms.records import Article, Entry, Page
 from transforms.text import clean_whitespace, html_to_text
@@ -44,11 +53,16 @@ _URL_DATE = re.compile(r"/((?:19|20)\d\d)[/-](0[1-9]|1[0-2])[/-](0[1-9]|[12]\d|3
 
 
 class ExtractionError(Exception):
-    """No usable article could be extracted; `reason` is a dead-letter reason code."""
+    """No usable article could be extracted; `reason` is a dead-letter reason code and
+    `error_type` names the underlying error (it crosses process boundaries, causes do not)."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, error_type: str = "") -> None:
         super().__init__(message)
         self.reason = reason
+        self.error_type = error_type or type(self).__name__
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.reason, str(self), self.error_type))
 
 
 def extract_article(page: Page, now: datetime | None = None) -> Article:
@@ -67,7 +81,8 @@ def extract_article(page: Page, now: datetime | None = None) -> Article:
     except ExtractionError:
         raise
     except Exception as exc:  # lxml and trafilatura raise a wide range of errors on bad HTML
-        raise ExtractionError("extraction_error", f"{type(exc).__name__}: {exc}") from exc
+        raise ExtractionError("extraction_error", f"{type(exc).__name__}: {exc}",
+                              type(exc).__name__) from exc
     text = _without_headline(text, meta.titles + ((entry.title,) if entry.title else ()))
     feed_text = html_to_text(entry.content_html)
     feed_words = len(feed_text.split())
@@ -192,34 +207,78 @@ def _http_date(value: str | None) -> datetime | None:
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-class _ExtractFn(beam.DoFn):
-    def process(self, page: Page) -> Iterator[Any]:
-        entry = page.entry
-        try:
-            article = extract_article(page)
-        except ExtractionError as failure:
-            yield beam.pvalue.TaggedOutput(
-                DEAD_LETTERS,
-                dead_letter(
-                    EXTRACT_ARTICLES, failure.reason, subject="entry", url=page.final_url,
-                    feed_url=entry.feed_url, message=str(failure),
-                    error_type=type(failure.__cause__ or failure).__name__,
-                    article_id=entry.article_id,
-                ),
-            )
-            return
-        except Exception as error:  # a bug or an input nobody foresaw: account for it
-            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, unexpected_error(
-                EXTRACT_ARTICLES, error, subject="entry", url=page.final_url,
-                feed_url=entry.feed_url, article_id=entry.article_id))
-            return
-        yield article
+class _ExtractFn(BackgroundFn):
+    """Hands pages to the isolated extraction processes and turns outcomes into outputs."""
+
+    def __init__(self, isolation: IsolationSettings) -> None:
+        super().__init__(max_pending=4 * isolation.process_count)
+        self.isolation = isolation
+        self._pool: ProcessPool | None = None
+
+    def setup(self) -> None:
+        self._pool = ProcessPool(extract_article, self.isolation)
+
+    def teardown(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def process(
+        self, page: Page, window: Any = beam.DoFn.WindowParam,
+        timestamp: Any = beam.DoFn.TimestampParam,
+    ) -> Iterator[Any]:
+        assert self._pool is not None
+        emit = self.emitter(window, timestamp)
+        delivered: Future = Future()
+
+        def deliver(outcome: Future) -> None:
+            try:
+                _deliver(page, outcome, emit, self.isolation.timeout)
+            except BaseException as error:  # a bug here must fail the bundle, not vanish
+                delivered.set_exception(error)
+            else:
+                delivered.set_result(None)
+
+        self._pool.submit(page).add_done_callback(deliver)
+        yield from self.started([delivered])
+
+
+def _deliver(page: Page, outcome: Future, emit: Emitter, timeout: float) -> None:
+    entry = page.entry
+    error = outcome.exception()
+    if error is None:
+        article = outcome.result()
+        emit.count(f"extraction.{article.extraction_method}")
+        emit.output(article)
+        return
+    if isinstance(error, ExtractionError):
+        reason, message, error_type = error.reason, str(error), error.error_type
+    elif isinstance(error, TaskTimeout):
+        reason, message = "extraction_timeout", f"extraction took over {timeout:g}s"
+        error_type = "TaskTimeout"
+    elif isinstance(error, WorkerCrashed):
+        reason, message, error_type = "extraction_error", str(error), "WorkerCrashed"
+    else:  # a bug or an input nobody foresaw: account for it
+        emit.output(unexpected_error(EXTRACT_ARTICLES, error, subject="entry",  # type: ignore[arg-type]
+                                     url=page.final_url, feed_url=entry.feed_url,
+                                     article_id=entry.article_id), DEAD_LETTERS)
+        return
+    emit.output(dead_letter(
+        EXTRACT_ARTICLES, reason, subject="entry", url=page.final_url,
+        feed_url=entry.feed_url, message=message, error_type=error_type,
+        article_id=entry.article_id,
+    ), DEAD_LETTERS)
 
 
 class ExtractArticles(beam.PTransform):
-    """Page -> Article (main) and DeadLetter (`dead_letters`)."""
+    """Page -> Article (main) and DeadLetter (`dead_letters`), extracted in isolated worker
+    processes (one per core by default) with a time limit per page."""
+
+    def __init__(self, isolation: IsolationSettings = DEFAULT_ISOLATION) -> None:
+        super().__init__()
+        self.isolation = isolation
 
     def expand(self, pages: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
-        return pages | "Extract" >> beam.ParDo(_ExtractFn()).with_outputs(
+        return pages | "Extract" >> beam.ParDo(_ExtractFn(self.isolation)).with_outputs(
             DEAD_LETTERS, main="articles"
         )

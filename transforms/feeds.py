@@ -15,6 +15,7 @@ from typing import Any
 import apache_beam as beam
 import feedparser
 
+from transforms.background import Emitter
 from transforms.dead_letters import (
     DEAD_LETTERS,
     FETCH_FEEDS,
@@ -23,7 +24,7 @@ from transforms.dead_letters import (
     unexpected_error,
 )
 from transforms.dedup import article_id, canonical_url
-from transforms.fetch_fn import Emitter, PoliteFetchFn, key_by_host
+from transforms.fetch_fn import PoliteFetchFn, key_by_host
 from transforms.http import FetchError, HttpSettings, MiB, is_feed_content_type
 from transforms.jsonfeed import looks_like_json, parse_json_feed
 from transforms.metrics import count

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import apache_beam as beam
 
+from transforms.background import Emitter
 from transforms.dead_letters import DEAD_LETTERS, FETCH_PAGES, dead_letter, unexpected_error
-from transforms.fetch_fn import Emitter, PoliteFetchFn, key_by_host
+from transforms.fetch_fn import PoliteFetchFn, key_by_host
 from transforms.http import FetchError, HttpSettings, MiB, Response, is_page_content_type
 from transforms.polite import DEFAULT_POLITENESS, HostGate, Politeness
 from transforms.records import Entry, Page

@@ -1,0 +1,89 @@
+"""Extraction isolation: a time limit per task, crashes contained, processes recycled."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.util import assert_that, equal_to
+
+from pipeline import demo
+from tests.helpers import test_pipeline
+from transforms.dedup import article_id, canonical_url
+from transforms.extract import ExtractArticles, ExtractionError
+from transforms.isolation import IsolationSettings, ProcessPool, TaskTimeout, WorkerCrashed
+from transforms.records import Entry, Page
+
+
+def slow_then_pid(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def crash(_: object) -> None:
+    os._exit(3)
+
+
+def refuse(reason: str) -> None:
+    raise ExtractionError(reason, "no text here", "ValueError")
+
+
+def test_a_task_past_its_time_limit_is_killed_and_the_pool_goes_on() -> None:
+    pool = ProcessPool(slow_then_pid, IsolationSettings(processes=1, timeout=0.5))
+    try:
+        first = pool.submit(0).result()
+        with pytest.raises(TaskTimeout):
+            pool.submit(30).result()
+        assert pool.submit(0).result() != first  # a fresh process replaced the killed one
+    finally:
+        pool.close()
+
+
+def test_a_crashed_worker_is_reported_and_replaced() -> None:
+    pool = ProcessPool(crash, IsolationSettings(processes=1, timeout=10))
+    try:
+        with pytest.raises(WorkerCrashed, match="exited with code 3"):
+            pool.submit(None).result()
+    finally:
+        pool.close()
+
+
+def test_errors_cross_the_process_boundary_with_their_reason() -> None:
+    pool = ProcessPool(refuse, IsolationSettings(processes=1, timeout=10))
+    try:
+        with pytest.raises(ExtractionError) as caught:
+            pool.submit("empty_extraction").result()
+        assert (caught.value.reason, caught.value.error_type) == ("empty_extraction",
+                                                                  "ValueError")
+    finally:
+        pool.close()
+
+
+def test_workers_are_recycled_so_memory_is_given_back() -> None:
+    pool = ProcessPool(slow_then_pid, IsolationSettings(processes=1, recycle_after=2))
+    try:
+        pids = [pool.submit(0).result() for _ in range(5)]
+    finally:
+        pool.close()
+    assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]
+
+
+def test_extraction_past_the_time_limit_is_a_dead_letter() -> None:
+    article = demo.sample_articles()[0]
+    url = "http://127.0.0.1:8000" + article["path"]
+    entry = Entry(feed_url="http://127.0.0.1:8000/feed", feed_title=None, feed_tags=(),
+                  feed_index=0, position=0, guid=None, link=url,
+                  canonical_url=canonical_url(url), article_id=article_id(canonical_url(url)),
+                  title=None, authors=(), published_at=None, updated_at=None, categories=(),
+                  summary=None, content_html=None)
+    page = Page(entry, url, 200, "text/html", demo.render_page(article, "http://127.0.0.1:8000"),
+                datetime.now(UTC))
+    with test_pipeline() as p:
+        outputs = p | beam.Create([page]) | ExtractArticles(
+            IsolationSettings(processes=1, timeout=0.001))
+        assert_that(outputs.articles, equal_to([]), label="NoArticle")
+        assert_that(outputs.dead_letters | beam.Map(lambda d: (d.reason, d.article_id)),
+                    equal_to([("extraction_timeout", entry.article_id)]), label="Timeout")

@@ -1,0 +1,170 @@
+"""Extraction in worker processes: a time limit per page, flat memory, every core.
+
+Each worker process extracts one page at a time. A page that takes longer than the limit
+gets its process killed and replaced (pathological HTML cannot stall the pipeline), and every
+process is replaced after a number of pages, so whatever the parsers leak is given back. With
+one process per core, extraction, the CPU-bound stage, runs on all of them at once while the
+Beam worker that feeds them only waits on pipes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from multiprocessing.connection import Connection
+from typing import Any
+
+# "spawn": the Beam worker that owns the pool runs threads, which a forked child would copy in
+# whatever state they were; a spawned child starts clean and imports what it needs.
+_CONTEXT = multiprocessing.get_context("spawn")
+
+
+@dataclasses.dataclass(frozen=True)
+class IsolationSettings:
+    """How extraction is isolated: processes, time limit per page, pages per process."""
+
+    processes: int = 0  # 0: one per core
+    timeout: float = 30.0  # seconds for one page, then the process is killed
+    recycle_after: int = 500  # pages a process handles before a fresh one replaces it
+
+    @property
+    def process_count(self) -> int:
+        return self.processes or os.cpu_count() or 1
+
+
+DEFAULT_ISOLATION = IsolationSettings()
+
+
+class TaskTimeout(Exception):  # noqa: N818  (a verdict on the input, like a dead letter)
+    """The task ran past the time limit; its process was killed."""
+
+
+class WorkerCrashed(Exception):  # noqa: N818
+    """The worker process died while working on the task (out of memory, a native crash)."""
+
+
+STARTUP_TIMEOUT = 120.0  # a spawned worker imports the extraction stack before it is ready
+
+
+def _serve(connection: Connection, function: Callable[[Any], Any]) -> None:
+    """The worker process: run `function` on each task received, send back the outcome."""
+    connection.send(("ready", None))  # imports are done: time limits start counting now
+    while True:
+        try:
+            task = connection.recv()
+        except EOFError:
+            return
+        try:
+            connection.send(("ok", function(task)))
+        except Exception as error:  # sent back and raised in the parent, with its type
+            connection.send(("error", error))
+
+
+class _Worker:
+    """One worker process and the pipe to it."""
+
+    def __init__(self, function: Callable[[Any], Any]) -> None:
+        self._parent, child = _CONTEXT.Pipe()
+        self._process = _CONTEXT.Process(target=_serve, args=(child, function), daemon=True)
+        self._process.start()
+        child.close()
+        self.tasks = 0
+        if not self._parent.poll(STARTUP_TIMEOUT):
+            self.kill()
+            raise WorkerCrashed(f"worker process not ready within {STARTUP_TIMEOUT:g}s")
+        try:
+            self._parent.recv()
+        except EOFError:
+            self.kill()
+            raise WorkerCrashed(
+                f"worker process exited with code {self._process.exitcode} on start") from None
+
+    def run(self, task: Any, timeout: float) -> Any:
+        self.tasks += 1
+        self._parent.send(task)
+        if not self._parent.poll(timeout):
+            self.kill()
+            raise TaskTimeout(f"no result within {timeout:g}s")
+        try:
+            kind, payload = self._parent.recv()
+        except EOFError:
+            self.kill()
+            raise WorkerCrashed(
+                f"worker process exited with code {self._process.exitcode}") from None
+        if kind == "error":
+            raise payload
+        return payload
+
+    def kill(self) -> None:
+        self._process.kill()
+        self._process.join(timeout=5)
+        self._parent.close()
+
+    def stop(self) -> None:
+        self._parent.close()  # the worker sees EOF and returns
+        self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.kill()
+
+
+class ProcessPool:
+    """Runs `function(task)` in worker processes, each task with a time limit.
+
+    `submit` returns a Future; a task past its limit fails with TaskTimeout, one whose worker
+    died with WorkerCrashed, and the worker is replaced in both cases. `function` must be
+    importable (a module-level function), since the workers are spawned.
+    """
+
+    def __init__(self, function: Callable[[Any], Any], settings: IsolationSettings) -> None:
+        self._function = function
+        self._settings = settings
+        self._local = threading.local()
+        self._workers: list[_Worker] = []
+        self._lock = threading.Lock()
+        # One thread per worker process: each thread owns its process and waits on its pipe.
+        self._threads = ThreadPoolExecutor(
+            max_workers=settings.process_count, thread_name_prefix="newsbeam-isolated"
+        )
+
+    @property
+    def size(self) -> int:
+        return self._settings.process_count
+
+    def submit(self, task: Any) -> Future:
+        return self._threads.submit(self._run, task)
+
+    def _run(self, task: Any) -> Any:
+        worker: _Worker | None = getattr(self._local, "worker", None)
+        if worker is None or worker.tasks >= self._settings.recycle_after:
+            if worker is not None:
+                worker.stop()
+                self._forget(worker)
+            worker = self._local.worker = self._start_worker()
+        try:
+            return worker.run(task, self._settings.timeout)
+        except (TaskTimeout, WorkerCrashed):
+            self._forget(worker)
+            self._local.worker = None  # killed: the next task gets a fresh process
+            raise
+
+    def _start_worker(self) -> _Worker:
+        worker = _Worker(self._function)
+        with self._lock:
+            self._workers.append(worker)
+        return worker
+
+    def _forget(self, worker: _Worker) -> None:
+        with self._lock:
+            if worker in self._workers:
+                self._workers.remove(worker)
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.stop()
