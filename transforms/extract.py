@@ -217,6 +217,7 @@ class _ExtractFn(BackgroundFn):
 
     def setup(self) -> None:
         self._pool = ProcessPool(extract_article, self.isolation)
+        self._pool.warm_up()  # while the pages of this stage are still being fetched
 
     def teardown(self) -> None:
         if self._pool is not None:
