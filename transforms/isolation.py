@@ -85,6 +85,10 @@ class _Worker:
             raise WorkerCrashed(
                 f"worker process exited with code {self._process.exitcode} on start") from None
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
     def run(self, task: Any, timeout: float) -> Any:
         self.tasks += 1
         self._parent.send(task)
@@ -174,6 +178,11 @@ class ProcessPool:
         with self._lock:
             if worker in self._workers:
                 self._workers.remove(worker)
+
+    def pids(self) -> list[int]:
+        """Process ids of the live workers (for monitoring)."""
+        with self._lock:
+            return [w.pid for w in self._workers if w.pid is not None]
 
     def close(self) -> None:
         self._threads.shutdown(wait=True, cancel_futures=True)
