@@ -56,7 +56,7 @@ def report(name: str, scores: dict[str, tuple[float, float, float]], langs: dict
     def macro(ids: list[str]) -> str:
         n = len(ids)
         p, r, f = (sum(scores[i][k] for i in ids) / n for k in range(3))
-        return f"P {p:.3f} R {r:.3f} F1 {f:.3f} ({n} pages)"
+        return f"P {p:.4f} R {r:.4f} F1 {f:.4f} ({n} pages)"
 
     everything = list(scores)
     english = [i for i in everything if langs[i] == "en"]

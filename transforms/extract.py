@@ -51,13 +51,22 @@ SHORT_TEXT_WORDS = 150
 FEED_TEXT_SHARE = 0.5
 FEED_TEXT_MIN_WORDS = 80
 
-# Lines that are furniture around a story, not part of it: photo credits and captions' credit
-# lines, copyright notices, and the signature lines of embedded social-media posts.
+# Lines that are furniture around a story, not part of it: photo credits, copyright notices,
+# signatures of embedded social-media posts, "read also" links (in the languages of the news we
+# see most), calls to subscribe, share, print or comment, update stamps, and tag-list headings.
 _BOILERPLATE_LINE = re.compile(
     r"^(?:(?:photos?|images?|pictures?|fotos?|bild|foto|credit)s?\s*[:\u00a9]"
     r"|.{0,120}\u00a9|.{0,120}\bcopyright\b"
     r"|.*pic\.twitter\.com/"
-    r"|[\u2014\u2013-]\s.{1,80}\(@\w{1,30}\)\s.{0,30}\d{4}$)",
+    r"|[\u2014\u2013-]\s.{1,80}\(@\w{1,30}\)\s.{0,30}\d{4}$"
+    r"|(?:read|see) (?:more|also)\b.{0,150}$|related(?: articles?| stories| coverage)?:.{0,150}$"
+    r"|(?:les ogs\u00e5|lesen sie auch|lire aussi|leia tamb\u00e9m|lee tambi\u00e9n|"
+    r"leggi anche|lees ook|l\u00e4s ocks\u00e5|mehr zum thema)\b.{0,150}$"
+    r"|(?:sign up|subscribe|join our|follow us|share this|click here|order reprints|"
+    r"print article|advertisement|anzeige|publicidade)\b.{0,100}$"
+    r"|(?:updated|published|posted|aktualisiert|ver\u00f6ffentlicht)(?: at| on)?[: ]"
+    r".{0,40}\d.{0,20}$"
+    r"|(?:tags|categories|categorias|schlagw\u00f6rter)\s*:?$)",
     re.IGNORECASE,
 )
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
