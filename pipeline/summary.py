@@ -46,6 +46,11 @@ def build_summary(counters: Mapping[str, int], feeds_configured: int) -> dict[st
         "seen_before": counters.get("entries.seen_before", 0),
         "dead_letters": counters.get("entries.dead_letter", 0),
     }
+    extraction = {name.removeprefix("extraction."): n for name, n in sorted(counters.items())
+                  if name.startswith("extraction.")}
+    fallbacks = {name.removeprefix("pages.feed_fallback."): n
+                 for name, n in sorted(counters.items())
+                 if name.startswith("pages.feed_fallback.")}
     dead_letters: dict[str, dict[str, int]] = defaultdict(dict)
     topics: dict[str, dict[str, int]] = defaultdict(lambda: {"about": 0, "mention": 0})
     for name, value in sorted(counters.items()):
@@ -62,6 +67,8 @@ def build_summary(counters: Mapping[str, int], feeds_configured: int) -> dict[st
         "feeds": feeds,
         "entries": entries,
         "dead_letters": dict(dead_letters),
+        "extraction_methods": extraction,
+        "pages_replaced_by_feed_text": fallbacks,
         "topics": dict(topics),
         "accounted": {
             "feeds": feeds_accounted == feeds["configured"],
@@ -91,6 +98,13 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         ))
     else:
         lines.append("topics   none tagged")
+    if summary["extraction_methods"]:
+        lines.append("text     " + ", ".join(
+            f"{method} {n}" for method, n in summary["extraction_methods"].items()
+        ) + "".join(
+            f" (feed text for pages lost to {reason}: {n})"
+            for reason, n in summary["pages_replaced_by_feed_text"].items()
+        ))
     for stage, reasons in sorted(summary["dead_letters"].items()):
         lines.append(f"dead letters at {stage}: " + ", ".join(
             f"{reason} {n}" for reason, n in sorted(reasons.items())

@@ -75,3 +75,27 @@ def test_a_page_without_article_text_is_an_empty_extraction() -> None:
         extract_article(_page(b"<html><head><title>Loading</title></head><body>"
                               b"<script>window.app = {}</script></body></html>"))
     assert failure.value.reason == "empty_extraction"
+
+
+FEED_TEXT = "<p>" + "The feed carried the whole story in its content element. " * 20 + "</p>"
+
+
+def test_a_page_that_could_not_be_fetched_falls_back_to_the_feed_text() -> None:
+    page = Page(_entry(content_html=FEED_TEXT), URL, 0, "", b"", datetime(2026, 1, 1, tzinfo=UTC))
+    article = extract_article(page)
+    assert article.extraction_method == "feed"
+    assert article.text.startswith("The feed carried the whole story")
+    assert article.title == "Feed headline"
+
+
+def test_the_feed_text_wins_when_the_page_gives_much_less() -> None:
+    thin = (b"<html><body><article><h1>Headline</h1><p>Only a teaser paragraph of the story "
+            b"is on the page, behind a wall.</p></article></body></html>")
+    article = extract_article(_page(thin, content_html=FEED_TEXT))
+    assert article.extraction_method == "feed"
+
+
+def test_the_page_text_wins_when_the_feed_has_only_a_summary() -> None:
+    article = extract_article(_page(demo.render_page(SEED, "http://127.0.0.1:8000"),
+                                    content_html="<p>A short summary.</p>"))
+    assert article.extraction_method == "trafilatura"

@@ -14,9 +14,10 @@ from apache_beam.testing.util import assert_that, equal_to
 from pipeline import demo
 from pipeline.batch import BatchConfig, build_batch
 from pipeline.config import load_taxonomy
-from pipeline.loopback import LoopbackServer
+from pipeline.loopback import LoopbackServer, Route
 from pipeline.run import run_batch
 from tests.helpers import LOOPBACK_HTTP, test_pipeline
+from transforms.records import Feed
 
 SEED_PATH = "/world/2023/06/18/blinken-meets-qin-gang-beijing.html"
 # Text of the site's chrome around every article: none of it may reach a record.
@@ -115,3 +116,23 @@ def test_seed_article_record(sample_site: LoopbackServer, tmp_path: Path) -> Non
     letters = [json.loads(line) for f in out.glob("dead-letters-*.jsonl") for line in f.open()]
     assert len(letters) == 3
     assert json.loads((out / "run.json").read_text())["entries"]["records"] == 6
+
+
+def test_an_unreachable_page_with_full_text_in_the_feed_still_makes_a_record(
+    tmp_path: Path,
+) -> None:
+    story = "<p>" + "Customs officers seized fentanyl pills at the border crossing. " * 15 + "</p>"
+    with LoopbackServer({}) as site:
+        site.routes["/feed.xml"] = Route(
+            ("<?xml version='1.0'?><rss version='2.0' xmlns:content="
+             "'http://purl.org/rss/1.0/modules/content/'><channel><title>Wire</title><item>"
+             f"<title>Seizure at the border</title><link>{site.url('/gone.html')}</link>"
+             f"<content:encoded><![CDATA[{story}]]></content:encoded></item></channel></rss>"
+             ).encode(), headers={"Content-Type": "application/rss+xml"})
+        summary = run_batch(PipelineOptions(["--allow-private-networks", "--state=none"]),
+                            (Feed(site.url("/feed.xml")),), load_taxonomy(), str(tmp_path))
+    records = [json.loads(line) for f in tmp_path.glob("articles-*.jsonl") for line in f.open()]
+    assert [r["extraction_method"] for r in records] == ["feed"]
+    assert records[0]["text"].startswith("Customs officers seized fentanyl")
+    assert summary["pages_replaced_by_feed_text"] == {"http_status": 1}
+    assert summary["entries"]["dead_letters"] == 0 and summary["accounted"]["entries"]

@@ -38,7 +38,7 @@ from transforms.isolation import (
     TaskTimeout,
     WorkerCrashed,
 )
-from transforms.metadata import PageMetadata, clean_authors, page_metadata
+from transforms.metadata import EMPTY_METADATA, PageMetadata, clean_authors, page_metadata
 from transforms.records import Article, Entry, Page
 from transforms.text import clean_whitespace, html_to_text
 
@@ -89,29 +89,33 @@ class ExtractionError(Exception):
 def extract_article(page: Page, now: datetime | None = None) -> Article:
     """Extract the article body and metadata from a fetched page.
 
-    The body: trafilatura tuned for precision (comments excluded); a recall-oriented second pass
-    when that is implausibly short; the feed's full content when the page yields much less than
-    the feed carried. Metadata: the page's own wins and the feed fills its gaps, except for the
-    publication time, where the feed's full timestamp beats the page's date (known to the day).
+    The body: trafilatura (comments excluded); a recall-oriented second pass when that is
+    implausibly short; the feed's full content when the page could not be fetched or extracted,
+    or yields much less than the feed carried. Metadata: the page's own wins and the feed fills
+    its gaps, except for the publication time, where the feed's full timestamp beats the page's
+    date (known to the day only).
     """
     entry = page.entry
-    try:
-        tree = _parse_html(page)
-        meta = page_metadata(tree, page.final_url)
-        text, method = _body(tree, page.final_url)
-    except ExtractionError:
-        raise
-    except Exception as exc:  # lxml and trafilatura raise a wide range of errors on bad HTML
-        raise ExtractionError("extraction_error", f"{type(exc).__name__}: {exc}",
-                              type(exc).__name__) from exc
-    text = _without_boilerplate(
-        _without_headline(text, meta.titles + ((entry.title,) if entry.title else ()))
-    )
-    feed_text = html_to_text(entry.content_html)
-    feed_words = len(feed_text.split())
-    if (feed_words >= FEED_TEXT_MIN_WORDS and len(text.split()) < FEED_TEXT_SHARE * feed_words
-            or not text and feed_text):
-        text, method = feed_text, "feed"
+    feed_text = feed_full_text(entry)
+    if not page.body and feed_text:  # the page could not be fetched: the feed's text stands in
+        meta, text, method = EMPTY_METADATA, feed_text, "feed"
+    else:
+        try:
+            tree = _parse_html(page)
+            meta = page_metadata(tree, page.final_url)
+            text, method = _body(tree, page.final_url)
+        except Exception as exc:  # lxml and trafilatura raise all kinds of errors on bad HTML
+            if not feed_text:
+                if isinstance(exc, ExtractionError):
+                    raise
+                raise ExtractionError("extraction_error", f"{type(exc).__name__}: {exc}",
+                                      type(exc).__name__) from exc
+            meta, text, method = EMPTY_METADATA, feed_text, "feed"
+        text = _without_boilerplate(
+            _without_headline(text, meta.titles + ((entry.title,) if entry.title else ()))
+        )
+        if feed_text and len(text.split()) < FEED_TEXT_SHARE * len(feed_text.split()):
+            text, method = feed_text, "feed"
     if not text:
         raise ExtractionError("empty_extraction", "no article text in the page or the feed")
     published_at, published_source = _published(
@@ -134,6 +138,12 @@ def extract_article(page: Page, now: datetime | None = None) -> Article:
         image=meta.image,
         paywalled=meta.paywalled,
     )
+
+
+def feed_full_text(entry: Entry) -> str:
+    """The article text the feed itself carried, if it is long enough to stand for the page."""
+    text = html_to_text(entry.content_html)
+    return text if len(text.split()) >= FEED_TEXT_MIN_WORDS else ""
 
 
 def _body(tree: HtmlElement, url: str) -> tuple[str, str]:

@@ -54,6 +54,11 @@ class PageMetadata:
         return self.titles[0] if self.titles else None
 
 
+EMPTY_METADATA = PageMetadata(titles=(), authors=(), date=None, language=None, site_name=None,
+                              description=None, canonical_url=None, image=None,
+                              paywalled=False)
+
+
 def page_metadata(tree: HtmlElement, url: str) -> PageMetadata:
     """Read the page's own metadata. Does not modify the tree."""
     meta = _meta_tags(tree)

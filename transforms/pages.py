@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import apache_beam as beam
 
 from transforms.background import Emitter
 from transforms.dead_letters import DEAD_LETTERS, FETCH_PAGES, dead_letter, unexpected_error
+from transforms.extract import feed_full_text
 from transforms.fetch_fn import PoliteFetchFn, key_by_host
 from transforms.http import FetchError, HttpSettings, MiB, Response, is_page_content_type
 from transforms.polite import DEFAULT_POLITENESS, HostGate, Politeness
@@ -21,6 +24,8 @@ class _FetchPageFn(PoliteFetchFn):
         self._robots = RobotsCache()
 
     def fetch_item(self, entry: Entry, gate: HostGate, emit: Emitter) -> None:
+        """Fetch the page; a failure is a dead letter, unless the feed carried the article's
+        full text, which then stands in for the page (an empty Page goes on to extraction)."""
         try:
             if self.politeness.respect_robots and not self._robots_allow(entry, gate, emit):
                 return
@@ -65,6 +70,11 @@ class _FetchPageFn(PoliteFetchFn):
     def _dead_letter(
         emit: Emitter, entry: Entry, reason: str, message: str, error_type: str
     ) -> None:
+        if feed_full_text(entry):
+            emit.count(f"pages.feed_fallback.{reason}")
+            emit.output(Page(entry=entry, final_url=entry.link, status=0, content_type="",
+                             body=b"", fetched_at=datetime.now(UTC)))
+            return
         emit.output(dead_letter(
             FETCH_PAGES, reason, subject="entry", url=entry.link, feed_url=entry.feed_url,
             message=message, error_type=error_type, article_id=entry.article_id,
