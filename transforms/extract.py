@@ -69,6 +69,7 @@ _BOILERPLATE_LINE = re.compile(
     r"|(?:tags|categories|categorias|schlagw\u00f6rter)\s*:?$)",
     re.IGNORECASE,
 )
+_SENTENCE_ENDS = (".", "!", "?", "\"", "\u201d", "\u2019", "'", ")", "\u3002", ":", "\u00bb")
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
 _URL_DATE = re.compile(r"/((?:19|20)\d\d)[/-](0[1-9]|1[0-2])[/-](0[1-9]|[12]\d|3[01])(?:/|\b)")
 
@@ -183,10 +184,18 @@ def _without_headline(text: str, titles: tuple[str, ...]) -> str:
 
 
 def _without_boilerplate(text: str) -> str:
-    """The body without credit, copyright and embedded-post signature lines."""
-    lines = text.split("\n")
-    kept = [line for line in lines if len(line) > 200 or not _BOILERPLATE_LINE.match(line)]
-    return "\n".join(kept) if len(kept) != len(lines) else text
+    """The body without credit, copyright and embedded-post signature lines, and without a
+    tail of short lines that are not sentences (related links, tag lists)."""
+    lines = [line for line in text.split("\n")
+             if len(line) > 200 or not _BOILERPLATE_LINE.match(line)]
+    while len(lines) > 3 and _looks_like_link(lines[-1]):
+        lines.pop()
+    return "\n".join(lines)
+
+
+def _looks_like_link(line: str) -> bool:
+    stripped = line.strip()
+    return len(stripped.split()) < 12 and not stripped.endswith(_SENTENCE_ENDS)
 
 
 def _comparable(value: str) -> str:
