@@ -24,7 +24,7 @@ from transforms.dead_letters import (
     unexpected_error,
 )
 from transforms.dedup import article_id, canonical_url
-from transforms.fetch_fn import PoliteFetchFn, key_by_host
+from transforms.fetch_fn import PoliteFetchFn, fetch_grouped_by_host
 from transforms.http import FetchError, HttpSettings, MiB, is_feed_content_type
 from transforms.jsonfeed import looks_like_json, parse_json_feed
 from transforms.metrics import count
@@ -258,6 +258,10 @@ class _ParseEntriesFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(DEAD_LETTERS, letter)
 
 
+def _feed_url(feed: Feed) -> str:
+    return feed.url
+
+
 class FetchFeeds(beam.PTransform):
     """Feed -> FetchedFeed (main), DeadLetter (`dead_letters`) and FeedValidators (`validators`).
 
@@ -275,14 +279,9 @@ class FetchFeeds(beam.PTransform):
         self.max_bytes = max_bytes
 
     def expand(self, feeds: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
-        return (
-            feeds
-            | "KeyByHost" >> key_by_host(lambda feed: feed.url)
-            | "GroupByHost" >> beam.GroupByKey()
-            | "Fetch" >> beam.ParDo(
-                _FetchFeedFn(self.settings, self.max_bytes, self.politeness)
-            ).with_outputs(DEAD_LETTERS, VALIDATORS, main="feeds")
-        )
+        fn = _FetchFeedFn(self.settings, self.max_bytes, self.politeness)
+        return fetch_grouped_by_host(feeds, _feed_url, fn, DEAD_LETTERS, VALIDATORS,
+                                     main="feeds")
 
 
 class ParseEntries(beam.PTransform):

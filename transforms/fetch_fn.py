@@ -7,7 +7,7 @@ hands what they produce back to the bundle's thread.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
@@ -17,9 +17,17 @@ from transforms.http import HttpClient, HttpSettings, Response
 from transforms.polite import HostGate, HostLanes, Politeness, host_key
 
 
-def key_by_host(url_of: Any) -> beam.Map:
-    """Map an element to (host, element), for grouping by host before a polite fetch."""
-    return beam.Map(lambda element: (host_key(url_of(element)), element))
+def fetch_grouped_by_host(
+    items: beam.PCollection, url_of: Callable[[Any], str], fn: PoliteFetchFn, *tags: str,
+    main: str,
+) -> beam.pvalue.DoOutputsTuple:
+    """items -> (host, items) groups -> `fn`: one place fetches each host's URLs."""
+    return (
+        items
+        | "KeyByHost" >> beam.Map(lambda item: (host_key(url_of(item)), item))
+        | "GroupByHost" >> beam.GroupByKey()
+        | "Fetch" >> beam.ParDo(fn).with_outputs(*tags, main=main)
+    )
 
 
 class PoliteFetchFn(BackgroundFn):

@@ -9,7 +9,7 @@ import apache_beam as beam
 from transforms.background import Emitter
 from transforms.dead_letters import DEAD_LETTERS, FETCH_PAGES, dead_letter, unexpected_error
 from transforms.extract import feed_full_text
-from transforms.fetch_fn import PoliteFetchFn, key_by_host
+from transforms.fetch_fn import PoliteFetchFn, fetch_grouped_by_host
 from transforms.http import FetchError, HttpSettings, MiB, Response, is_page_content_type
 from transforms.polite import DEFAULT_POLITENESS, HostGate, Politeness
 from transforms.records import Entry, Page
@@ -81,6 +81,10 @@ class _FetchPageFn(PoliteFetchFn):
         ), DEAD_LETTERS)
 
 
+def _entry_link(entry: Entry) -> str:
+    return entry.link
+
+
 class FetchPages(beam.PTransform):
     """Entry -> Page (main) and DeadLetter (`dead_letters`).
 
@@ -98,11 +102,5 @@ class FetchPages(beam.PTransform):
         self.max_bytes = max_bytes
 
     def expand(self, entries: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
-        return (
-            entries
-            | "KeyByHost" >> key_by_host(lambda entry: entry.link)
-            | "GroupByHost" >> beam.GroupByKey()
-            | "Fetch" >> beam.ParDo(
-                _FetchPageFn(self.settings, self.max_bytes, self.politeness)
-            ).with_outputs(DEAD_LETTERS, main="pages")
-        )
+        fn = _FetchPageFn(self.settings, self.max_bytes, self.politeness)
+        return fetch_grouped_by_host(entries, _entry_link, fn, DEAD_LETTERS, main="pages")
