@@ -45,7 +45,9 @@ from transforms.text import clean_whitespace, html_to_text
 # Dates outside this range are metadata errors (a CMS default, a typo), not publication dates.
 EARLIEST_PLAUSIBLE = datetime(1990, 1, 1, tzinfo=UTC)
 FUTURE_TOLERANCE = timedelta(days=1)
-# A precise first pass shorter than this is implausible for a news story: try for recall.
+# Image captions and credits: part of the page, not of the story a reader reads.
+CAPTIONS = ["//figcaption", "//figure//*[contains(@class, 'caption')]"]
+# A first pass shorter than this is implausible for a news story: try again for recall.
 SHORT_TEXT_WORDS = 150
 # The feed's own full text wins when the page yields less than this share of it.
 FEED_TEXT_SHARE = 0.5
@@ -162,7 +164,7 @@ def _trafilatura_text(tree: HtmlElement, url: str, **tuning: bool) -> str:
     # bare_extraction cleans a copy of the tree, so the same tree serves both passes.
     document = trafilatura.bare_extraction(
         tree, url=url, include_comments=False, include_tables=True, with_metadata=False,
-        **tuning,
+        prune_xpath=CAPTIONS, **tuning,
     )
     return clean_whitespace(getattr(document, "text", None) or "") if document else ""
 
