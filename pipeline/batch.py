@@ -15,6 +15,7 @@ from transforms.isolation import DEFAULT_ISOLATION, IsolationSettings
 from transforms.pages import FetchPages
 from transforms.polite import DEFAULT_POLITENESS, Politeness
 from transforms.records import Feed
+from transforms.sink_uris import Sink
 from transforms.sinks import StageStateUpdates, WriteDeadLetters, WriteRecords
 from transforms.to_records import ToRecords
 from transforms.topics import TagTopics, Taxonomy
@@ -24,9 +25,11 @@ from transforms.topics import TagTopics, Taxonomy
 class BatchConfig:
     """Everything one batch run needs besides its feeds."""
 
-    out: str  # folder (or bucket path) for records, dead letters and the run summary
+    out: str  # folder (or bucket path) for the run summary and staged state
     taxonomy: Taxonomy
     http: HttpSettings
+    sinks: tuple[Sink, ...] = ()  # where records go; none: JSON Lines in `out`
+    dead_letter_sink: Sink | None = None  # none: JSON Lines in `out`
     politeness: Politeness = DEFAULT_POLITENESS
     isolation: IsolationSettings = DEFAULT_ISOLATION
     run_id: str | None = None  # names this run's output files; None: plain "articles-..."
@@ -64,8 +67,11 @@ def build_batch(
         pages.dead_letters,
         articles.dead_letters,
     ) | "DeadLetters" >> CollectDeadLetters()
-    records | "WriteRecords" >> WriteRecords(config.out, config.run_id)
-    dead_letters | "WriteDeadLetters" >> WriteDeadLetters(config.out, config.run_id)
+    default = Sink("jsonl", f"jsonl:{config.out}", config.out)
+    records | "WriteRecords" >> WriteRecords(config.sinks or (default,), config.run_id)
+    dead_letters | "WriteDeadLetters" >> WriteDeadLetters(
+        config.dead_letter_sink or default, config.run_id
+    )
     if config.staging_dir is not None:
         (records, dead_letters, fetched.validators) | "StageState" >> StageStateUpdates(
             config.staging_dir

@@ -18,6 +18,7 @@ from pipeline.config import ConfigError, load_feeds, load_taxonomy
 from pipeline.options import DEFAULT_RUNNER, NewsbeamOptions
 from pipeline.run import run_batch
 from pipeline.summary import format_summary
+from transforms.sink_uris import SinkError
 from transforms.state import StateError
 from transforms.topic_eval import describe_tag, evaluate, format_evaluation, labelled_text
 from transforms.topics import TopicMatcher
@@ -49,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _topics_eval(args)
         if args.command == "topics" and args.topics_command == "explain":
             return _topics_explain(args)
-    except (ConfigError, UsageError, StateError) as error:
+    except (ConfigError, UsageError, StateError, SinkError) as error:
         _fail(parser, str(error))
     parser.error(f"unknown command {args.command!r}")
 

@@ -77,10 +77,14 @@ def recover_unfinished_runs(out: str, store: StateStore) -> list[str]:
         log.warning("run %s wrote %d records but did not commit them; committing now",
                     run_id, len(ids))
         store.commit(run_id, {}, ids)
+    return sorted(orphans)
+
+
+def discard_stale_staging(out: str) -> None:
+    """Staged changes of runs that never finished: their work is redone, so drop them."""
     stale = FileSystems.join(out, STAGING_FOLDER)
     if FileSystems.exists(stale):
-        FileSystems.delete([stale])  # staged changes of runs that never finished: redo them
-    return sorted(orphans)
+        FileSystems.delete([stale])
 
 
 def _matches(pattern: str) -> list[str]:

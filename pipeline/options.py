@@ -14,6 +14,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from transforms.http import DEFAULT_USER_AGENT, HttpSettings
 from transforms.isolation import DEFAULT_ISOLATION, IsolationSettings
 from transforms.polite import DEFAULT_POLITENESS, Politeness
+from transforms.sink_uris import Sink, parse_sink
+from transforms.sinks import DEFAULT_DEAD_LETTERS_TABLE, DEFAULT_RECORDS_TABLE
 from transforms.state import DEFAULT_STATE
 
 DEFAULT_OUT = "newsbeam-out"
@@ -68,6 +70,17 @@ class NewsbeamOptions(PipelineOptions):
             "--out", metavar="DIR", default=DEFAULT_OUT,
             help=f"directory for articles-*.jsonl, dead-letters-*.jsonl and run.json"
             f" (default: {DEFAULT_OUT})",
+        )
+        parser.add_argument(
+            "--sink", metavar="URI", action="append", default=None,
+            help="where records go, repeatable: jsonl:DIR, parquet:DIR, "
+            "postgresql://USER@HOST:PORT/DB?table=NAME, redis://HOST:PORT/DB?stream=NAME"
+            "[&maxlen=N], bigquery:PROJECT:DATASET.TABLE (default: jsonl: in --out)",
+        )
+        parser.add_argument(
+            "--dead-letters", "--dead_letters", dest="dead_letters", metavar="URI",
+            default=None,
+            help="where dead letters go; the same kinds as --sink (default: jsonl: in --out)",
         )
         parser.add_argument(
             "--state", metavar="URI", default=DEFAULT_STATE,
@@ -136,6 +149,19 @@ class NewsbeamOptions(PipelineOptions):
             default=60.0, metavar="SECONDS",
             help="overall time limit for one request, redirects included (default: 60)",
         )
+
+
+def sinks(options: PipelineOptions, out: str) -> tuple[tuple[Sink, ...], Sink]:
+    """The record sinks and the dead-letter sink these options name, JSON Lines in `out` by
+    default (SinkError if one is bad)."""
+    view = options.view_as(NewsbeamOptions)
+    records = tuple(
+        parse_sink(uri, default_table=DEFAULT_RECORDS_TABLE)
+        for uri in (view.sink or [f"jsonl:{out}"])
+    )
+    letters = parse_sink(view.dead_letters or f"jsonl:{out}",
+                         default_table=DEFAULT_DEAD_LETTERS_TABLE)
+    return records, letters
 
 
 def politeness(options: PipelineOptions) -> Politeness:

@@ -19,9 +19,11 @@ from pipeline.options import (
     http_settings,
     isolation,
     politeness,
+    sinks,
 )
 from pipeline.summary import build_summary, read_counters
-from transforms.records import Feed, format_utc
+from transforms.records import DeadLetter, Feed, Record, format_utc
+from transforms.sinks import prepare_sinks
 from transforms.state import StateError, is_local, open_state, redact
 from transforms.topics import Taxonomy
 
@@ -45,17 +47,26 @@ def run_batch(
             f"--state {state_uri} is a file on this machine, which {standard.runner} workers"
             " cannot read: use --state postgresql://... (or --state none)"
         )
+    record_sinks, dead_letter_sink = sinks(options, out)
+    # Before anything is fetched: a sink that cannot take records fails the run now.
+    prepare_sinks(record_sinks, Record)
+    prepare_sinks((dead_letter_sink,), DeadLetter)
     started = datetime.now(UTC)
     clock = time.monotonic()
     run_id = incremental.new_run_id(started)
     store = open_state(state_uri) if state_uri else None
     try:
-        recovered = incremental.recover_unfinished_runs(out, store) if store else []
+        recovered = [
+            run for sink in record_sinks if sink.family == "jsonl"
+            for run in incremental.recover_unfinished_runs(sink.target, store)
+        ] if store else []
+        incremental.discard_stale_staging(out)
         if store and not newsbeam.force:
             feeds = incremental.with_validators(feeds, store)
         staging = incremental.staging_dir(out, run_id) if store else None
         config = BatchConfig(
-            out=out, taxonomy=taxonomy, http=http_settings(options),
+            out=out, taxonomy=taxonomy, http=http_settings(options), sinks=record_sinks,
+            dead_letter_sink=dead_letter_sink,
             politeness=politeness(options), isolation=isolation(options), run_id=run_id,
             state_uri=None if newsbeam.force else state_uri, staging_dir=staging,
         )
@@ -79,6 +90,8 @@ def run_batch(
         state=redact(state_uri) if state_uri else "none",
         forced=bool(newsbeam.force),
         recovered_runs=recovered,
+        sinks=[sink.shown for sink in record_sinks],
+        dead_letters_sink=dead_letter_sink.shown,
         out=out,
     )
     # Through Beam's FileSystems, so --out may be a bucket (gs://...) as well as a local folder.

@@ -9,6 +9,7 @@ disappears.
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -219,6 +220,11 @@ class DeadLetter:
         out = dataclasses.asdict(self)
         out["at"] = format_utc(self.at)
         return out
+
+
+def json_line(element: Record | DeadLetter) -> str:
+    """One record or dead letter as a compact JSON line (non-ASCII kept as is)."""
+    return json.dumps(element.to_dict(), ensure_ascii=False, separators=(",", ":"))
 
 
 def format_utc(value: datetime) -> str:

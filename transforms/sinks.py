@@ -1,24 +1,32 @@
-"""WriteRecords and WriteDeadLetters: where the pipeline's outputs land.
+"""WriteRecords and WriteDeadLetters: every configured sink, fed from the same PCollection.
 
-JSON Lines files are the default sink: one JSON object per line, UTF-8, field names as in the
-README's schema.
+File sinks (JSON Lines, Parquet) write one file set per run, named with the run id. The other
+families have writers of their own (`sink_postgres`, `sink_redis`); BigQuery goes through
+Beam's WriteToBigQuery. `prepare_sinks` checks every sink before the run fetches anything.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 import apache_beam as beam
 
 from transforms.dead_letters import is_permanent
+from transforms.records import DeadLetter, Record, json_line
+from transforms.schema import arrow_schema, bigquery_schema, record_row
+from transforms.sink_postgres import WriteToPostgres, prepare_table
+from transforms.sink_redis import WriteToRedisStream, check_stream
+from transforms.sink_uris import Sink, SinkError
 
 RECORDS_PREFIX = "articles"
 DEAD_LETTERS_PREFIX = "dead-letters"
 JSONL_SUFFIX = ".jsonl"
+PARQUET_SUFFIX = ".parquet"
 STAGED_IDS = "ids"
 STAGED_VALIDATORS = "validators"
+DEFAULT_RECORDS_TABLE = "newsbeam_articles"
+DEFAULT_DEAD_LETTERS_TABLE = "newsbeam_dead_letters"
 
 
 def run_prefix(prefix: str, run_id: str | None) -> str:
@@ -27,9 +35,28 @@ def run_prefix(prefix: str, run_id: str | None) -> str:
     return f"{prefix}-{run_id}" if run_id else prefix
 
 
-def to_json_line(element: Any) -> str:
-    """One record or dead letter as a compact JSON line (non-ASCII kept as is)."""
-    return json.dumps(element.to_dict(), ensure_ascii=False, separators=(",", ":"))
+def prepare_sinks(sinks: tuple[Sink, ...], element: type) -> None:
+    """Check every sink now, so a bad one fails the run before any feed is fetched: tables are
+    created or their layout checked, servers pinged, folders made where they are local."""
+    for sink in sinks:
+        if sink.family == "postgresql":
+            prepare_table(sink, element)
+        elif sink.family == "redis":
+            check_stream(sink)
+        elif sink.family in ("jsonl", "parquet") and "://" not in sink.target:
+            try:
+                os.makedirs(sink.target, exist_ok=True)
+            except OSError as exc:
+                raise SinkError(f"sink {sink.shown}: cannot create the folder:"
+                                f" {exc.strerror}") from None
+        elif sink.family == "bigquery":
+            try:
+                import google.cloud.bigquery  # noqa: F401
+                from apache_beam.io.gcp import bigquery  # noqa: F401
+            except ImportError:
+                raise SinkError(
+                    f"sink {sink.shown}: BigQuery needs Google Cloud libraries: pip install "
+                    "'apache-beam[gcp]'") from None
 
 
 class WriteJsonLines(beam.PTransform):
@@ -43,37 +70,105 @@ class WriteJsonLines(beam.PTransform):
     def expand(self, elements: beam.PCollection) -> beam.pvalue.PDone:
         return (
             elements
-            | "ToJson" >> beam.Map(to_json_line)
+            | "ToJson" >> beam.Map(json_line)
             | "Write" >> beam.io.WriteToText(
                 os.path.join(self.directory, self.prefix), file_name_suffix=JSONL_SUFFIX
             )
         )
 
 
-class WriteRecords(beam.PTransform):
-    """Records to every configured sink (JSON Lines in DIR for now)."""
+class WriteParquet(beam.PTransform):
+    """Write records or dead letters to DIR/PREFIX-SSSSS-of-NNNNN.parquet, with the Arrow
+    schema derived from their definition."""
 
-    def __init__(self, directory: str, run_id: str | None = None) -> None:
+    def __init__(self, directory: str, prefix: str, element: type) -> None:
         super().__init__()
         self.directory = directory
+        self.prefix = prefix
+        self.element = element
+
+    def expand(self, elements: beam.PCollection) -> beam.pvalue.PDone:
+        return (
+            elements
+            | "ToRows" >> beam.Map(record_row)
+            | "Write" >> beam.io.WriteToParquet(
+                os.path.join(self.directory, self.prefix), arrow_schema(self.element),
+                file_name_suffix=PARQUET_SUFFIX,
+            )
+        )
+
+
+def _bigquery_row(element: Any) -> dict[str, Any]:
+    row = record_row(element)
+    for name, value in row.items():
+        if hasattr(value, "isoformat"):
+            row[name] = value.isoformat()
+    return row
+
+
+def _write(elements: beam.PCollection, sink: Sink, prefix: str, element: type) -> Any:
+    if sink.family == "jsonl":
+        return elements | WriteJsonLines(sink.target, prefix)
+    if sink.family == "parquet":
+        return elements | WriteParquet(sink.target, prefix, element)
+    if sink.family == "postgresql":
+        return elements | WriteToPostgres(sink, element)
+    if sink.family == "redis":
+        return elements | WriteToRedisStream(sink)
+    if sink.family == "bigquery":
+        return (
+            elements
+            | "ToRows" >> beam.Map(_bigquery_row)
+            | "Write" >> beam.io.WriteToBigQuery(
+                sink.table, schema=bigquery_schema(),
+                create_disposition=beam.io.BigQueryDisposition.CREATE_IF_NEEDED,
+                write_disposition=beam.io.BigQueryDisposition.WRITE_APPEND,
+            )
+        )
+    raise SinkError(f"sink {sink.shown}: no writer for {sink.family}")
+
+
+def _label(sink: Sink, index: int) -> str:
+    # Stable per position and family: Dataflow's update and monitoring key on labels.
+    return f"{sink.family.capitalize()}{index if index else ''}"
+
+
+class WriteRecords(beam.PTransform):
+    """Records to every configured sink."""
+
+    def __init__(self, sinks: tuple[Sink, ...], run_id: str | None = None) -> None:
+        super().__init__()
+        self.sinks = sinks
         self.run_id = run_id
 
-    def expand(self, records: beam.PCollection) -> beam.pvalue.PDone:
+    def expand(self, records: beam.PCollection) -> None:
         prefix = run_prefix(RECORDS_PREFIX, self.run_id)
-        return records | "JsonLines" >> WriteJsonLines(self.directory, prefix)
+        for index, sink in enumerate(self.sinks):
+            records | _label(sink, index) >> _SinkWrite(sink, prefix, Record)
 
 
 class WriteDeadLetters(beam.PTransform):
-    """Dead letters from every stage to DIR as JSON Lines."""
+    """Dead letters from every stage to the dead-letter sink."""
 
-    def __init__(self, directory: str, run_id: str | None = None) -> None:
+    def __init__(self, sink: Sink, run_id: str | None = None) -> None:
         super().__init__()
-        self.directory = directory
+        self.sink = sink
         self.run_id = run_id
 
-    def expand(self, letters: beam.PCollection) -> beam.pvalue.PDone:
+    def expand(self, letters: beam.PCollection) -> None:
         prefix = run_prefix(DEAD_LETTERS_PREFIX, self.run_id)
-        return letters | "JsonLines" >> WriteJsonLines(self.directory, prefix)
+        letters | _label(self.sink, 0) >> _SinkWrite(self.sink, prefix, DeadLetter)
+
+
+class _SinkWrite(beam.PTransform):
+    def __init__(self, sink: Sink, prefix: str, element: type) -> None:
+        super().__init__()
+        self.sink = sink
+        self.prefix = prefix
+        self.element = element
+
+    def expand(self, elements: beam.PCollection) -> Any:
+        return _write(elements, self.sink, self.prefix, self.element)
 
 
 class StageStateUpdates(beam.PTransform):

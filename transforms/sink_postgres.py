@@ -1,0 +1,150 @@
+"""The PostgreSQL sink: a table made from the record definition, filled by batched upserts.
+
+Rows are keyed by `id`: each batch is copied into a temporary table and merged with one
+INSERT ... ON CONFLICT (id) DO UPDATE, so running the same feeds twice leaves the same rows,
+at a good share of a plain COPY's speed. Dead letters have no key and are appended.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import apache_beam as beam
+
+from transforms.records import SCHEMA_VERSION, Record
+from transforms.schema import postgres_columns, record_row
+from transforms.sink_uris import Sink, SinkError
+
+BATCH_SIZE = 1000
+_COMMENT = "newsbeam schema_version="
+
+
+def _connect(sink: Sink) -> Any:
+    import psycopg  # imported here: only runs that write to PostgreSQL need the driver
+
+    try:
+        return psycopg.connect(sink.target, connect_timeout=10, autocommit=False)
+    except psycopg.Error as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SinkError(f"sink {sink.shown}: cannot connect: {first_line}") from None
+
+
+def prepare_table(sink: Sink, element: type = Record) -> None:
+    """Create the table if it is missing, or check that an existing one has this layout.
+
+    Fails with SinkError (one line, naming the migration) rather than mid-run.
+    """
+    assert sink.table is not None
+    columns = postgres_columns(element)
+    with _connect(sink) as connection:
+        found = connection.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s"
+            " AND table_schema = current_schema()", (sink.table,),
+        ).fetchall()
+        if not found:
+            _create(connection, sink.table, columns, element)
+            return
+        comment = connection.execute(
+            "SELECT obj_description(to_regclass(%s), 'pg_class')", (sink.table,)
+        ).fetchone()[0] or ""
+        version = comment.removeprefix(_COMMENT) if comment.startswith(_COMMENT) else "none"
+        missing = [c for c in columns if c[0] not in {row[0] for row in found}]
+        if missing or version != str(SCHEMA_VERSION):
+            migration = "; ".join(
+                f"ALTER TABLE {sink.table} ADD COLUMN {name} {sql}" for name, sql, _ in missing
+            ) + f"; COMMENT ON TABLE {sink.table} IS '{_COMMENT}{SCHEMA_VERSION}'"
+            raise SinkError(
+                f"sink {sink.shown}: table {sink.table} has the layout of newsbeam schema "
+                f"version {version}, this newsbeam writes version {SCHEMA_VERSION}; migrate it "
+                f"with: {migration.lstrip('; ')}"
+            )
+
+
+def _create(connection: Any, table: str, columns: Sequence[tuple[str, str, bool]],
+            element: type) -> None:
+    definitions = ", ".join(
+        f"{name} {sql}{'' if nullable else ' NOT NULL'}" for name, sql, nullable in columns
+    )
+    key = ", PRIMARY KEY (id)" if element is Record else ""
+    with connection.transaction():
+        connection.execute(f"CREATE TABLE IF NOT EXISTS {table} ({definitions}{key})")
+        connection.execute(f"COMMENT ON TABLE {table} IS '{_COMMENT}{SCHEMA_VERSION}'")
+        if element is Record:
+            connection.execute(
+                f"CREATE INDEX IF NOT EXISTS {table}_published_at ON {table} (published_at)")
+            connection.execute(
+                f"CREATE INDEX IF NOT EXISTS {table}_topic_names ON {table} USING gin"
+                " (topic_names)")
+
+
+def table_rows(elements: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
+    """Column values in table order (topics as JSON text, plus topic names for records)."""
+    for element in elements:
+        row = record_row(element)
+        if "topics" in row:
+            row["topic_names"] = [topic["name"] for topic in row["topics"]]
+            row["topics"] = json.dumps(row["topics"], ensure_ascii=False)
+        yield tuple(row.values())
+
+
+def write_batch(connection: Any, table: str, elements: Sequence[Any], element: type) -> None:
+    """Write one batch in one transaction: upsert records on id, append dead letters."""
+    names = [name for name, _, _ in postgres_columns(element)]
+    column_list = ", ".join(names)
+    with connection.transaction(), connection.cursor() as cursor:
+        if element is not Record:
+            with cursor.copy(f"COPY {table} ({column_list}) FROM STDIN") as copy:
+                for row in table_rows(elements):
+                    copy.write_row(row)
+            return
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS staging_{table}"
+                       f" (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+        with cursor.copy(f"COPY staging_{table} ({column_list}) FROM STDIN") as copy:
+            for row in table_rows(elements):
+                copy.write_row(row)
+        updates = ", ".join(f"{name} = excluded.{name}" for name in names if name != "id")
+        # DISTINCT ON: a batch never holds one id twice (DedupEntries), but the upsert must not
+        # depend on that.
+        cursor.execute(
+            f"INSERT INTO {table} ({column_list}) SELECT DISTINCT ON (id) {column_list}"
+            f" FROM staging_{table} ON CONFLICT (id) DO UPDATE SET {updates}"
+        )
+
+
+class _WriteBatches(beam.DoFn):
+    def __init__(self, sink: Sink, element: type) -> None:
+        self.sink = sink
+        self.element = element
+        self._connection: Any = None
+
+    def setup(self) -> None:
+        self._connection = _connect(self.sink)
+
+    def teardown(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def process(self, batch: list[Any]) -> Iterator[int]:
+        assert self.sink.table is not None
+        write_batch(self._connection, self.sink.table, batch, self.element)
+        yield len(batch)
+
+
+class WriteToPostgres(beam.PTransform):
+    """Records (upserted on id) or dead letters (appended) into a PostgreSQL table, in batches.
+    Call `prepare_table` first (the driver does, before fetching anything)."""
+
+    def __init__(self, sink: Sink, element: type = Record) -> None:
+        super().__init__()
+        self.sink = sink
+        self.element = element
+
+    def expand(self, elements: beam.PCollection) -> beam.PCollection:
+        return (
+            elements
+            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=BATCH_SIZE)
+            | "Upsert" >> beam.ParDo(_WriteBatches(self.sink, self.element))
+        )
