@@ -112,5 +112,32 @@ def postgres_uri(request: pytest.FixtureRequest) -> Iterator[str]:
     prefix = f"t{uuid.uuid4().hex[:10]}_"
     yield f"{POSTGRES_URI}?table_prefix={prefix}"
     with connection:
-        for table in ("feed_validators", "seen_articles", "runs"):
-            connection.execute(f"DROP TABLE IF EXISTS {prefix}{table}")
+        for (table,) in connection.execute(
+            "SELECT tablename FROM pg_tables WHERE tablename LIKE %s", (prefix + "%",)
+        ).fetchall():
+            connection.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+REDIS_URI = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def redis_stream() -> Iterator[str]:
+    """A fresh stream name on the real Redis server, deleted afterwards."""
+    import uuid
+
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URI, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.fail(
+            f"Redis is not reachable at 127.0.0.1:6379: {exc}. Start it with: redis-server "
+            "--daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' --appendonly no "
+            "(.ci/run does this)"
+        )
+    name = f"newsbeam-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    client.delete(name)
+    client.close()

@@ -72,6 +72,8 @@ class WriteToRedisStream(beam.PTransform):
     def expand(self, elements: beam.PCollection) -> beam.PCollection:
         return (
             elements
-            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=BATCH_SIZE)
+            # Fixed-size batches: adaptive batching starts at one element, and each batch costs a
+            # round trip (a transaction, for PostgreSQL).
+            | "Batch" >> beam.BatchElements(min_batch_size=BATCH_SIZE, max_batch_size=BATCH_SIZE)
             | "Append" >> beam.ParDo(_Append(self.sink))
         )
