@@ -147,3 +147,29 @@ def test_bigquery_schema_comes_from_the_record_definition() -> None:
     topics = fields["topics"]
     assert (topics["type"], topics["mode"]) == ("RECORD", "REPEATED")
     assert [f["name"] for f in topics["fields"]] == ["name", "relevance", "score", "evidence"]
+
+
+def test_bigquery_sink_is_wired_to_write_to_bigquery_with_the_derived_schema() -> None:
+    import apache_beam as beam
+    from apache_beam.io.gcp.bigquery import WriteToBigQuery
+
+    from transforms.sinks import WriteRecords, prepare_sinks
+
+    sink = parse_sink("bigquery:my-project:news.articles", default_table="t")
+    prepare_sinks((sink,), object)  # the connectors are installed: nothing to complain about
+    pipeline = beam.Pipeline()
+    pipeline | beam.Create([]) | WriteRecords((sink,), "run")  # built, never run: no network
+    found = []
+
+    class Finder(beam.pipeline.PipelineVisitor):
+        def enter_composite_transform(self, node: object) -> None:
+            if isinstance(node.transform, WriteToBigQuery):  # type: ignore[attr-defined]
+                found.append(node.transform)  # type: ignore[attr-defined]
+
+    pipeline.visit(Finder())
+    (write,) = found
+    assert write.table_reference.projectId == "my-project"
+    assert (write.table_reference.datasetId, write.table_reference.tableId) == (
+        "news", "articles")
+    assert write.schema == bigquery_schema()
+    assert write.create_disposition == beam.io.BigQueryDisposition.CREATE_IF_NEEDED

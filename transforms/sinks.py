@@ -55,8 +55,8 @@ def prepare_sinks(sinks: tuple[Sink, ...], element: type) -> None:
                 from apache_beam.io.gcp import bigquery  # noqa: F401
             except ImportError:
                 raise SinkError(
-                    f"sink {sink.shown}: BigQuery needs Google Cloud libraries: pip install "
-                    "'apache-beam[gcp]'") from None
+                    f"sink {sink.shown}: BigQuery needs Beam's Google Cloud connectors:"
+                    " pip install 'newsbeam[gcp]' (or -e '.[gcp]' in a clone)") from None
 
 
 class WriteJsonLines(beam.PTransform):
