@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 
@@ -87,3 +89,18 @@ def test_extraction_past_the_time_limit_is_a_dead_letter() -> None:
         assert_that(outputs.articles, equal_to([]), label="NoArticle")
         assert_that(outputs.dead_letters | beam.Map(lambda d: (d.reason, d.article_id)),
                     equal_to([("extraction_timeout", entry.article_id)]), label="Timeout")
+
+
+def test_a_program_read_from_stdin_can_use_the_workers() -> None:
+    # multiprocessing's fork server re-imports the parent's __main__ from its file; a program
+    # read from stdin has none on disk. A fresh interpreter, so the fork server starts anew.
+    program = (
+        "from transforms.isolation import IsolationSettings, ProcessPool\n"
+        "pool = ProcessPool(abs, IsolationSettings(processes=1))\n"
+        "print(pool.submit(-7).result())\n"
+        "pool.close()\n"
+    )
+    done = subprocess.run([sys.executable, "-"], input=program, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "7"

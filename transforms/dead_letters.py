@@ -48,6 +48,7 @@ REASONS: dict[str, str] = {
     "empty_extraction": "no article text could be extracted from the page",
     "extraction_error": "the extractor failed on this page",
     "extraction_timeout": "extracting the page took longer than the time limit",
+    "extraction_crashed": "the extraction worker process died (memory, a native crash)",
     # anything we did not foresee: still accounted for, never a crashed bundle
     "unexpected_error": "an unexpected error; see error_type and message",
 }

@@ -320,7 +320,7 @@ def _deliver(page: Page, outcome: Future, emit: Emitter, timeout: float) -> None
         reason, message = "extraction_timeout", f"extraction took over {timeout:g}s"
         error_type = "TaskTimeout"
     elif isinstance(error, WorkerCrashed):
-        reason, message, error_type = "extraction_error", str(error), "WorkerCrashed"
+        reason, message, error_type = "extraction_crashed", str(error), "WorkerCrashed"
     else:  # a bug or an input nobody foresaw: account for it
         emit.output(unexpected_error(EXTRACT_ARTICLES, error, subject="entry",  # type: ignore[arg-type]
                                      url=page.final_url, feed_url=entry.feed_url,

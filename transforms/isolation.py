@@ -9,11 +9,13 @@ Beam worker that feeds them only waits on pipes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
 import os
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
@@ -66,13 +68,31 @@ def _serve(connection: Connection, function: Callable[[Any], Any]) -> None:
             connection.send(("error", error))
 
 
+@contextlib.contextmanager
+def _main_module_not_on_disk_hidden() -> Iterator[None]:
+    """multiprocessing re-imports the parent's __main__ from its file in a new fork server; when
+    the program was read from stdin or a notebook that "file" does not exist and the server
+    dies. Worker code never needs __main__, so hide such a file name while starting."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None or os.path.exists(path):
+        yield
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
+
+
 class _Worker:
     """One worker process and the pipe to it."""
 
     def __init__(self, function: Callable[[Any], Any]) -> None:
         self._parent, child = _CONTEXT.Pipe()
         self._process = _CONTEXT.Process(target=_serve, args=(child, function), daemon=True)
-        self._process.start()
+        with _main_module_not_on_disk_hidden():
+            self._process.start()
         child.close()
         self.tasks = 0
         if not self._parent.poll(STARTUP_TIMEOUT):
