@@ -8,6 +8,8 @@ is caught instead of being silently ignored (see `pipeline.cli`).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -25,32 +27,27 @@ DEFAULT_OUT = "newsbeam-out"
 DEFAULT_RUNNER = "FnApiRunner"
 
 
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return number
+def _at_least(kind: type, low: float, *, above: bool = False) -> Callable[[str], Any]:
+    """An argparse type: a number of `kind` no smaller than `low` (greater, if `above`)."""
+    wanted = f"more than {low:g}" if above else f"at least {low:g}"
+
+    def parse(value: str) -> Any:
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+        if not (number > low if above else number >= low):  # also refuses NaN
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {value}")
+        return number
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
-def _non_negative_int(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return number
-
-
-def _non_negative(value: str) -> float:
-    number = float(value)
-    if not number >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return number
-
-
-def _positive(value: str) -> float:
-    number = float(value)
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
-    return number
+_positive_int = _at_least(int, 1)
+_non_negative_int = _at_least(int, 0)
+_non_negative = _at_least(float, 0)
+_positive = _at_least(float, 0, above=True)
 
 
 class NewsbeamOptions(PipelineOptions):

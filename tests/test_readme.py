@@ -33,3 +33,11 @@ def test_readme_lists_every_dead_letter_reason_and_record_field() -> None:
         assert f"`{reason}`" in readme or reason == "unexpected_error", reason
     for field in Record.__dataclass_fields__:
         assert f"`{field}`" in readme, field
+
+
+def test_readme_names_every_published_source_and_extraction_method() -> None:
+    from transforms.records import EXTRACTION_METHODS, PUBLISHED_SOURCES
+
+    readme = (ROOT / "README.md").read_text()
+    for value in PUBLISHED_SOURCES + EXTRACTION_METHODS:
+        assert f"`{value}`" in readme, value

@@ -124,6 +124,8 @@ class DedupEntries(beam.PTransform):
             return unique
         return (
             unique
-            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=LOOKUP_BATCH)
+            # Fixed-size batches: adaptive batching starts at one element, one query each.
+            | "Batch" >> beam.BatchElements(min_batch_size=LOOKUP_BATCH,
+                                            max_batch_size=LOOKUP_BATCH)
             | "SkipSeen" >> beam.ParDo(_SkipSeen(self.state_uri))
         )

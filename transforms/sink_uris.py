@@ -15,7 +15,6 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from transforms.state import redact
 
-FAMILIES = ("jsonl", "parquet", "postgresql", "redis", "bigquery")
 DEFAULT_MAXLEN = 100_000
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _BIGQUERY = re.compile(
@@ -31,7 +30,7 @@ class SinkError(Exception):
 class Sink:
     """One parsed sink URI."""
 
-    family: str  # one of FAMILIES
+    family: str  # jsonl, parquet, postgresql, redis or bigquery
     uri: str  # as given (with any password: never print it, use `shown`)
     target: str  # folder, connection string without newsbeam's own query options, or table
     table: str | None = None  # PostgreSQL table, or BigQuery PROJECT:DATASET.TABLE
