@@ -19,8 +19,7 @@ from pathlib import Path
 
 from extraction_quality import page_for  # the sibling benchmark's Page builder
 
-from transforms.extract import extract_article
-from transforms.isolation import IsolationSettings, ProcessPool
+from transforms.extract import IsolationSettings, ProcessPool, extract_article
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "extraction"
 

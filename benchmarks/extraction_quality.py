@@ -23,9 +23,8 @@ from pathlib import Path
 
 import trafilatura
 
-from transforms.dedup import article_id, canonical_url
+from transforms.core import Entry, Page, article_id, canonical_url
 from transforms.extract import ExtractionError, extract_article
-from transforms.records import Entry, Page
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "extraction"
 
@@ -47,7 +46,7 @@ def page_for(item: dict, html: bytes) -> Page:
     entry = Entry(feed_url="", feed_title=None, feed_tags=(), feed_index=0, position=0,
                   guid=None, link=url, canonical_url=canonical, article_id=article_id(canonical),
                   title=None, authors=(), published_at=None, updated_at=None, categories=(),
-                  summary=None, content_html=None)
+                  summary=None)
     return Page(entry, url, 200, "text/html; charset=utf-8", html, datetime.now(UTC))
 
 

@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests.servers
 
 import apache_beam as beam
 import httpx
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline.loopback import ConcurrencyMeter, LoopbackServer, Route, delayed
-from transforms.dedup import article_id, canonical_url
-from transforms.http import HttpSettings
-from transforms.pages import FetchPages
-from transforms.polite import DEFAULT_POLITENESS
-from transforms.records import Entry
+from pipeline.loopback import LoopbackServer, Route
+from tests.servers import ConcurrencyMeter, delayed
+from transforms.core import Entry, article_id, canonical_url
+from transforms.fetch import DEFAULT_POLITENESS, FetchPages, HttpSettings
 
 HOSTS = [f"127.0.0.{n}" for n in range(2, 22)]
 PAGE = Route(b"<html><body>" + b"<p>benchmark page text</p>" * 200 + b"</body></html>",
@@ -35,7 +37,7 @@ def _entry(url: str) -> Entry:
     return Entry(feed_url="http://127.0.0.2/feed", feed_title=None, feed_tags=(),
                  feed_index=0, position=0, guid=None, link=url, canonical_url=canonical,
                  article_id=article_id(canonical), title=None, authors=(), published_at=None,
-                 updated_at=None, categories=(), summary=None, content_html=None)
+                 updated_at=None, categories=(), summary=None)
 
 
 

@@ -26,10 +26,10 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipeline.config import load_taxonomy
 from pipeline.loopback import LoopbackServer, Route
 from pipeline.run import run_batch
+from transforms.core import Feed, FetchedFeed, Page
 from transforms.extract import ExtractionError, extract_article
 from transforms.feeds import parse_feed
-from transforms.http import HttpClient, HttpSettings
-from transforms.records import Feed, FetchedFeed, Page
+from transforms.fetch import HttpClient, HttpSettings
 from transforms.topics import TopicMatcher
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "extraction"

@@ -24,18 +24,16 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import demo
 from pipeline.config import load_taxonomy
-from transforms.dedup import article_id
-from transforms.records import Record
-from transforms.schema import postgres_columns
-from transforms.sink_postgres import (
+from transforms.core import Record, article_id, content_fingerprint, word_count
+from transforms.sinks import parse_sink
+from transforms.sinks.postgres import (
     BATCH_SIZE,
     WriteToPostgres,
     prepare_table,
     table_rows,
     write_batch,
 )
-from transforms.sink_uris import parse_sink
-from transforms.text import content_fingerprint, word_count
+from transforms.sinks.schema import postgres_columns
 from transforms.topics import TopicMatcher
 
 DATABASE = "postgresql://postgres@127.0.0.1:5432/test"

@@ -84,8 +84,9 @@ def main() -> None:
         matcher = TopicMatcher(taxonomy)
         built = time.perf_counter() - started
         terms = sum(len(t.terms) for t in taxonomy.topics)
-        hits = sum(len(found) for title, text in items
-                   for found in matcher.matches(title, text).values()) / len(items)
+        # Matches that count (exclusions applied, overlaps resolved), from the tags' evidence.
+        hits = sum(evidence.count for title, text in items for tag in matcher.tag(title, text)
+                   for evidence in tag.evidence) / len(items)
         rate = measure(matcher, items, args.megabytes)
         print(f"{name}: {terms} terms, compiled in {built * 1000:.0f} ms,"
               f" {hits:.0f} matches per article, {rate:.1f} MB/s of article text on one core")

@@ -6,18 +6,13 @@ import dataclasses
 
 import apache_beam as beam
 
-from transforms.dead_letters import CollectDeadLetters
-from transforms.dedup import DedupEntries
-from transforms.extract import ExtractArticles
+from transforms.core import CollectDeadLetters, Feed
+from transforms.extract import DEFAULT_ISOLATION, ExtractArticles, IsolationSettings
 from transforms.feeds import FetchFeeds, ParseEntries
-from transforms.http import HttpSettings
-from transforms.isolation import DEFAULT_ISOLATION, IsolationSettings
-from transforms.pages import FetchPages
-from transforms.polite import DEFAULT_POLITENESS, Politeness
-from transforms.records import Feed
-from transforms.sink_uris import Sink
-from transforms.sinks import StageStateUpdates, WriteDeadLetters, WriteRecords
-from transforms.to_records import ToRecords
+from transforms.fetch import DEFAULT_POLITENESS, FetchPages, HttpSettings, Politeness
+from transforms.records import ToRecords
+from transforms.sinks import Sink, WriteDeadLetters, WriteRecords
+from transforms.state import DedupEntries, StageStateUpdates
 from transforms.topics import TagTopics, Taxonomy
 
 
@@ -56,16 +51,16 @@ def build_batch(
     entries = parsed.entries | "DedupEntries" >> DedupEntries(config.state_uri)
     pages = entries | "FetchPages" >> FetchPages(config.http, config.politeness)
     articles = pages.pages | "ExtractArticles" >> ExtractArticles(config.isolation)
-    records = (
-        articles.articles
-        | "TagTopics" >> TagTopics(config.taxonomy)
-        | "ToRecords" >> ToRecords()
-    )
+    tagged = articles.articles | "TagTopics" >> TagTopics(config.taxonomy)
+    built = tagged.tagged | "ToRecords" >> ToRecords()
+    records = built.records
     dead_letters = (
         fetched.dead_letters,
         parsed.dead_letters,
         pages.dead_letters,
         articles.dead_letters,
+        tagged.dead_letters,
+        built.dead_letters,
     ) | "DeadLetters" >> CollectDeadLetters()
     default = Sink("jsonl", f"jsonl:{config.out}", config.out)
     records | "WriteRecords" >> WriteRecords(config.sinks or (default,), config.run_id)

@@ -18,10 +18,15 @@ from pipeline.config import ConfigError, load_feeds, load_taxonomy
 from pipeline.options import DEFAULT_RUNNER, NewsbeamOptions
 from pipeline.run import run_batch
 from pipeline.summary import format_summary
-from transforms.sink_uris import SinkError
+from transforms.sinks import SinkError
 from transforms.state import StateError
-from transforms.topic_eval import describe_tag, evaluate, format_evaluation, labelled_text
-from transforms.topics import TopicMatcher
+from transforms.topics import (
+    TopicMatcher,
+    describe_tag,
+    evaluate,
+    format_evaluation,
+    labelled_text,
+)
 
 EXIT_USAGE = 2  # bad command line or bad config, as argparse does
 EXIT_INCOMPLETE = 3  # the run finished but did not account for every feed and entry

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 import lxml.etree
 import yaml
 
-from transforms.http import FetchError, validate_url
-from transforms.records import Feed
+from transforms.core import Feed
+from transforms.fetch import FetchError, validate_url
 from transforms.topics import Taxonomy, Term, Topic
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from pipeline.loopback import LoopbackServer, Route
-from transforms.records import Feed
+from transforms.core import Feed
 
 SAMPLE = "demo_sample"
 BASE_PLACEHOLDER = "@BASE@"

@@ -6,10 +6,8 @@ server counts the requests each path received, so tests can check what was fetch
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,42 +23,65 @@ class Route:
     headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
-Handler = Callable[[BaseHTTPRequestHandler], None]
+class RequestHandler(BaseHTTPRequestHandler):
+    """Answers each GET from the server's routes; a route that is a function receives this
+    handler and answers through `send_route` (after a delay, a hold, a count...)."""
+
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle's algorithm on, the body then waits for
+    # the client's delayed ACK (40 ms on Linux) on every keep-alive request.
+    disable_nagle_algorithm = True
+    server: _QuietServer
+
+    def do_GET(self) -> None:  # noqa: N802  (http.server's naming)
+        site = self.server.site
+        with site.lock:
+            site.requests[self.path] += 1
+        # Like a real site, ignore query strings the route does not name (?utm_source=...).
+        route = site.routes.get(self.path) or site.routes.get(self.path.split("?", 1)[0])
+        if route is None:
+            self.send_route(Route(b"not found", 404, {"Content-Type": "text/plain"}))
+        elif isinstance(route, Route):
+            self.send_route(route)
+        else:
+            route(self)
+
+    def send_route(self, route: Route) -> None:
+        """Answer with `route`, or 304 when the request's validators match it."""
+        if route.status == 200 and self._not_modified(route):
+            self.send_response(304)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(route.status)
+        for name, value in route.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(route.body)))
+        self.end_headers()
+        self.wfile.write(route.body)
+
+    def _not_modified(self, route: Route) -> bool:
+        """Conditional GET as real servers answer it: ETag first, else Last-Modified."""
+        etag = route.headers.get("ETag")
+        if etag and self.headers.get("If-None-Match"):
+            return self.headers["If-None-Match"] == etag
+        modified = route.headers.get("Last-Modified")
+        return bool(modified) and self.headers.get("If-Modified-Since") == modified
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # keep test and demo output clean
 
 
-class ConcurrencyMeter:
-    """Counts requests in progress on one server: the most at once, and when each started."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.current = 0
-        self.peak = 0
-        self.starts: list[float] = []
-
-    def __enter__(self) -> ConcurrencyMeter:
-        with self._lock:
-            self.current += 1
-            self.peak = max(self.peak, self.current)
-            self.starts.append(time.monotonic())
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        with self._lock:
-            self.current -= 1
-
-
-def delayed(route: Route, delay: float, meter: ConcurrencyMeter | None = None) -> Handler:
-    """A handler that answers `route` after `delay` seconds (latency), measured by `meter`."""
-
-    def handle(handler: BaseHTTPRequestHandler) -> None:
-        with meter or contextlib.nullcontext():
-            time.sleep(delay)
-            handler._send(route)  # type: ignore[attr-defined]
-
-    return handle
+Handler = Callable[[RequestHandler], None]
 
 
 class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], site: LoopbackServer) -> None:
+        super().__init__(address, RequestHandler)
+        self.site = site
+
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # clients that hang up mid-response are expected (size caps, timeouts)
 
@@ -72,55 +93,8 @@ class LoopbackServer:
                  port: int = 0) -> None:
         self.routes: dict[str, Route | Handler] = dict(routes)
         self.requests: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        server = self
-
-        class _RequestHandler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # Headers and body go out in two writes; with Nagle's algorithm on, the body then
-            # waits for the client's delayed ACK (40 ms on Linux) on every keep-alive request.
-            disable_nagle_algorithm = True
-
-            def do_GET(self) -> None:  # noqa: N802  (http.server's naming)
-                with server._lock:
-                    server.requests[self.path] += 1
-                # Like a real site, ignore query strings the route does not name (?utm_source=...).
-                route = server.routes.get(self.path) or server.routes.get(
-                    self.path.split("?", 1)[0]
-                )
-                if route is None:
-                    self._send(Route(b"not found", 404, {"Content-Type": "text/plain"}))
-                elif isinstance(route, Route):
-                    self._send(route)
-                else:
-                    route(self)
-
-            def _send(self, route: Route) -> None:
-                if route.status == 200 and self._not_modified(route):
-                    self.send_response(304)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(route.status)
-                for name, value in route.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(route.body)))
-                self.end_headers()
-                self.wfile.write(route.body)
-
-            def _not_modified(self, route: Route) -> bool:
-                """Conditional GET as real servers answer it: ETag first, else Last-Modified."""
-                etag = route.headers.get("ETag")
-                if etag and self.headers.get("If-None-Match"):
-                    return self.headers["If-None-Match"] == etag
-                modified = route.headers.get("Last-Modified")
-                return bool(modified) and self.headers.get("If-Modified-Since") == modified
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass  # keep test and demo output clean
-
-        self._httpd = _QuietServer((host, port), _RequestHandler)
-        self._httpd.daemon_threads = True
+        self.lock = threading.Lock()
+        self._httpd = _QuietServer((host, port), self)
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     @property

@@ -13,11 +13,9 @@ from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from transforms.http import DEFAULT_USER_AGENT, HttpSettings
-from transforms.isolation import DEFAULT_ISOLATION, IsolationSettings
-from transforms.polite import DEFAULT_POLITENESS, Politeness
-from transforms.sink_uris import Sink, parse_sink
-from transforms.sinks import DEFAULT_DEAD_LETTERS_TABLE, DEFAULT_RECORDS_TABLE
+from transforms.extract import DEFAULT_ISOLATION, IsolationSettings
+from transforms.fetch import DEFAULT_POLITENESS, DEFAULT_USER_AGENT, HttpSettings, Politeness
+from transforms.sinks import DEFAULT_DEAD_LETTERS_TABLE, DEFAULT_RECORDS_TABLE, Sink, parse_sink
 from transforms.state import DEFAULT_STATE
 
 DEFAULT_OUT = "newsbeam-out"

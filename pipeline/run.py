@@ -22,9 +22,16 @@ from pipeline.options import (
     sinks,
 )
 from pipeline.summary import build_summary, read_counters
-from transforms.records import DeadLetter, Feed, Record, format_utc
+from transforms.core import DeadLetter, Feed, Record, format_utc, redact
 from transforms.sinks import prepare_sinks
-from transforms.state import StateError, is_local, open_state, redact
+from transforms.state import (
+    StateError,
+    commit_staged,
+    discard_stale_staging,
+    is_local,
+    open_state,
+    staging_dir,
+)
 from transforms.topics import Taxonomy
 
 SUMMARY_FILE = "run.json"
@@ -60,10 +67,10 @@ def run_batch(
             run for sink in record_sinks if sink.family == "jsonl"
             for run in incremental.recover_unfinished_runs(sink.target, store)
         ] if store else []
-        incremental.discard_stale_staging(out)
+        discard_stale_staging(out)
         if store and not newsbeam.force:
             feeds = incremental.with_validators(feeds, store)
-        staging = incremental.staging_dir(out, run_id) if store else None
+        staging = staging_dir(out, run_id) if store else None
         config = BatchConfig(
             out=out, taxonomy=taxonomy, http=http_settings(options), sinks=record_sinks,
             dead_letter_sink=dead_letter_sink,
@@ -76,7 +83,7 @@ def run_batch(
         result.wait_until_finish()
         # Only now, with every output written, does the run's state become permanent.
         if store and staging:
-            incremental.commit_staged(store, run_id, staging)
+            commit_staged(store, run_id, staging)
     finally:
         if store:
             store.close()

@@ -9,7 +9,7 @@ from typing import Any
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.runners.runner import PipelineResult
 
-from transforms.metrics import NAMESPACE
+from transforms.core import NAMESPACE
 
 
 def read_counters(result: PipelineResult) -> dict[str, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 
-from transforms.http import HttpSettings
+from transforms.fetch import HttpSettings
 
 # Short limits keep failure tests quick; private networks allowed because fixtures are loopback.
 LOOPBACK_HTTP = HttpSettings(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from transforms.dedup import article_id, canonical_url
+from transforms.core import article_id, canonical_url
 
 
 @pytest.mark.parametrize(("url", "canonical"), [

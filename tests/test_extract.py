@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from pipeline import demo
-from transforms.dedup import article_id, canonical_url
+from transforms.core import Entry, Page, article_id, canonical_url
 from transforms.extract import ExtractionError, extract_article
-from transforms.records import Entry, Page
 
 URL = "http://127.0.0.1:8000/world/story.html"
 SEED = next(a for a in demo.sample_articles() if a["title"].startswith("Blinken"))
@@ -20,7 +19,7 @@ def _entry(**overrides: object) -> Entry:
                   feed_index=0, position=0, guid="g1", link=URL, canonical_url=canonical_url(URL),
                   article_id=article_id(canonical_url(URL)), title="Feed headline",
                   authors=("Feed Author",), published_at=None, updated_at=None, categories=(),
-                  summary="Feed summary.", content_html=None)
+                  summary="Feed summary.")
     fields.update(overrides)
     return Entry(**fields)  # type: ignore[arg-type]
 
@@ -77,11 +76,11 @@ def test_a_page_without_article_text_is_an_empty_extraction() -> None:
     assert failure.value.reason == "empty_extraction"
 
 
-FEED_TEXT = "<p>" + "The feed carried the whole story in its content element. " * 20 + "</p>"
+FEED_TEXT = " ".join(["The feed carried the whole story in its content element."] * 20)
 
 
 def test_a_page_that_could_not_be_fetched_falls_back_to_the_feed_text() -> None:
-    page = Page(_entry(content_html=FEED_TEXT), URL, 0, "", b"", datetime(2026, 1, 1, tzinfo=UTC))
+    page = Page(_entry(full_text=FEED_TEXT), URL, 0, "", b"", datetime(2026, 1, 1, tzinfo=UTC))
     article = extract_article(page)
     assert article.extraction_method == "feed"
     assert article.text.startswith("The feed carried the whole story")
@@ -91,11 +90,5 @@ def test_a_page_that_could_not_be_fetched_falls_back_to_the_feed_text() -> None:
 def test_the_feed_text_wins_when_the_page_gives_much_less() -> None:
     thin = (b"<html><body><article><h1>Headline</h1><p>Only a teaser paragraph of the story "
             b"is on the page, behind a wall.</p></article></body></html>")
-    article = extract_article(_page(thin, content_html=FEED_TEXT))
+    article = extract_article(_page(thin, full_text=FEED_TEXT))
     assert article.extraction_method == "feed"
-
-
-def test_the_page_text_wins_when_the_feed_has_only_a_summary() -> None:
-    article = extract_article(_page(demo.render_page(SEED, "http://127.0.0.1:8000"),
-                                    content_html="<p>A short summary.</p>"))
-    assert article.extraction_method == "trafilatura"

@@ -5,11 +5,17 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from transforms.core import Feed, FetchedFeed
 from transforms.feeds import parse_feed
-from transforms.http import is_feed_content_type
-from transforms.records import Feed, FetchedFeed
+from transforms.fetch import is_feed_content_type
 
 FEED_URL = "http://127.0.0.1:8000/feed.json"
+
+
+# Full text long enough to stand for the article (FULL_TEXT_MIN_WORDS words or more).
+STORY_TEXT = "Officials signed the trade deal on Tuesday. " * 12
+WHOLE_STORY = f"<p>{STORY_TEXT}</p><p>Markets rose.</p>"
+STORY_TEXT = f"{STORY_TEXT.strip()}\nMarkets rose."
 
 
 def _parse(body: bytes, content_type: str = "application/feed+json"):
@@ -21,7 +27,7 @@ def test_json_feed_1_1() -> None:
     parsed = _parse(json.dumps({
         "version": "https://jsonfeed.org/version/1.1", "title": "Desk",
         "items": [
-            {"id": "1", "url": "/a?utm_source=x", "title": "A", "content_html": "<p>Hi</p>",
+            {"id": "1", "url": "/a?utm_source=x", "title": "A", "content_html": WHOLE_STORY,
              "summary": "Sum", "date_published": "2024-01-02T03:04:05+02:00",
              "date_modified": "2024-01-03T00:00:00Z", "authors": [{"name": "Ann"}],
              "tags": ["Trade"]},
@@ -36,20 +42,30 @@ def test_json_feed_1_1() -> None:
         "1", "A", ("Ann",), ("Trade",))
     assert entry.published_at == datetime(2024, 1, 2, 1, 4, 5, tzinfo=UTC)
     assert entry.updated_at == datetime(2024, 1, 3, tzinfo=UTC)
-    assert entry.content_html == "<p>Hi</p>" and entry.summary == "Sum"
+    assert entry.full_text == STORY_TEXT and entry.summary == "Sum"
     assert [d.reason for d in parsed.dead_letters] == ["entry_without_link"]
 
 
 def test_json_feed_1_with_feed_author_and_text_content() -> None:
     parsed = _parse(json.dumps({
         "version": "https://jsonfeed.org/version/1", "author": {"name": "Bob"},
-        "items": [{"id": "x", "url": "https://news.example/b", "content_text": "1 < 2",
+        "items": [{"id": "x", "url": "https://news.example/b", "content_text": "1 < 2 " * 30,
                    "date_published": "Tue, 04 Mar 2025 05:10:00 GMT"}],
     }).encode(), content_type="application/json")
     (entry,) = parsed.entries
-    assert entry.authors == ("Bob",) and entry.content_html == "<p>1 &lt; 2</p>"
+    assert entry.authors == ("Bob",) and entry.full_text.startswith("1 < 2 1 < 2")
     assert entry.published_at == datetime(2025, 3, 4, 5, 10, tzinfo=UTC)
     assert parsed.title == "Configured name"  # the feed has none: the feeds file's name
+
+
+def test_a_short_content_is_not_taken_for_the_whole_article() -> None:
+    parsed = _parse(json.dumps({
+        "version": "https://jsonfeed.org/version/1.1",
+        "items": [{"id": "1", "url": "https://news.example/a",
+                   "content_html": "<p>A short summary of the story.</p>"}],
+    }).encode())
+    (entry,) = parsed.entries
+    assert entry.full_text == ""  # a teaser cannot stand in for the page
 
 
 def test_broken_json_feed_is_a_feed_dead_letter() -> None:

@@ -12,9 +12,9 @@ from apache_beam.testing.util import assert_that, equal_to
 from pipeline.loopback import LoopbackServer, Route
 from tests.conftest import CORPUS
 from tests.helpers import LOOPBACK_HTTP, test_pipeline
+from transforms.core import Feed, FetchedFeed
 from transforms.feeds import FetchFeeds, ParseEntries, parse_feed
-from transforms.http import HttpClient
-from transforms.records import Feed, FetchedFeed
+from transforms.fetch import HttpClient
 
 
 def _manifest() -> list[dict]:

@@ -15,11 +15,11 @@ from http.server import BaseHTTPRequestHandler
 import brotli
 import pytest
 
-import transforms.http as transforms_http
+import transforms.fetch.http as transforms_http
 from pipeline.loopback import LoopbackServer, Route
 from tests.conftest import NetworkGuardError
 from tests.helpers import LOOPBACK_HTTP
-from transforms.http import (
+from transforms.fetch.http import (
     FetchError,
     HttpClient,
     HttpSettings,

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline import demo, incremental
+from pipeline import demo, run
 from pipeline.config import load_taxonomy
 from pipeline.loopback import LoopbackServer
 from pipeline.run import run_batch
-from transforms.state import open_state
+from transforms.state import STAGING_FOLDER, open_state
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ def test_state_is_only_committed_after_outputs_are_written(
         raise KeyboardInterrupt("killed between writing the outputs and committing the state")
 
     with monkeypatch.context() as patched:
-        patched.setattr(incremental, "commit_staged", die)
+        patched.setattr(run, "commit_staged", die)
         with pytest.raises(KeyboardInterrupt):
             _run(site, out, state)
     store = open_state(state)
@@ -105,7 +105,7 @@ def test_state_is_only_committed_after_outputs_are_written(
     assert again["entries"]["records"] == 0
     ids = _record_ids(out)
     assert len(ids) == 6 and set(ids.values()) == {1}
-    staging = out / incremental.STAGING_FOLDER
+    staging = out / STAGING_FOLDER
     assert not staging.exists() or not any(staging.iterdir())  # nothing left half-committed
 
 
@@ -160,7 +160,7 @@ def _hold(site: LoopbackServer, path: str) -> _Hold:
 
     def held(handler) -> None:
         hold.wait()
-        handler._send(route)
+        handler.send_route(route)
 
     site.routes[path] = held
     return hold

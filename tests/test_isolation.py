@@ -14,10 +14,15 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline import demo
 from tests.helpers import test_pipeline
-from transforms.dedup import article_id, canonical_url
-from transforms.extract import ExtractArticles, ExtractionError
-from transforms.isolation import IsolationSettings, ProcessPool, TaskTimeout, WorkerCrashed
-from transforms.records import Entry, Page
+from transforms.core import Entry, Page, article_id, canonical_url
+from transforms.extract import (
+    ExtractArticles,
+    ExtractionError,
+    IsolationSettings,
+    ProcessPool,
+    TaskTimeout,
+    WorkerCrashed,
+)
 
 
 def slow_then_pid(seconds: float) -> int:
@@ -80,7 +85,7 @@ def test_extraction_past_the_time_limit_is_a_dead_letter() -> None:
                   feed_index=0, position=0, guid=None, link=url,
                   canonical_url=canonical_url(url), article_id=article_id(canonical_url(url)),
                   title=None, authors=(), published_at=None, updated_at=None, categories=(),
-                  summary=None, content_html=None)
+                  summary=None)
     page = Page(entry, url, 200, "text/html", demo.render_page(article, "http://127.0.0.1:8000"),
                 datetime.now(UTC))
     with test_pipeline() as p:
@@ -95,7 +100,7 @@ def test_a_program_read_from_stdin_can_use_the_workers() -> None:
     # multiprocessing's fork server re-imports the parent's __main__ from its file; a program
     # read from stdin has none on disk. A fresh interpreter, so the fork server starts anew.
     program = (
-        "from transforms.isolation import IsolationSettings, ProcessPool\n"
+        "from transforms.extract import IsolationSettings, ProcessPool\n"
         "pool = ProcessPool(abs, IsolationSettings(processes=1))\n"
         "print(pool.submit(-7).result())\n"
         "pool.close()\n"

@@ -17,7 +17,7 @@ from pipeline.config import load_taxonomy
 from pipeline.loopback import LoopbackServer, Route
 from pipeline.run import run_batch
 from tests.helpers import LOOPBACK_HTTP, test_pipeline
-from transforms.records import Feed
+from transforms.core import Feed
 
 SEED_PATH = "/world/2023/06/18/blinken-meets-qin-gang-beijing.html"
 # Text of the site's chrome around every article: none of it may reach a record.

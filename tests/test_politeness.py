@@ -11,13 +11,12 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline.loopback import ConcurrencyMeter, LoopbackServer, Route, delayed
+from pipeline.loopback import LoopbackServer, Route
 from tests.helpers import LOOPBACK_HTTP, test_pipeline
-from transforms.dedup import article_id, canonical_url
+from tests.servers import ConcurrencyMeter, delayed
+from transforms.core import Entry, Feed, article_id, canonical_url
 from transforms.feeds import FetchFeeds
-from transforms.pages import FetchPages
-from transforms.polite import HostGate, Politeness
-from transforms.records import Entry, Feed
+from transforms.fetch import FetchPages, HostGate, Politeness
 
 PAGE = Route(b"<html><body><p>story</p></body></html>", headers={"Content-Type": "text/html"})
 HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
@@ -28,7 +27,7 @@ def entry(url: str) -> Entry:
     return Entry(feed_url="http://127.0.0.1/feed", feed_title=None, feed_tags=(), feed_index=0,
                  position=0, guid=None, link=url, canonical_url=canonical,
                  article_id=article_id(canonical), title=None, authors=(), published_at=None,
-                 updated_at=None, categories=(), summary=None, content_html=None)
+                 updated_at=None, categories=(), summary=None)
 
 
 @pytest.fixture

@@ -25,8 +25,7 @@ def test_readme_demo_command_runs_newsbeam_demo() -> None:
 
 
 def test_readme_lists_every_dead_letter_reason_and_record_field() -> None:
-    from transforms.dead_letters import REASONS
-    from transforms.records import Record
+    from transforms.core import REASONS, Record
 
     readme = (ROOT / "README.md").read_text()
     for reason in REASONS:
@@ -36,7 +35,7 @@ def test_readme_lists_every_dead_letter_reason_and_record_field() -> None:
 
 
 def test_readme_names_every_published_source_and_extraction_method() -> None:
-    from transforms.records import EXTRACTION_METHODS, PUBLISHED_SOURCES
+    from transforms.core import EXTRACTION_METHODS, PUBLISHED_SOURCES
 
     readme = (ROOT / "README.md").read_text()
     for value in PUBLISHED_SOURCES + EXTRACTION_METHODS:

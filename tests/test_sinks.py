@@ -19,10 +19,10 @@ from pipeline.config import load_taxonomy
 from pipeline.loopback import LoopbackServer
 from pipeline.run import run_batch
 from tests.conftest import POSTGRES_URI, REDIS_URI
-from transforms.records import SCHEMA_VERSION
-from transforms.schema import arrow_schema, bigquery_schema
-from transforms.sink_postgres import prepare_table
-from transforms.sink_uris import SinkError, parse_sink
+from transforms.core import SCHEMA_VERSION
+from transforms.sinks import SinkError, parse_sink
+from transforms.sinks.postgres import prepare_table
+from transforms.sinks.schema import arrow_schema, bigquery_schema
 
 
 @pytest.fixture

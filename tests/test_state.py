@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from transforms.state import StateError, Validators, open_state, redact
+from transforms.core import Validators, redact
+from transforms.state import StateError, open_state
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -7,8 +7,7 @@ import json
 from pipeline import demo
 from pipeline.cli import main
 from pipeline.config import load_taxonomy, parse_taxonomy
-from transforms.topic_eval import evaluate, labelled_text
-from transforms.topics import TopicMatcher
+from transforms.topics import TopicMatcher, evaluate, labelled_text
 
 SEED_PATH = "/world/2023/06/18/blinken-meets-qin-gang-beijing.html"
 

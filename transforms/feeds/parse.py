@@ -1,4 +1,4 @@
-"""FetchFeeds and ParseEntries: feed bytes over our HTTP client, entries out of feedparser.
+"""ParseEntries: entries out of fetched feed bytes, with feedparser (or the JSON Feed reader).
 
 `parse_feed` is a plain function (no Beam), so it can be tested on every corpus feed directly.
 """
@@ -15,29 +15,27 @@ from typing import Any
 import apache_beam as beam
 import feedparser
 
-from transforms.background import Emitter
-from transforms.dead_letters import (
+from transforms.core import (
     DEAD_LETTERS,
-    FETCH_FEEDS,
     PARSE_ENTRIES,
+    Composite,
+    DeadLetter,
+    Entry,
+    Feed,
+    FetchedFeed,
+    StageFn,
+    Tally,
+    article_id,
+    canonical_url,
+    clean_whitespace,
     dead_letter,
-    unexpected_error,
+    html_to_text,
 )
-from transforms.dedup import article_id, canonical_url
-from transforms.fetch_fn import PoliteFetchFn, fetch_grouped_by_host
-from transforms.http import FetchError, HttpSettings, MiB, is_feed_content_type
-from transforms.jsonfeed import looks_like_json, parse_json_feed
-from transforms.metrics import count
-from transforms.polite import DEFAULT_POLITENESS, HostGate, Politeness
-from transforms.records import DeadLetter, Entry, Feed, FeedValidators, FetchedFeed
-from transforms.text import clean_whitespace, html_to_text
+from transforms.feeds.jsonfeed import looks_like_json, parse_json_feed
 
-VALIDATORS = "validators"
-
-FEED_ACCEPT = (
-    "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9,"
-    " application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
-)
+# An entry whose content has at least this many words carries the whole article: its text can
+# stand in for a page that cannot be fetched or extracted.
+FULL_TEXT_MIN_WORDS = 80
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +133,7 @@ def _entry(raw: Any, link: str, position: int, feed: Feed, feed_title: str | Non
             )
         ),
         summary=html_to_text(raw.get("summary")) or None,
-        content_html=_full_content(raw),
+        full_text=_full_text(raw),
     )
 
 
@@ -162,11 +160,12 @@ def _authors(raw: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(name for name in names if name))
 
 
-def _full_content(raw: Any) -> str | None:
-    """The longest full-content body of the entry (content:encoded, atom:content), if any."""
+def _full_text(raw: Any) -> str:
+    """The text of the entry's longest full-content body (content:encoded, atom:content), if it
+    is long enough to be the whole article; else ""."""
     bodies = [c.get("value") or "" for c in raw.get("content") or []]
-    longest = max(bodies, key=len, default="")
-    return longest or None
+    text = html_to_text(max(bodies, key=len, default=""))
+    return text if len(text.split()) >= FULL_TEXT_MIN_WORDS else ""
 
 
 def _utc(parsed: time.struct_time | None) -> datetime | None:
@@ -193,98 +192,26 @@ def _bozo_type(parsed: Any) -> str:
     return type(exc).__name__ if exc else "Unknown"
 
 
-def conditional_headers(feed: Feed) -> dict[str, str]:
-    """If-None-Match / If-Modified-Since from the validators the feed's last fetch returned."""
-    headers = {}
-    if feed.etag:
-        headers["If-None-Match"] = feed.etag
-    if feed.last_modified:
-        headers["If-Modified-Since"] = feed.last_modified
-    return headers
+class _ParseEntriesFn(StageFn):
+    stage = PARSE_ENTRIES
 
-
-class _FetchFeedFn(PoliteFetchFn):
-    def fetch_item(self, feed: Feed, gate: HostGate, emit: Emitter) -> None:
-        try:
-            gate.wait_turn()
-            response = self.get(
-                feed.url, accept=FEED_ACCEPT, content_type_ok=is_feed_content_type,
-                headers=conditional_headers(feed),
-            )
-        except FetchError as error:
-            emit.output(dead_letter(
-                FETCH_FEEDS, error.reason, subject="feed", url=error.url, feed_url=feed.url,
-                message=str(error), error_type=error.error_type,
-            ), DEAD_LETTERS)
-            return
-        except Exception as error:  # a bug or an input nobody foresaw: account for it
-            emit.output(unexpected_error(
-                FETCH_FEEDS, error, subject="feed", url=feed.url, feed_url=feed.url,
-            ), DEAD_LETTERS)
-            return
-        if response.status == 304:
-            emit.count("feeds.not_modified")
-            return
-        etag = response.headers.get("etag")
-        last_modified = response.headers.get("last-modified")
-        if etag or last_modified:
-            emit.output(FeedValidators(feed.url, etag, last_modified), VALIDATORS)
-        emit.output(FetchedFeed(
-            feed=feed, final_url=response.url, status=response.status,
-            content_type=response.content_type, body=response.body,
-            fetched_at=response.fetched_at,
-        ))
-
-
-class _ParseEntriesFn(beam.DoFn):
-    def process(self, fetched: FetchedFeed) -> Iterator[Any]:
-        feed_url = fetched.feed.url
-        try:
-            parsed = parse_feed(fetched)
-        except Exception as error:  # a bug or an input nobody foresaw: account for it
-            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, unexpected_error(
-                PARSE_ENTRIES, error, subject="feed", url=feed_url, feed_url=feed_url))
-            return
+    def handle(self, fetched: FetchedFeed) -> Iterator[Any]:
+        parsed = parse_feed(fetched)
         if parsed.bozo_type and parsed.entries:
-            count(f"feeds.ill_formed_kept.{parsed.bozo_type}")
+            yield Tally(f"feeds.ill_formed_kept.{parsed.bozo_type}")
         rejected = sum(1 for letter in parsed.dead_letters if letter.subject == "entry")
-        count("entries.parsed", len(parsed.entries) + rejected)
+        yield Tally("entries.parsed", len(parsed.entries) + rejected)
         # A feed that was fetched but yields no entry is a dead letter (counted as one), so
         # "fetched" is counted here, once parsing has shown the feed is usable.
         if not any(letter.subject == "feed" for letter in parsed.dead_letters):
-            count("feeds.fetched")
+            yield Tally("feeds.fetched")
         yield from parsed.entries
         for letter in parsed.dead_letters:
             yield beam.pvalue.TaggedOutput(DEAD_LETTERS, letter)
 
 
-def _feed_url(feed: Feed) -> str:
-    return feed.url
-
-
-class FetchFeeds(beam.PTransform):
-    """Feed -> FetchedFeed (main), DeadLetter (`dead_letters`) and FeedValidators (`validators`).
-
-    Feeds are grouped by host, so a host that serves many feeds gets its politeness limits too.
-    Feeds carrying validators are fetched conditionally; a 304 is counted, not output.
-    """
-
-    def __init__(
-        self, settings: HttpSettings, politeness: Politeness = DEFAULT_POLITENESS,
-        max_bytes: int = 5 * MiB,
-    ) -> None:
-        super().__init__()
-        self.settings = settings
-        self.politeness = politeness
-        self.max_bytes = max_bytes
-
-    def expand(self, feeds: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
-        fn = _FetchFeedFn(self.settings, self.max_bytes, self.politeness)
-        return fetch_grouped_by_host(feeds, _feed_url, fn, DEAD_LETTERS, VALIDATORS,
-                                     main="feeds")
-
-
-class ParseEntries(beam.PTransform):
+@dataclasses.dataclass(eq=False)
+class ParseEntries(Composite):
     """FetchedFeed -> Entry (main) and DeadLetter (`dead_letters`)."""
 
     def expand(self, fetched: beam.PCollection) -> beam.pvalue.DoOutputsTuple:

@@ -7,13 +7,12 @@ filter and alert on them.
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 
 import apache_beam as beam
 
-from transforms.metrics import count
-from transforms.records import DeadLetter
+from transforms.core.elements import DeadLetter
+from transforms.core.metrics import count
 
 # The tag of every stage's dead-letter output (ParDo(...).with_outputs(DEAD_LETTERS, ...)).
 DEAD_LETTERS = "dead_letters"
@@ -24,8 +23,9 @@ PARSE_ENTRIES = "parse_entries"
 FETCH_PAGES = "fetch_pages"
 EXTRACT_ARTICLES = "extract_articles"
 TAG_TOPICS = "tag_topics"
+TO_RECORDS = "to_records"
 
-STAGES = (FETCH_FEEDS, PARSE_ENTRIES, FETCH_PAGES, EXTRACT_ARTICLES, TAG_TOPICS)
+STAGES = (FETCH_FEEDS, PARSE_ENTRIES, FETCH_PAGES, EXTRACT_ARTICLES, TAG_TOPICS, TO_RECORDS)
 
 REASONS: dict[str, str] = {
     # HTTP layer (feeds and pages alike)
@@ -54,8 +54,6 @@ REASONS: dict[str, str] = {
 }
 
 SUBJECTS = ("feed", "entry")
-
-log = logging.getLogger(__name__)
 
 
 def dead_letter(
@@ -86,20 +84,6 @@ def dead_letter(
         error_type=error_type,
         message=_one_line(message),
         at=at or datetime.now(UTC),
-        article_id=article_id,
-    )
-
-
-def unexpected_error(
-    stage: str, error: Exception, *, subject: str, url: str, feed_url: str,
-    article_id: str = "",
-) -> DeadLetter:
-    """A dead letter for an exception nobody foresaw: the input is accounted for, the run goes on,
-    and the traceback goes to the log for whoever fixes it."""
-    log.warning("unexpected error at %s for %s", stage, url, exc_info=error)
-    return dead_letter(
-        stage, "unexpected_error", subject=subject, url=url, feed_url=feed_url,
-        message=str(error) or repr(error), error_type=type(error).__name__,
         article_id=article_id,
     )
 

@@ -25,7 +25,7 @@ import brotli
 import httpcore
 import httpx
 
-from transforms.decoding import (
+from transforms.fetch.decoding import (
     ACCEPT_ENCODING,
     BoundedDecoder,
     DecodedTooLarge,

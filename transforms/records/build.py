@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
 import apache_beam as beam
 
-from transforms.metrics import count
-from transforms.records import Record, TaggedArticle
-from transforms.text import content_fingerprint, word_count
+from transforms.core import (
+    DEAD_LETTERS,
+    TO_RECORDS,
+    Composite,
+    Record,
+    StageFn,
+    TaggedArticle,
+    Tally,
+    content_fingerprint,
+    word_count,
+)
 
 
 def build_record(tagged: TaggedArticle) -> Record:
@@ -41,16 +53,23 @@ def build_record(tagged: TaggedArticle) -> Record:
     )
 
 
-def _counted(tagged: TaggedArticle) -> Record:
-    record = build_record(tagged)
-    count("records.output")
-    for topic in record.topics:
-        count(f"topics.{topic.name}.{topic.relevance}")
-    return record
+class _ToRecordFn(StageFn):
+    stage = TO_RECORDS
+
+    def handle(self, tagged: TaggedArticle) -> Iterator[Any]:
+        record = build_record(tagged)
+        yield Tally("records.output")
+        for topic in record.topics:
+            yield Tally(f"topics.{topic.name}.{topic.relevance}")
+        yield record
 
 
-class ToRecords(beam.PTransform):
-    """TaggedArticle -> Record, counting records and topics for the run summary."""
+@dataclasses.dataclass(eq=False)
+class ToRecords(Composite):
+    """TaggedArticle -> Record (main) and DeadLetter (`dead_letters`), counting records and
+    topics for the run summary."""
 
-    def expand(self, tagged: beam.PCollection) -> beam.PCollection:
-        return tagged | "Build" >> beam.Map(_counted)
+    def expand(self, tagged: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
+        return tagged | "Build" >> beam.ParDo(_ToRecordFn()).with_outputs(
+            DEAD_LETTERS, main="records"
+        )

@@ -7,13 +7,14 @@ a re-run may append a record again) and the record as JSON; the stream is capped
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
 
-from transforms.records import json_line
-from transforms.sink_uris import Sink, SinkError
+from transforms.core import Composite, json_line
+from transforms.sinks.uris import Sink, SinkError
 
 BATCH_SIZE = 500
 
@@ -40,10 +41,10 @@ def stream_fields(element: Any) -> dict[str, str]:
             "record": json_line(element)}
 
 
+@dataclasses.dataclass(eq=False)
 class _Append(beam.DoFn):
-    def __init__(self, sink: Sink) -> None:
-        self.sink = sink
-        self._client: Any = None
+    sink: Sink
+    _client: Any = dataclasses.field(default=None, init=False, repr=False)
 
     def setup(self) -> None:
         self._client = _client(self.sink)
@@ -62,18 +63,17 @@ class _Append(beam.DoFn):
         yield len(batch)
 
 
-class WriteToRedisStream(beam.PTransform):
+@dataclasses.dataclass(eq=False)
+class WriteToRedisStream(Composite):
     """Append every element to the sink's Redis stream, in pipelined batches."""
 
-    def __init__(self, sink: Sink) -> None:
-        super().__init__()
-        self.sink = sink
+    sink: Sink
 
     def expand(self, elements: beam.PCollection) -> beam.PCollection:
         return (
             elements
             # Fixed-size batches: adaptive batching starts at one element, and each batch costs a
-            # round trip (a transaction, for PostgreSQL).
+            # round trip.
             | "Batch" >> beam.BatchElements(min_batch_size=BATCH_SIZE, max_batch_size=BATCH_SIZE)
             | "Append" >> beam.ParDo(_Append(self.sink))
         )

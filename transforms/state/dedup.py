@@ -1,63 +1,14 @@
-"""Canonical URLs, stable article ids, and DedupEntries.
-
-An article is identified by its canonical URL, so the same story linked from two feeds, or twice
-from one feed with different tracking parameters, is fetched and written once.
-"""
+"""DedupEntries: one entry per article, and none an earlier run already wrote."""
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 from collections.abc import Iterable, Iterator
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import apache_beam as beam
 
-from transforms.metrics import count
-from transforms.records import Entry
-from transforms.state import LOOKUP_BATCH, StateStore, open_state
-
-# Query parameters that identify a campaign or a click, never the article.
-TRACKING_PARAMS = frozenset({
-    "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid", "ttclid",
-    "igshid", "mc_cid", "mc_eid", "_ga", "_gl", "_hsenc", "_hsmi", "mkt_tok", "oly_anon_id",
-    "oly_enc_id", "vero_id", "wickedid", "rb_clickid", "s_cid", "cmpid", "ocid", "ncid",
-    "sr_share", "smid", "at_medium", "at_campaign",
-})
-TRACKING_PREFIXES = ("utm_", "pk_", "mtm_")
-
-DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def is_tracking_param(name: str) -> bool:
-    lowered = name.lower()
-    return lowered in TRACKING_PARAMS or lowered.startswith(TRACKING_PREFIXES)
-
-
-def canonical_url(url: str) -> str:
-    """The URL an article is known by.
-
-    Lower-case scheme and host, no default port, no fragment, no user info, no tracking
-    parameters; the remaining query parameters sorted (blank values kept); an empty path is "/".
-    The path keeps its case: servers treat it as case-sensitive.
-    """
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower().rstrip(".")
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    port = parts.port
-    netloc = host if port is None or DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
-    query = sorted(
-        (name, value)
-        for name, value in parse_qsl(parts.query, keep_blank_values=True)
-        if not is_tracking_param(name)
-    )
-    return urlunsplit((scheme, netloc, parts.path or "/", urlencode(query), ""))
-
-
-def article_id(canonical: str) -> str:
-    """A stable 128-bit id (32 hex digits) for an article, from its canonical URL."""
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+from transforms.core import Composite, Entry, count
+from transforms.state.stores import LOOKUP_BATCH, StateStore, open_state
 
 
 def first_of_duplicates(entries: Iterable[Entry]) -> tuple[Entry, int]:
@@ -79,12 +30,12 @@ class _KeepFirst(beam.DoFn):
         yield kept
 
 
+@dataclasses.dataclass(eq=False)
 class _SkipSeen(beam.DoFn):
     """Drop entries whose article an earlier run already wrote (looked up in batches)."""
 
-    def __init__(self, state_uri: str) -> None:
-        self.state_uri = state_uri
-        self._store: StateStore | None = None
+    state_uri: str
+    _store: StateStore | None = dataclasses.field(default=None, init=False, repr=False)
 
     def setup(self) -> None:
         self._store = open_state(self.state_uri)
@@ -102,16 +53,15 @@ class _SkipSeen(beam.DoFn):
         yield from (entry for entry in batch if entry.article_id not in seen)
 
 
-class DedupEntries(beam.PTransform):
+@dataclasses.dataclass(eq=False)
+class DedupEntries(Composite):
     """One entry per article id: the first within the run, and none an earlier run wrote.
 
     Duplicates within the run are counted as `entries.duplicate`, articles seen in earlier runs
     (per the state store at `state_uri`; None to skip that check) as `entries.seen_before`.
     """
 
-    def __init__(self, state_uri: str | None = None) -> None:
-        super().__init__()
-        self.state_uri = state_uri
+    state_uri: str | None = None
 
     def expand(self, entries: beam.PCollection) -> beam.PCollection:
         unique = (

@@ -9,13 +9,14 @@ its re-run redoes the work.
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+from transforms.core import Validators, redact
 
 DEFAULT_STATE = "sqlite:.newsbeam/state.db"
 LOOKUP_BATCH = 500
@@ -24,17 +25,6 @@ _TABLE_PREFIX_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_")
 
 class StateError(Exception):
     """A state URI that cannot be used, or a store that cannot be reached."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Validators:
-    """What a feed's server said to identify its current version (for conditional GET)."""
-
-    etag: str | None = None
-    last_modified: str | None = None
-
-    def __bool__(self) -> bool:
-        return bool(self.etag or self.last_modified)
 
 
 class StateStore(Protocol):
@@ -76,15 +66,6 @@ def sqlite_path(uri: str) -> Path:
 def is_local(uri: str) -> bool:
     """True for a store only this machine can reach (an SQLite file)."""
     return uri.split(":", 1)[0].lower() == "sqlite"
-
-
-def redact(uri: str) -> str:
-    """The URI without its password, for messages and the run summary."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _chunks(items: Sequence[str], size: int = LOOKUP_BATCH) -> Iterator[Sequence[str]]:

@@ -9,8 +9,8 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from transforms.records import TopicTag
-from transforms.topics import TopicMatcher
+from transforms.core import TopicTag
+from transforms.topics.matcher import TopicMatcher
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,7 @@
-"""ExtractArticles: trafilatura over the page bytes, merged with what the feed said.
+"""Article extraction: trafilatura over the page bytes, merged with what the feed said.
 
 `extract_article` is a plain function: page in, Article out, or an `ExtractionError` whose
-`reason` is a dead-letter reason code.
+`reason` is a dead-letter reason code. ExtractArticles runs it in isolated worker processes.
 """
 
 from __future__ import annotations
@@ -11,67 +11,32 @@ import contextlib
 import email.utils
 import functools
 import re
-from collections.abc import Iterator
-from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import apache_beam as beam
 import lxml.etree
 import lxml.html
 import py3langid
 import trafilatura
 from lxml.html import HtmlElement
 
-from transforms.background import BackgroundFn, Emitter
-from transforms.dead_letters import (
-    DEAD_LETTERS,
-    EXTRACT_ARTICLES,
-    dead_letter,
-    unexpected_error,
+from transforms.core import Article, Entry, Page, canonical_url, clean_whitespace
+from transforms.extract.boilerplate import CAPTIONS, without_boilerplate, without_headline
+from transforms.extract.metadata import (
+    EMPTY_METADATA,
+    PageMetadata,
+    clean_authors,
+    page_metadata,
 )
-from transforms.dedup import canonical_url
-from transforms.isolation import (
-    DEFAULT_ISOLATION,
-    IsolationSettings,
-    ProcessPool,
-    TaskTimeout,
-    WorkerCrashed,
-)
-from transforms.metadata import EMPTY_METADATA, PageMetadata, clean_authors, page_metadata
-from transforms.records import Article, Entry, Page
-from transforms.text import clean_whitespace, html_to_text
 
 # Dates outside this range are metadata errors (a CMS default, a typo), not publication dates.
 EARLIEST_PLAUSIBLE = datetime(1990, 1, 1, tzinfo=UTC)
 FUTURE_TOLERANCE = timedelta(days=1)
-# Image captions and credits: part of the page, not of the story a reader reads.
-CAPTIONS = ["//figcaption", "//figure//*[contains(@class, 'caption')]"]
 # A first pass shorter than this is implausible for a news story: try again for recall.
 SHORT_TEXT_WORDS = 150
 # The feed's own full text wins when the page yields less than this share of it.
 FEED_TEXT_SHARE = 0.5
-FEED_TEXT_MIN_WORDS = 80
 
-# Lines that are furniture around a story, not part of it: photo credits, copyright notices,
-# signatures of embedded social-media posts, "read also" links (in the languages of the news we
-# see most), calls to subscribe, share, print or comment, update stamps, and tag-list headings.
-_BOILERPLATE_LINE = re.compile(
-    r"^(?:(?:photos?|images?|pictures?|fotos?|bild|foto|credit)s?\s*[:\u00a9]"
-    r"|.{0,120}\u00a9|.{0,120}\bcopyright\b"
-    r"|.*pic\.twitter\.com/"
-    r"|[\u2014\u2013-]\s.{1,80}\(@\w{1,30}\)\s.{0,30}\d{4}$"
-    r"|(?:read|see) (?:more|also)\b.{0,150}$|related(?: articles?| stories| coverage)?:.{0,150}$"
-    r"|(?:les ogs\u00e5|lesen sie auch|lire aussi|leia tamb\u00e9m|lee tambi\u00e9n|"
-    r"leggi anche|lees ook|l\u00e4s ocks\u00e5|mehr zum thema)\b.{0,150}$"
-    r"|(?:sign up|subscribe|join our|follow us|share this|click here|order reprints|"
-    r"print article|advertisement|anzeige|publicidade)\b.{0,100}$"
-    r"|(?:updated|published|posted|aktualisiert|ver\u00f6ffentlicht)(?: at| on)?[: ]"
-    r".{0,40}\d.{0,20}$"
-    r"|(?:tags|categories|categorias|schlagw\u00f6rter)\s*:?$)",
-    re.IGNORECASE,
-)
-_SENTENCE_ENDS = (".", "!", "?", "\"", "\u201d", "\u2019", "'", ")", "\u3002", ":", "\u00bb")
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
 _URL_DATE = re.compile(r"/((?:19|20)\d\d)[/-](0[1-9]|1[0-2])[/-](0[1-9]|[12]\d|3[01])(?:/|\b)")
 
@@ -99,7 +64,7 @@ def extract_article(page: Page, now: datetime | None = None) -> Article:
     date (known to the day only).
     """
     entry = page.entry
-    feed_text = feed_full_text(entry)
+    feed_text = entry.full_text
     if not page.body and feed_text:  # the page could not be fetched: the feed's text stands in
         meta, text, method = EMPTY_METADATA, feed_text, "feed"
     else:
@@ -114,8 +79,8 @@ def extract_article(page: Page, now: datetime | None = None) -> Article:
                 raise ExtractionError("extraction_error", f"{type(exc).__name__}: {exc}",
                                       type(exc).__name__) from exc
             meta, text, method = EMPTY_METADATA, feed_text, "feed"
-        text = _without_boilerplate(
-            _without_headline(text, meta.titles + ((entry.title,) if entry.title else ()))
+        text = without_boilerplate(
+            without_headline(text, meta.titles + ((entry.title,) if entry.title else ()))
         )
         if feed_text and len(text.split()) < FEED_TEXT_SHARE * len(feed_text.split()):
             text, method = feed_text, "feed"
@@ -141,12 +106,6 @@ def extract_article(page: Page, now: datetime | None = None) -> Article:
         image=meta.image,
         paywalled=meta.paywalled,
     )
-
-
-def feed_full_text(entry: Entry) -> str:
-    """The article text the feed itself carried, if it is long enough to stand for the page."""
-    text = html_to_text(entry.content_html)
-    return text if len(text.split()) >= FEED_TEXT_MIN_WORDS else ""
 
 
 def _body(tree: HtmlElement, url: str) -> tuple[str, str]:
@@ -175,33 +134,6 @@ def detect_language(text: str) -> str | None:
         return None
     language, _ = py3langid.classify(text[:2000])
     return str(language)
-
-
-def _without_headline(text: str, titles: tuple[str, ...]) -> str:
-    """The body without a first line that repeats the headline (the page's <h1>)."""
-    first, _, rest = text.partition("\n")
-    if any(_comparable(first) == _comparable(title) for title in titles if title):
-        return rest.strip()
-    return text
-
-
-def _without_boilerplate(text: str) -> str:
-    """The body without credit, copyright and embedded-post signature lines, and without a
-    tail of short lines that are not sentences (related links, tag lists)."""
-    lines = [line for line in text.split("\n")
-             if len(line) > 200 or not _BOILERPLATE_LINE.match(line)]
-    while len(lines) > 3 and _looks_like_link(lines[-1]):
-        lines.pop()
-    return "\n".join(lines)
-
-
-def _looks_like_link(line: str) -> bool:
-    stripped = line.strip()
-    return len(stripped.split()) < 12 and not stripped.endswith(_SENTENCE_ENDS)
-
-
-def _comparable(value: str) -> str:
-    return " ".join(re.findall(r"\w+", value.casefold()))
 
 
 def _parse_html(page: Page) -> HtmlElement:
@@ -267,81 +199,3 @@ def _http_date(value: str | None) -> datetime | None:
     except (TypeError, ValueError):
         return None
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-class _ExtractFn(BackgroundFn):
-    """Hands pages to the isolated extraction processes and turns outcomes into outputs."""
-
-    def __init__(self, isolation: IsolationSettings) -> None:
-        super().__init__(max_pending=4 * isolation.process_count)
-        self.isolation = isolation
-        self._pool: ProcessPool | None = None
-
-    def setup(self) -> None:
-        self._pool = ProcessPool(extract_article, self.isolation)
-        self._pool.warm_up()  # while the pages of this stage are still being fetched
-
-    def teardown(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
-
-    def process(
-        self, page: Page, window: Any = beam.DoFn.WindowParam,
-        timestamp: Any = beam.DoFn.TimestampParam,
-    ) -> Iterator[Any]:
-        assert self._pool is not None
-        emit = self.emitter(window, timestamp)
-        delivered: Future = Future()
-
-        def deliver(outcome: Future) -> None:
-            try:
-                _deliver(page, outcome, emit, self.isolation.timeout)
-            except BaseException as error:  # a bug here must fail the bundle, not vanish
-                delivered.set_exception(error)
-            else:
-                delivered.set_result(None)
-
-        self._pool.submit(page).add_done_callback(deliver)
-        yield from self.started([delivered])
-
-
-def _deliver(page: Page, outcome: Future, emit: Emitter, timeout: float) -> None:
-    entry = page.entry
-    error = outcome.exception()
-    if error is None:
-        article = outcome.result()
-        emit.count(f"extraction.{article.extraction_method}")
-        emit.output(article)
-        return
-    if isinstance(error, ExtractionError):
-        reason, message, error_type = error.reason, str(error), error.error_type
-    elif isinstance(error, TaskTimeout):
-        reason, message = "extraction_timeout", f"extraction took over {timeout:g}s"
-        error_type = "TaskTimeout"
-    elif isinstance(error, WorkerCrashed):
-        reason, message, error_type = "extraction_crashed", str(error), "WorkerCrashed"
-    else:  # a bug or an input nobody foresaw: account for it
-        emit.output(unexpected_error(EXTRACT_ARTICLES, error, subject="entry",  # type: ignore[arg-type]
-                                     url=page.final_url, feed_url=entry.feed_url,
-                                     article_id=entry.article_id), DEAD_LETTERS)
-        return
-    emit.output(dead_letter(
-        EXTRACT_ARTICLES, reason, subject="entry", url=page.final_url,
-        feed_url=entry.feed_url, message=message, error_type=error_type,
-        article_id=entry.article_id,
-    ), DEAD_LETTERS)
-
-
-class ExtractArticles(beam.PTransform):
-    """Page -> Article (main) and DeadLetter (`dead_letters`), extracted in isolated worker
-    processes (one per core by default) with a time limit per page."""
-
-    def __init__(self, isolation: IsolationSettings = DEFAULT_ISOLATION) -> None:
-        super().__init__()
-        self.isolation = isolation
-
-    def expand(self, pages: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
-        return pages | "Extract" >> beam.ParDo(_ExtractFn(self.isolation)).with_outputs(
-            DEAD_LETTERS, main="articles"
-        )

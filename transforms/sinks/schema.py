@@ -1,7 +1,7 @@
-"""Column schemas derived from the one record definition (`transforms.records.Record`).
+"""Column schemas derived from the one record definition (`transforms.core.Record`).
 
 Parquet (Arrow), PostgreSQL and BigQuery columns all come from Record's type hints, so adding a
-field to Record adds it everywhere; `record_row` turns a Record into the matching plain values.
+field to Record adds it everywhere; `plain_values` (transforms.core) gives the matching values.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Union
 
 import pyarrow as pa
 
-from transforms.records import Evidence, Record, TopicTag
+from transforms.core import Record
 
 
 def _unwrap(hint: Any) -> tuple[Any, bool]:
@@ -97,26 +97,3 @@ def bigquery_schema() -> dict[str, Any]:
         inner, nullable = _unwrap(hints[field.name])
         fields.append(_bigquery_field(field.name, inner, nullable))
     return {"fields": fields}
-
-
-def record_row(record: Any) -> dict[str, Any]:
-    """A record (or dead letter) as plain column values: datetimes kept, tuples as lists,
-    topics as dicts."""
-    row: dict[str, Any] = {}
-    for field in dataclasses.fields(record):
-        value = getattr(record, field.name)
-        if field.name == "topics":
-            value = [_tag_dict(tag) for tag in value]
-        elif isinstance(value, tuple):
-            value = list(value)
-        row[field.name] = value
-    return row
-
-
-def _tag_dict(tag: TopicTag) -> dict[str, Any]:
-    return {"name": tag.name, "relevance": tag.relevance, "score": tag.score,
-            "evidence": [_evidence_dict(e) for e in tag.evidence]}
-
-
-def _evidence_dict(evidence: Evidence) -> dict[str, Any]:
-    return {"term": evidence.term, "count": evidence.count, "zones": list(evidence.zones)}

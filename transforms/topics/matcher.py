@@ -1,24 +1,21 @@
-"""The topic taxonomy, its compiled matcher, and TagTopics.
+"""TopicMatcher: a taxonomy compiled for tagging texts.
 
-A taxonomy is plain data (frozen dataclasses, loaded from YAML by `pipeline.config`). The matcher
-compiles every literal term and exclusion of every topic into one Aho-Corasick automaton per case
-mode, so tagging costs one pass over the text however many topics there are; regular expressions
-are the opt-in exception. Scores add each match's weight, boosted in the title and the lead;
-thresholds turn a score into `about` or `mention`.
+The matcher compiles every literal term and exclusion of every topic into one Aho-Corasick
+automaton per case mode, so tagging costs one pass over the text however many topics there are;
+regular expressions are the opt-in exception. Scores add each match's weight, boosted in the
+title and the lead; thresholds turn a score into `about` or `mention`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from typing import NamedTuple
+from collections.abc import Sequence
 
 import ahocorasick
-import apache_beam as beam
 
-from transforms.records import Article, Evidence, TaggedArticle, TopicTag
+from transforms.core import Evidence, TopicTag
+from transforms.topics.taxonomy import Taxonomy, Term, Topic
 
 ZONES = ("title", "lead", "body")
 # The zones named by each bit mask of zone indexes (bit 0: title, 1: lead, 2: body).
@@ -26,48 +23,6 @@ _ZONE_SETS = tuple(tuple(z for i, z in enumerate(ZONES) if mask >> i & 1) for ma
 # The lead is the first paragraphs up to this many words: two paragraphs of a typical story,
 # several lines of hard-wrapped wire copy.
 LEAD_WORDS = 100
-
-
-
-@dataclasses.dataclass(frozen=True)
-class Term:
-    """A phrase that signals a topic. `pattern` terms are regular expressions."""
-
-    text: str
-    weight: float = 1.0
-    case_sensitive: bool = False
-    pattern: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class Topic:
-    """One topic: its terms, the contexts that cancel a match, boosts and thresholds."""
-
-    name: str
-    description: str
-    terms: tuple[Term, ...]
-    exclusions: tuple[str, ...] = ()
-    title_boost: float = 4.0
-    lead_boost: float = 2.0
-    about: float = 5.0
-    mention: float = 1.0
-    reference_words: float = 300.0
-
-
-@dataclasses.dataclass(frozen=True)
-class Taxonomy:
-    """A versioned set of topics; the version is written into every record."""
-
-    version: str
-    topics: tuple[Topic, ...]
-
-
-class Match(NamedTuple):
-    """A term of a topic found in the article, and the zone it is in."""
-
-    topic: int
-    term: Term
-    zone: str  # "title", "lead" or "body"
 
 
 class TopicMatcher:
@@ -115,17 +70,6 @@ class TopicMatcher:
                                    in_text.get(index, ()), lead_end, words)) is not None
         ]
         return tuple(sorted(tags, key=lambda t: (-t.score, t.name)))
-
-    def matches(self, title: str, text: str) -> dict[int, list[Match]]:
-        """Every counted match, by topic index: exclusions applied, overlaps resolved."""
-        found: dict[int, list[Match]] = defaultdict(list)
-        for topic, hits in self._hits(title).items():
-            found[topic] += [Match(topic, term, "title") for _, _, term in hits]
-        lead_end = lead_length(text)
-        for topic, hits in self._hits(text).items():
-            found[topic] += [Match(topic, term, "lead" if start < lead_end else "body")
-                             for start, _, term in hits]
-        return dict(found)
 
     def _hits(self, text: str) -> dict[int, list[tuple[int, int, Term]]]:
         """(start, end, term) of every counted match in the text, by topic, in one pass per
@@ -182,11 +126,6 @@ class TopicMatcher:
                 kept[topic] = [m for m in kept[topic]
                                if not any(s < m[1] and m[0] < e for s, e in spans)]
         return kept
-
-
-def paragraphs_of(text: str) -> list[str]:
-    """The article's paragraphs: its non-blank lines."""
-    return [line for line in text.split("\n") if line.strip()]
 
 
 def lead_length(text: str) -> int:
@@ -275,28 +214,3 @@ def score_topic(
     evidence = tuple([Evidence(term, n, _ZONE_SETS[mask]) for term, (n, mask) in items])
     relevance = "about" if score >= topic.about else "mention"
     return TopicTag(topic.name, relevance, round(score, 3), evidence)
-
-
-class _TagFn(beam.DoFn):
-    def __init__(self, taxonomy: Taxonomy) -> None:
-        self.taxonomy = taxonomy
-        self._matcher: TopicMatcher | None = None
-
-    def setup(self) -> None:
-        self._matcher = TopicMatcher(self.taxonomy)
-
-    def process(self, article: Article) -> Iterator[TaggedArticle]:
-        assert self._matcher is not None
-        yield TaggedArticle(article, self._matcher.tag(article.title or "", article.text),
-                            self.taxonomy.version)
-
-
-class TagTopics(beam.PTransform):
-    """Article -> TaggedArticle, with the taxonomy compiled once per worker."""
-
-    def __init__(self, taxonomy: Taxonomy) -> None:
-        super().__init__()
-        self.taxonomy = taxonomy
-
-    def expand(self, articles: beam.PCollection) -> beam.PCollection:
-        return articles | "Tag" >> beam.ParDo(_TagFn(self.taxonomy))

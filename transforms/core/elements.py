@@ -1,8 +1,8 @@
 """Element types that flow between newsbeam's stages, and the output record schema.
 
-Every element is a frozen dataclass defined here and nowhere else, so the stages, the sinks and the
-tests share one definition of each. The output contract is `Record.to_dict()` (JSON field names)
-and `DeadLetter.to_dict()`; bump `SCHEMA_VERSION` whenever a field of either changes meaning or
+Every element is defined here and nowhere else, so the stages, the sinks and the tests share one
+definition of each. The output contract is `Record.to_dict()` (JSON field names) and
+`DeadLetter.to_dict()`; bump `SCHEMA_VERSION` whenever a field of either changes meaning or
 disappears.
 """
 
@@ -22,28 +22,28 @@ EXTRACTION_METHODS = ("trafilatura", "trafilatura_recall", "feed")
 
 
 @dataclasses.dataclass(frozen=True)
+class Validators:
+    """What a feed's server sent to identify the version it served (ETag, Last-Modified), kept
+    so the next fetch can be conditional. The same shape is carried by a Feed, emitted by
+    FetchFeeds (keyed by feed URL) and kept by the state stores."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.etag or self.last_modified)
+
+
+@dataclasses.dataclass(frozen=True)
 class Feed:
     """One configured feed. `index` is its position in the feeds file, for stable ordering;
-    `etag` and `last_modified` are the validators of the last fetch, for a conditional GET."""
+    `validators` are those of its last full fetch, for a conditional GET."""
 
     url: str
     name: str | None = None
     tags: tuple[str, ...] = ()
     index: int = 0
-    etag: str | None = None
-    last_modified: str | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class FeedValidators:
-    """The validators a feed's server sent with a full response, to be kept for the next run."""
-
-    feed_url: str
-    etag: str | None
-    last_modified: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    validators: Validators = Validators()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +77,7 @@ class Entry:
     updated_at: datetime | None
     categories: tuple[str, ...]
     summary: str | None  # plain text
-    content_html: str | None  # the entry's full content, when the feed carries it
+    full_text: str = ""  # the article's whole text as the feed carried it ("" if it did not)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,22 +184,12 @@ class Record:
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready values: lists for tuples, ISO 8601 UTC strings for times."""
-        out: dict[str, Any] = {}
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if field.name == "topics":
-                value = [t.to_dict() for t in value]
-            elif isinstance(value, datetime):
-                value = format_utc(value)
-            elif isinstance(value, tuple):
-                value = list(value)
-            out[field.name] = value
-        return out
+        return _json_ready(plain_values(self))
 
 
 @dataclasses.dataclass(frozen=True)
 class DeadLetter:
-    """One failure: which stage, a reason code from `transforms.dead_letters.REASONS`, and context.
+    """One failure: which stage, a reason code from `dead_letters.REASONS`, and context.
 
     `subject` says whether a whole feed ("feed") or one entry ("entry") was lost, so the run
     summary can account for every feed and every entry; `article_id` names the article an
@@ -217,9 +207,27 @@ class DeadLetter:
     article_id: str = ""  # the entry's article id, when the entry had a usable link
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["at"] = format_utc(self.at)
-        return out
+        """The dead letter as JSON-ready values (`at` as an ISO 8601 UTC string)."""
+        return _json_ready(plain_values(self))
+
+
+def plain_values(element: Record | DeadLetter) -> dict[str, Any]:
+    """A record or dead letter as plain values, field by field: lists for tuples, dicts for
+    topics and their evidence, times kept as datetimes (for sinks that store times natively)."""
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(element):
+        value = getattr(element, field.name)
+        if field.name == "topics":
+            value = [tag.to_dict() for tag in value]
+        elif isinstance(value, tuple):
+            value = list(value)
+        values[field.name] = value
+    return values
+
+
+def _json_ready(values: dict[str, Any]) -> dict[str, Any]:
+    return {name: format_utc(value) if isinstance(value, datetime) else value
+            for name, value in values.items()}
 
 
 def json_line(element: Record | DeadLetter) -> str:

@@ -7,14 +7,18 @@ hands what they produce back to the bundle's thread.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
 
-from transforms.background import BackgroundFn, Emitter
-from transforms.http import HttpClient, HttpSettings, Response
-from transforms.polite import HostGate, HostLanes, Politeness, host_key
+from transforms.core import BackgroundFn, Place
+from transforms.fetch.http import HttpClient, HttpSettings, Response
+from transforms.fetch.polite import HostGate, HostLanes, Politeness, host_key
+
+# How many hosts' lanes may be queued beyond what the pool is running, per fetch thread.
+MAX_PENDING_LANES_PER_THREAD = 4
 
 
 def fetch_grouped_by_host(
@@ -30,23 +34,24 @@ def fetch_grouped_by_host(
     )
 
 
+@dataclasses.dataclass(eq=False)
 class PoliteFetchFn(BackgroundFn):
     """Fetch every item of each (host, items) group concurrently, within the host's limits.
 
-    Subclasses implement `fetch_item(item, gate, emit)`; it must call `gate.wait_turn()` before
-    each request and must not raise (failures are outputs: dead letters).
+    Subclasses set `stage` and implement `fetch_item(item, gate)`, which calls
+    `gate.wait_turn()` before each request and yields the item's outputs (failures are outputs
+    too: dead letters).
     """
 
-    # How many hosts' lanes may be queued beyond what the pool is running, per worker thread.
-    MAX_PENDING_LANES_PER_WORKER = 4
+    settings: HttpSettings
+    max_bytes: int
+    politeness: Politeness
+    # Opened in setup(), closed in teardown(): never pickled with the DoFn.
+    _client: HttpClient | None = dataclasses.field(default=None, init=False, repr=False)
+    _lanes: HostLanes | None = dataclasses.field(default=None, init=False, repr=False)
 
-    def __init__(self, settings: HttpSettings, max_bytes: int, politeness: Politeness) -> None:
-        super().__init__(max_pending=politeness.workers * self.MAX_PENDING_LANES_PER_WORKER)
-        self.settings = settings
-        self.max_bytes = max_bytes
-        self.politeness = politeness
-        self._client: HttpClient | None = None
-        self._lanes: HostLanes | None = None
+    def __post_init__(self) -> None:
+        self.max_pending = self.politeness.workers * MAX_PENDING_LANES_PER_THREAD
 
     def setup(self) -> None:
         self._client = HttpClient(self.settings)
@@ -62,13 +67,13 @@ class PoliteFetchFn(BackgroundFn):
 
     # A method, not a property: Beam inspects every attribute of a DoFn while building the graph.
     def get(self, url: str, **kwargs: Any) -> Response:
-        """GET with the worker's shared client and this DoFn's byte cap (see HttpClient.get)."""
+        """GET with the worker's client and this DoFn's byte cap (see HttpClient.get)."""
         if self._client is None:
             raise RuntimeError("PoliteFetchFn used before setup()")
         return self._client.get(url, max_bytes=kwargs.pop("max_bytes", self.max_bytes),
                                 **kwargs)
 
-    def fetch_item(self, item: Any, gate: HostGate, emit: Emitter) -> None:
+    def fetch_item(self, item: Any, gate: HostGate) -> Iterable[Any]:
         raise NotImplementedError
 
     def process(
@@ -79,7 +84,9 @@ class PoliteFetchFn(BackgroundFn):
     ) -> Iterator[Any]:
         assert self._lanes is not None
         _, items = group
-        emit = self.emitter(window, timestamp)
-        yield from self.started(
-            self._lanes.submit(list(items), lambda item, gate: self.fetch_item(item, gate, emit))
-        )
+        place = Place(window, timestamp)
+
+        def work(item: Any, gate: HostGate) -> None:
+            self.deliver(item, place, lambda: self.fetch_item(item, gate))
+
+        yield from self.started(self._lanes.submit(list(items), work))

@@ -7,15 +7,16 @@ at a good share of a plain COPY's speed. Dead letters have no key and are append
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
 
-from transforms.records import SCHEMA_VERSION, Record
-from transforms.schema import postgres_columns, record_row
-from transforms.sink_uris import Sink, SinkError
+from transforms.core import SCHEMA_VERSION, Composite, Record, plain_values
+from transforms.sinks.schema import postgres_columns
+from transforms.sinks.uris import Sink, SinkError
 
 BATCH_SIZE = 1000
 _COMMENT = "newsbeam schema_version="
@@ -82,7 +83,7 @@ def _create(connection: Any, table: str, columns: Sequence[tuple[str, str, bool]
 def table_rows(elements: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
     """Column values in table order (topics as JSON text, plus topic names for records)."""
     for element in elements:
-        row = record_row(element)
+        row = plain_values(element)
         if "topics" in row:
             row["topic_names"] = [topic["name"] for topic in row["topics"]]
             row["topics"] = json.dumps(row["topics"], ensure_ascii=False)
@@ -113,11 +114,11 @@ def write_batch(connection: Any, table: str, elements: Sequence[Any], element: t
         )
 
 
+@dataclasses.dataclass(eq=False)
 class _WriteBatches(beam.DoFn):
-    def __init__(self, sink: Sink, element: type) -> None:
-        self.sink = sink
-        self.element = element
-        self._connection: Any = None
+    sink: Sink
+    element: type
+    _connection: Any = dataclasses.field(default=None, init=False, repr=False)
 
     def setup(self) -> None:
         self._connection = _connect(self.sink)
@@ -133,14 +134,13 @@ class _WriteBatches(beam.DoFn):
         yield len(batch)
 
 
-class WriteToPostgres(beam.PTransform):
+@dataclasses.dataclass(eq=False)
+class WriteToPostgres(Composite):
     """Records (upserted on id) or dead letters (appended) into a PostgreSQL table, in batches.
     Call `prepare_table` first (the driver does, before fetching anything)."""
 
-    def __init__(self, sink: Sink, element: type = Record) -> None:
-        super().__init__()
-        self.sink = sink
-        self.element = element
+    sink: Sink
+    element: type = Record
 
     def expand(self, elements: beam.PCollection) -> beam.PCollection:
         return (

@@ -1,0 +1,101 @@
+"""A DoFn base for work done off the bundle's thread: fetches on threads, extractions in worker
+processes.
+
+Work is started in process() and may finish in any order; what it produces goes back to the
+DoFn's own thread through a queue, because Beam outputs and counters may only be touched from
+the thread that runs the bundle. Results are drained on every process() call and waited for in
+finish_bundle(), and the amount of work in flight is bounded, so memory stays bounded too.
+Each element's work runs through `guarded`, as on the bundle's thread: an exception becomes
+one dead letter of the stage.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from typing import Any, ClassVar, NamedTuple
+
+import apache_beam as beam
+from apache_beam.utils.windowed_value import WindowedValue
+
+from transforms.core.failures import emitted, guarded
+
+
+class Place(NamedTuple):
+    """Where an input element sat (its window and timestamp): its outputs go there too."""
+
+    window: Any
+    timestamp: Any
+
+
+class BackgroundFn(beam.DoFn):
+    """Subclasses set `stage`, start work in process() and hand each element's outputs back with
+    `deliver` (from any thread); `started` tracks the futures of that work."""
+
+    stage: ClassVar[str]
+    max_pending: int  # futures in flight before process() waits (backpressure)
+
+    def start_bundle(self) -> None:
+        self._results: queue.SimpleQueue[tuple[Place, list[Any]]] = queue.SimpleQueue()
+        self._pending: list[Future[Any]] = []
+
+    def deliver(self, element: Any, place: Place, work: Callable[[], Iterable[Any]]) -> None:
+        """Run `work()` for `element` here (any thread) and queue its outputs, or its dead
+        letter, for the bundle's thread."""
+        self._results.put((place, guarded(self.stage, element, work)))
+
+    def deliver_when_done(
+        self, future: Future[Any], element: Any, place: Place,
+        outputs: Callable[[Future[Any]], Iterable[Any]],
+    ) -> Future[None]:
+        """Once `future` is done, deliver `outputs(future)` for `element`. The returned future
+        completes after the delivery, so waiting on it waits for the outputs too."""
+        delivered: Future[None] = Future()
+
+        def on_done(done: Future[Any]) -> None:
+            try:
+                self.deliver(element, place, lambda: outputs(done))
+            except BaseException as error:  # a bug here must fail the bundle, not vanish
+                delivered.set_exception(error)
+            else:
+                delivered.set_result(None)
+
+        future.add_done_callback(on_done)
+        return delivered
+
+    def started(self, futures: list[Future[Any]]) -> Iterator[Any]:
+        """Track work begun for the current element; yields whatever is ready meanwhile."""
+        self._pending += futures
+        yield from self._drain()
+        while len(self._pending) > self.max_pending:  # backpressure
+            self._wait(timeout=None)
+            yield from self._drain()
+
+    def finish_bundle(self) -> Iterator[Any]:
+        while self._pending:
+            self._wait(timeout=0.2)
+            yield from self._drain()
+        yield from self._drain()
+
+    def _wait(self, timeout: float | None) -> None:
+        done, not_done = wait(self._pending, timeout=timeout, return_when=FIRST_COMPLETED)
+        for future in done:
+            future.result()  # work that raised outside `guarded` is a bug: fail the bundle
+        self._pending = list(not_done)
+
+    def _drain(self) -> Iterator[Any]:
+        while True:
+            try:
+                place, outputs = self._results.get_nowait()
+            except queue.Empty:
+                return
+            for output in emitted(outputs):
+                yield _placed(output, place)
+
+
+def _placed(output: Any, place: Place) -> Any:
+    """An output in its input's window, as finish_bundle() must give them."""
+    if isinstance(output, beam.pvalue.TaggedOutput):
+        return beam.pvalue.TaggedOutput(output.tag, _placed(output.value, place))
+    return WindowedValue(output, place.timestamp, (place.window,))

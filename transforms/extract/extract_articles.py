@@ -1,0 +1,100 @@
+"""ExtractArticles: `extract_article` in isolated worker processes, outcomes as outputs."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from concurrent.futures import Future
+from typing import Any
+
+import apache_beam as beam
+
+from transforms.core import (
+    DEAD_LETTERS,
+    EXTRACT_ARTICLES,
+    Article,
+    BackgroundFn,
+    Composite,
+    Page,
+    Place,
+    Tally,
+    dead_letter,
+)
+from transforms.extract.article import ExtractionError, extract_article
+from transforms.extract.isolation import (
+    DEFAULT_ISOLATION,
+    IsolationSettings,
+    ProcessPool,
+    TaskTimeout,
+    WorkerCrashed,
+)
+
+
+def outcome_outputs(page: Page, outcome: Future[Article], timeout: float) -> Iterator[Any]:
+    """The outputs of one page's extraction: the article, or a dead letter saying why not.
+    An error nobody foresaw is raised again, for the stage's one way to fail."""
+    try:
+        article = outcome.result()
+    except ExtractionError as error:
+        reason, message, error_type = error.reason, str(error), error.error_type
+    except TaskTimeout:
+        reason, message = "extraction_timeout", f"extraction took over {timeout:g}s"
+        error_type = "TaskTimeout"
+    except WorkerCrashed as error:
+        reason, message, error_type = "extraction_crashed", str(error), "WorkerCrashed"
+    else:
+        yield Tally(f"extraction.{article.extraction_method}")
+        yield article
+        return
+    entry = page.entry
+    yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(
+        EXTRACT_ARTICLES, reason, subject="entry", url=page.final_url,
+        feed_url=entry.feed_url, message=message, error_type=error_type,
+        article_id=entry.article_id,
+    ))
+
+
+@dataclasses.dataclass(eq=False)
+class _ExtractFn(BackgroundFn):
+    """Hands pages to the isolated extraction processes and turns outcomes into outputs."""
+
+    stage = EXTRACT_ARTICLES
+    isolation: IsolationSettings
+    _pool: ProcessPool | None = dataclasses.field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.max_pending = 4 * self.isolation.process_count
+
+    def setup(self) -> None:
+        self._pool = ProcessPool(extract_article, self.isolation)
+        self._pool.warm_up()  # while the pages of this stage are still being fetched
+
+    def teardown(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def process(
+        self, page: Page, window: Any = beam.DoFn.WindowParam,
+        timestamp: Any = beam.DoFn.TimestampParam,
+    ) -> Iterator[Any]:
+        assert self._pool is not None
+        timeout = self.isolation.timeout
+        delivered = self.deliver_when_done(
+            self._pool.submit(page), page, Place(window, timestamp),
+            lambda outcome: outcome_outputs(page, outcome, timeout),
+        )
+        yield from self.started([delivered])
+
+
+@dataclasses.dataclass(eq=False)
+class ExtractArticles(Composite):
+    """Page -> Article (main) and DeadLetter (`dead_letters`), extracted in isolated worker
+    processes (one per core by default) with a time limit per page."""
+
+    isolation: IsolationSettings = DEFAULT_ISOLATION
+
+    def expand(self, pages: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
+        return pages | "Extract" >> beam.ParDo(_ExtractFn(self.isolation)).with_outputs(
+            DEAD_LETTERS, main="articles"
+        )

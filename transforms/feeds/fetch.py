@@ -1,0 +1,103 @@
+"""FetchFeeds: feed bytes over newsbeam's HTTP client, conditionally when validators are known."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import apache_beam as beam
+
+from transforms.core import (
+    DEAD_LETTERS,
+    FETCH_FEEDS,
+    Composite,
+    Feed,
+    FetchedFeed,
+    Tally,
+    Validators,
+    dead_letter,
+)
+from transforms.fetch import (
+    DEFAULT_POLITENESS,
+    FetchError,
+    HostGate,
+    HttpSettings,
+    MiB,
+    PoliteFetchFn,
+    Politeness,
+    fetch_grouped_by_host,
+    is_feed_content_type,
+)
+
+# The tag of FetchFeeds' output of (feed URL, Validators) pairs, from feeds fetched in full.
+VALIDATORS = "validators"
+
+FEED_ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9,"
+    " application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+)
+
+
+def conditional_headers(validators: Validators) -> dict[str, str]:
+    """If-None-Match / If-Modified-Since from the validators the feed's last fetch returned."""
+    headers = {}
+    if validators.etag:
+        headers["If-None-Match"] = validators.etag
+    if validators.last_modified:
+        headers["If-Modified-Since"] = validators.last_modified
+    return headers
+
+
+@dataclasses.dataclass(eq=False)
+class _FetchFeedFn(PoliteFetchFn):
+    stage = FETCH_FEEDS
+
+    def fetch_item(self, feed: Feed, gate: HostGate) -> Iterator[Any]:
+        try:
+            gate.wait_turn()
+            response = self.get(
+                feed.url, accept=FEED_ACCEPT, content_type_ok=is_feed_content_type,
+                headers=conditional_headers(feed.validators),
+            )
+        except FetchError as error:
+            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(
+                FETCH_FEEDS, error.reason, subject="feed", url=error.url, feed_url=feed.url,
+                message=str(error), error_type=error.error_type,
+            ))
+            return
+        if response.status == 304:
+            yield Tally("feeds.not_modified")
+            return
+        validators = Validators(response.headers.get("etag"),
+                                response.headers.get("last-modified"))
+        if validators:
+            yield beam.pvalue.TaggedOutput(VALIDATORS, (feed.url, validators))
+        yield FetchedFeed(
+            feed=feed, final_url=response.url, status=response.status,
+            content_type=response.content_type, body=response.body,
+            fetched_at=response.fetched_at,
+        )
+
+
+def _feed_url(feed: Feed) -> str:
+    return feed.url
+
+
+@dataclasses.dataclass(eq=False)
+class FetchFeeds(Composite):
+    """Feed -> FetchedFeed (main), DeadLetter (`dead_letters`) and (feed URL, Validators)
+    (`validators`).
+
+    Feeds are grouped by host, so a host that serves many feeds gets its politeness limits too.
+    Feeds carrying validators are fetched conditionally; a 304 is counted, not output.
+    """
+
+    settings: HttpSettings
+    politeness: Politeness = DEFAULT_POLITENESS
+    max_bytes: int = 5 * MiB
+
+    def expand(self, feeds: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
+        fn = _FetchFeedFn(self.settings, self.max_bytes, self.politeness)
+        return fetch_grouped_by_host(feeds, _feed_url, fn, DEAD_LETTERS, VALIDATORS,
+                                     main="feeds")

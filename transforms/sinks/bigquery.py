@@ -1,0 +1,48 @@
+"""The BigQuery sink, for Dataflow users: Beam's WriteToBigQuery with the derived schema."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+import apache_beam as beam
+
+from transforms.core import Composite, plain_values
+from transforms.sinks.schema import bigquery_schema
+from transforms.sinks.uris import Sink, SinkError
+
+
+def check_connectors(sink: Sink) -> None:
+    """Fail fast, with one line, when Beam's Google Cloud connectors are not installed."""
+    try:
+        import google.cloud.bigquery  # noqa: F401
+        from apache_beam.io.gcp import bigquery  # noqa: F401
+    except ImportError:
+        raise SinkError(
+            f"sink {sink.shown}: BigQuery needs Beam's Google Cloud connectors:"
+            " pip install 'newsbeam[gcp]' (or -e '.[gcp]' in a clone)") from None
+
+
+def bigquery_row(element: Any) -> dict[str, Any]:
+    """A record as a BigQuery row: times as ISO 8601 strings, which BigQuery reads as UTC."""
+    return {name: value.isoformat() if isinstance(value, datetime) else value
+            for name, value in plain_values(element).items()}
+
+
+@dataclasses.dataclass(eq=False)
+class WriteToBigQuery(Composite):
+    """Append records to the sink's table, created with the derived schema if needed."""
+
+    sink: Sink
+
+    def expand(self, records: beam.PCollection) -> Any:
+        return (
+            records
+            | "ToRows" >> beam.Map(bigquery_row)
+            | "Write" >> beam.io.WriteToBigQuery(
+                self.sink.table, schema=bigquery_schema(),
+                create_disposition=beam.io.BigQueryDisposition.CREATE_IF_NEEDED,
+                write_disposition=beam.io.BigQueryDisposition.WRITE_APPEND,
+            )
+        )
