@@ -95,3 +95,28 @@ def test_rss_with_invalid_utf8_keeps_its_entries() -> None:
     parsed = _parse(body, content_type="application/rss+xml; charset=utf-8")
     (entry,) = parsed.entries
     assert entry.link == "https://news.example/a" and entry.title.startswith("Caf")
+
+
+def test_surrogate_character_references_do_not_lose_the_feed() -> None:
+    # Old publishing systems write an emoji as two UTF-16 surrogate references; feedparser
+    # raises on them, which would lose every entry of the feed.
+    rss = (b"<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>Desk"
+           b"</title><item><title>Smile &#55357;&#56832; and a stray &#xD800;</title>"
+           b"<link>https://news.example/a</link><description>Low &#56832; alone"
+           b"</description></item><item><title>B</title><link>https://news.example/b</link>"
+           b"</item></channel></rss>")
+    parsed = _parse(rss, content_type="application/rss+xml")
+    assert [entry.title for entry in parsed.entries] == [
+        "Smile \U0001F600 and a stray \ufffd", "B"]
+    assert parsed.entries[0].summary == "Low \ufffd alone"
+
+
+def test_json_feed_lone_surrogates_become_replacement_characters() -> None:
+    body = (b'{"version": "https://jsonfeed.org/version/1.1", "title": "Desk \\ud800",'
+            b' "items": [{"id": "1", "url": "https://news.example/a", "title": "A \\udc00 b",'
+            b' "summary": "Pair \\ud83d\\ude00", "tags": ["x\\ud800"]}]}')
+    parsed = _parse(body)
+    (entry,) = parsed.entries
+    assert parsed.title == "Desk \ufffd"
+    assert (entry.title, entry.summary, entry.categories) == (
+        "A \ufffd b", "Pair \U0001F600", ("x\ufffd",))

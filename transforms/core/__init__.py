@@ -41,7 +41,13 @@ from transforms.core.files import matching_paths, read_lines
 from transforms.core.identity import article_id, canonical_url
 from transforms.core.metrics import NAMESPACE, Tally, count
 from transforms.core.redaction import redact
-from transforms.core.text import clean_whitespace, content_fingerprint, html_to_text, word_count
+from transforms.core.text import (
+    clean_whitespace,
+    content_fingerprint,
+    html_to_text,
+    valid_unicode,
+    word_count,
+)
 
 __all__ = [
     "Article", "BackgroundFn", "CollectDeadLetters", "Composite", "DEAD_LETTERS", "DeadLetter",
@@ -51,5 +57,5 @@ __all__ = [
     "TaggedArticle", "Tally", "TopicTag", "Validators", "article_id", "canonical_url",
     "clean_whitespace", "content_fingerprint", "count", "dead_letter", "format_utc", "guarded",
     "html_to_text", "is_permanent", "json_line", "matching_paths", "plain_values", "read_lines",
-    "redact", "unexpected_error", "word_count",
+    "redact", "unexpected_error", "valid_unicode", "word_count",
 ]

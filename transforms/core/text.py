@@ -34,6 +34,19 @@ def html_to_text(fragment: str | None) -> str:
     return clean_whitespace(root.text_content())
 
 
+def valid_unicode(text: str) -> str:
+    """The text with lone surrogates (JSON's "\\ud800" decodes to one, and no UTF-8 encoder
+    takes it) replaced by U+FFFD; a high and low surrogate that stand apart become their one
+    character."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
 def word_count(text: str) -> int:
     """Words as runs of letters and digits (so it works for any script that uses spaces)."""
     return len(_WORD.findall(text))

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
 
+from transforms.core import valid_unicode
+
 JSON_FEED_VERSION_PREFIX = "https://jsonfeed.org/version/"
 
 
@@ -35,7 +37,7 @@ def looks_like_json(body: bytes, content_type: str) -> bool:
 def parse_json_feed(body: bytes, base_url: str) -> JsonFeed:
     """Read a JSON Feed; relative item URLs resolve against the feed's URL."""
     try:
-        document = json.loads(body.decode("utf-8-sig", errors="replace"))
+        document = _valid_strings(json.loads(body.decode("utf-8-sig", errors="replace")))
     except json.JSONDecodeError as exc:
         return JsonFeed(None, [], f"JSONDecodeError: {exc}")
     if not isinstance(document, dict) or not str(document.get("version", "")).startswith(
@@ -51,6 +53,18 @@ def parse_json_feed(body: bytes, base_url: str) -> JsonFeed:
         title=_str(document.get("title")),
         items=[_item(item, base, feed_authors) for item in items if isinstance(item, dict)],
     )
+
+
+def _valid_strings(value: Any) -> Any:
+    """The decoded document with every string valid Unicode (JSON escapes can encode lone
+    surrogates, which nothing downstream could write out)."""
+    if isinstance(value, str):
+        return valid_unicode(value)
+    if isinstance(value, list):
+        return [_valid_strings(item) for item in value]
+    if isinstance(value, dict):
+        return {valid_unicode(key): _valid_strings(item) for key, item in value.items()}
+    return value
 
 
 def _item(item: dict[str, Any], base: str, feed_authors: list[dict[str, str]]) -> dict[str, Any]:

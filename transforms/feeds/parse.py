@@ -32,6 +32,7 @@ from transforms.core import (
     html_to_text,
 )
 from transforms.feeds.jsonfeed import looks_like_json, parse_json_feed
+from transforms.feeds.repair import repair_surrogate_references
 
 # An entry whose content has at least this many words carries the whole article: its text can
 # stand in for a page that cannot be fetched or extracted.
@@ -66,7 +67,7 @@ def parse_feed(fetched: FetchedFeed) -> ParsedFeed:
         bozo_type = "JsonFeedError" if json_feed.error else None
     else:
         parsed = feedparser.parse(
-            io.BytesIO(fetched.body),
+            io.BytesIO(repair_surrogate_references(fetched.body)),
             response_headers={
                 "content-type": fetched.content_type or "application/xml",
                 "content-location": fetched.final_url,

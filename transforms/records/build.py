@@ -17,15 +17,18 @@ from transforms.core import (
     TaggedArticle,
     Tally,
     content_fingerprint,
+    json_line,
+    plain_values,
     word_count,
 )
 
 
 def build_record(tagged: TaggedArticle) -> Record:
-    """The output record of a tagged article (see README, "Record schema")."""
+    """The output record of a tagged article (see README, "Record schema"); ValueError if no
+    sink could write it."""
     article = tagged.article
     entry = article.entry
-    return Record(
+    record = Record(
         id=entry.article_id,
         url=article.url,
         # The page's own canonical URL when it declares one for its site; the id stays the
@@ -51,6 +54,24 @@ def build_record(tagged: TaggedArticle) -> Record:
         taxonomy_version=tagged.taxonomy_version,
         content_fingerprint=content_fingerprint(article.text),
     )
+    _check_writable(record)
+    return record
+
+
+def _check_writable(record: Record) -> None:
+    """Refuse a record with a string no UTF-8 encoder takes (a lone surrogate): every sink
+    would fail on it, and a file sink would fail the whole run rather than this one record."""
+    try:
+        json_line(record).encode("utf-8")
+    except UnicodeEncodeError:
+        for name, value in plain_values(record).items():
+            for text in value if isinstance(value, list) else [value]:
+                try:
+                    str(text).encode("utf-8")
+                except UnicodeEncodeError as error:
+                    raise ValueError(f"field {name!r} is not valid Unicode (a lone surrogate"
+                                     f" at {error.start})") from None
+        raise
 
 
 class _ToRecordFn(StageFn):
