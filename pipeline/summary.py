@@ -24,7 +24,7 @@ def read_counters(result: PipelineResult) -> dict[str, int]:
 
 def build_summary(counters: Mapping[str, int], feeds_configured: int) -> dict[str, Any]:
     """The run summary as JSON-ready data (the shape of run.json; see README)."""
-    feeds = {
+    feeds: dict[str, Any] = {
         "configured": feeds_configured,
         "fetched": counters.get("feeds.fetched", 0),
         "not_modified": counters.get("feeds.not_modified", 0),

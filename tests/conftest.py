@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,6 +92,30 @@ def corpus() -> Path:
     return CORPUS
 
 
+# Fixtures that give a test a real server: every test that takes one is marked `services`.
+SERVICE_FIXTURES = frozenset({"postgres_uri", "redis_stream"})
+START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+START_REDIS = (
+    "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' --appendonly no"
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)
+
+
+def service_missing(what: str, error: Exception, start: str) -> None:
+    """Skip the test, saying how to start the server; in CI (CI=true) fail it instead, so a
+    missing server never lets a run pass by accident."""
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    message = f"{what}: {reason}. Start it with: {start} (.ci/run starts it when it is down)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 POSTGRES_URI = "postgresql://postgres@127.0.0.1:5432/test"
 
 
@@ -104,11 +129,8 @@ def postgres_uri(request: pytest.FixtureRequest) -> Iterator[str]:
     try:
         connection = psycopg.connect(POSTGRES_URI, connect_timeout=5, autocommit=True)
     except psycopg.OperationalError as exc:
-        pytest.fail(
-            f"PostgreSQL is not reachable at 127.0.0.1:5432 (database 'test'): {exc}. "
-            "Start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main "
-            "start (.ci/run does this)"
-        )
+        service_missing("PostgreSQL is not reachable at 127.0.0.1:5432 (database 'test')", exc,
+                        START_POSTGRES)
     prefix = f"t{uuid.uuid4().hex[:10]}_"
     yield f"{POSTGRES_URI}?table_prefix={prefix}"
     with connection:
@@ -132,11 +154,7 @@ def redis_stream() -> Iterator[str]:
     try:
         client.ping()
     except redis.RedisError as exc:
-        pytest.fail(
-            f"Redis is not reachable at 127.0.0.1:6379: {exc}. Start it with: redis-server "
-            "--daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' --appendonly no "
-            "(.ci/run does this)"
-        )
+        service_missing("Redis is not reachable at 127.0.0.1:6379", exc, START_REDIS)
     name = f"newsbeam-test-{uuid.uuid4().hex[:8]}"
     yield name
     client.delete(name)

@@ -67,6 +67,7 @@ def test_missing_feeds_option(capsys: pytest.CaptureFixture[str]) -> None:
     assert status == 2 and "--feeds FILE is required" in _error_line(err)
 
 
+@pytest.mark.slow
 def test_run_writes_records_dead_letters_and_summary(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -92,6 +93,7 @@ def test_run_writes_records_dead_letters_and_summary(
     assert len(list(out.glob("dead-letters-*.jsonl"))) >= 1
 
 
+@pytest.mark.slow
 def test_run_without_permission_refuses_loopback_feeds(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

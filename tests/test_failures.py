@@ -68,6 +68,7 @@ def _assert_one_dead_letter_and_the_rest_written(
     assert summary["dead_letters"][stage] == {"unexpected_error": 1}
 
 
+@pytest.mark.slow
 def test_a_taxonomy_that_raises_on_one_text_loses_only_that_article(
     site: LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -78,6 +79,7 @@ def test_a_taxonomy_that_raises_on_one_text_loses_only_that_article(
                                                  "RecursionError")
 
 
+@pytest.mark.slow
 def test_a_text_that_breaks_record_building_loses_only_that_article(
     site: LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -100,6 +102,7 @@ def _tagged(url: str, text: str) -> TaggedArticle:
     return TaggedArticle(article, (), "v1")
 
 
+@pytest.mark.slow
 def test_a_record_no_sink_could_write_is_a_dead_letter_of_to_records() -> None:
     good = _tagged("http://127.0.0.1/good", "A story in plain words.")
     # A lone surrogate: no UTF-8 encoder takes it, so every sink's write would fail on it.

@@ -78,6 +78,7 @@ def test_every_corpus_feed_is_accounted_for(item: dict, corpus_site: LoopbackSer
         assert letter.reason and letter.message
 
 
+@pytest.mark.slow
 def test_corpus_through_fetch_and_parse_transforms(corpus_site: LoopbackServer) -> None:
     feeds = tuple(
         Feed(corpus_site.url(f"/{item['file']}"), index=i) for i, item in enumerate(MANIFEST)

@@ -262,6 +262,7 @@ def test_declared_50_mb_body_is_refused_before_reading(server: LoopbackServer) -
     assert _error(server.url("/huge"), max_bytes=10 * 1024 * 1024).reason == "too_large"
 
 
+@pytest.mark.slow  # a 512 MiB bomb per encoding
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
 def test_compression_bombs_are_refused_not_inflated(server: LoopbackServer, encoding: str) -> None:
     bomb = _bomb(encoding, 512 * 1024 * 1024)  # half a gigabyte of zeros, a few hundred KB

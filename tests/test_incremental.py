@@ -22,6 +22,7 @@ from pipeline.loopback import LoopbackServer
 from pipeline.run import run_batch
 from transforms.state import STAGING_FOLDER, open_state
 
+pytestmark = pytest.mark.slow  # every test runs the whole pipeline, some twice
 
 @pytest.fixture
 def site() -> Iterator[LoopbackServer]:
@@ -45,7 +46,7 @@ def _record_ids(out: Path) -> Counter[str]:
     )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
 def state(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:{tmp_path / 'state.db'}"

@@ -24,6 +24,8 @@ from transforms.extract import (
     WorkerCrashed,
 )
 
+pytestmark = pytest.mark.slow  # every test starts worker processes
+
 
 def slow_then_pid(seconds: float) -> int:
     time.sleep(seconds)

@@ -19,6 +19,8 @@ from pipeline.run import run_batch
 from tests.helpers import LOOPBACK_HTTP, test_pipeline
 from transforms.core import Feed
 
+pytestmark = pytest.mark.slow  # every test runs the whole pipeline
+
 SEED_PATH = "/world/2023/06/18/blinken-meets-qin-gang-beijing.html"
 # Text of the site's chrome around every article: none of it may reach a record.
 CHROME = (

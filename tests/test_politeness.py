@@ -59,6 +59,7 @@ def _fetch(entries: list[Entry], politeness: Politeness) -> tuple[list, list]:
     return expected_pages, expected_letters
 
 
+@pytest.mark.slow
 def test_hosts_overlap_but_none_exceeds_its_limit(sites) -> None:
     entries = [entry(server.url(f"/a{n}.html")) for server, _ in sites for n in range(8)]
     started = datetime.now(UTC)
@@ -70,6 +71,7 @@ def test_hosts_overlap_but_none_exceeds_its_limit(sites) -> None:
     assert elapsed < 3.0
 
 
+@pytest.mark.slow
 def test_minimum_interval_between_requests_to_one_host(sites) -> None:
     server, meter = sites[0]
     entries = [entry(server.url(f"/a{n}.html")) for n in range(4)]
@@ -79,6 +81,7 @@ def test_minimum_interval_between_requests_to_one_host(sites) -> None:
     assert len(starts) == 4 and min(gaps) >= 0.28
 
 
+@pytest.mark.slow
 def test_robots_txt_disallowed_pages_are_dead_letters_and_never_requested(sites) -> None:
     server, _ = sites[0]
     server.routes["/private/secret.html"] = PAGE
@@ -88,6 +91,7 @@ def test_robots_txt_disallowed_pages_are_dead_letters_and_never_requested(sites)
     assert server.requests["/robots.txt"] == 1
 
 
+@pytest.mark.slow
 def test_robots_can_be_ignored(sites) -> None:
     server, _ = sites[0]
     server.routes["/private/secret.html"] = PAGE
@@ -102,6 +106,7 @@ def test_robots_can_be_ignored(sites) -> None:
     (Route(b"", status=404), True),  # no robots.txt: everything allowed
     (Route(b"", status=503), False),  # robots.txt failing: nothing allowed for now
 ])
+@pytest.mark.slow
 def test_robots_txt_status_decides_as_rfc_9309_says(robots: Route, allowed: bool) -> None:
     with LoopbackServer({"/robots.txt": robots, "/a.html": PAGE}) as server:
         settings = dataclasses.replace(LOOPBACK_HTTP, retries=0)
@@ -126,6 +131,7 @@ def test_host_gate_spaces_request_starts() -> None:
     assert slept == [0.5, 0.5]
 
 
+@pytest.mark.slow
 def test_feeds_on_one_host_share_its_limit() -> None:
     meter = ConcurrencyMeter()
     rss = Route(b"<rss version='2.0'><channel><title>t</title><item><link>http://127.0.0.1/a"
@@ -138,6 +144,7 @@ def test_feeds_on_one_host_share_its_limit() -> None:
     assert meter.peak == 2
 
 
+@pytest.mark.slow
 def test_per_host_limit_holds_across_worker_processes(sites) -> None:
     entries = [entry(server.url(f"/a{n}.html")) for server, _ in sites for n in range(8)]
     options = PipelineOptions(["--runner=FnApiRunner", "--direct_num_workers=2",

@@ -24,12 +24,14 @@ def test_readme_demo_command_runs_newsbeam_demo() -> None:
     assert "pip install" in demo_command
 
 
-def test_readme_lists_every_dead_letter_reason_and_record_field() -> None:
-    from transforms.core import REASONS, Record
+def test_readme_lists_every_dead_letter_stage_reason_and_record_field() -> None:
+    from transforms.core import REASONS, STAGES, Record
 
     readme = (ROOT / "README.md").read_text()
+    for stage in STAGES:
+        assert f"`{stage}`" in readme, stage
     for reason in REASONS:
-        assert f"`{reason}`" in readme or reason == "unexpected_error", reason
+        assert f"`{reason}`" in readme, reason
     for field in Record.__dataclass_fields__:
         assert f"`{field}`" in readme, field
 

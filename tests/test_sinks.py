@@ -42,6 +42,7 @@ def _table(postgres_uri: str, name: str) -> str:
     return f"{prefix}{name}"
 
 
+@pytest.mark.slow
 def test_parquet_files_carry_the_derived_schema(site: LoopbackServer, tmp_path: Path) -> None:
     folder = tmp_path / "parquet"
     summary = _run(site, tmp_path / "out", f"--sink=parquet:{folder}",
@@ -57,6 +58,7 @@ def test_parquet_files_carry_the_derived_schema(site: LoopbackServer, tmp_path: 
     assert len(list((tmp_path / "jsonl").glob("articles-*.jsonl"))) == 1  # every sink fed
 
 
+@pytest.mark.slow
 def test_postgres_upserts_leave_the_same_rows_on_a_second_run(
     site: LoopbackServer, tmp_path: Path, postgres_uri: str
 ) -> None:
@@ -110,6 +112,7 @@ def test_an_unreachable_sink_fails_before_any_feed_is_fetched(
     assert sum(site.requests.values()) == 0
 
 
+@pytest.mark.slow
 def test_redis_stream_gets_every_record_with_its_id(
     site: LoopbackServer, tmp_path: Path, redis_stream: str
 ) -> None:

@@ -10,7 +10,7 @@ from transforms.core import Validators, redact
 from transforms.state import StateError, open_state
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
 def state_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:{tmp_path / 'nested' / 'state.db'}"

@@ -118,7 +118,8 @@ class Evidence(NamedTuple):
     """One matched term of a topic: how often it matched, and in which zones of the article."""
 
     term: str
-    count: int
+    # Shadows tuple.count, but "count" is the name in every sink's schema (JSON, Parquet, SQL).
+    count: int  # type: ignore[assignment]
     zones: tuple[str, ...]  # subset of ("title", "lead", "body"), in that order
 
     def to_dict(self) -> dict[str, Any]:

@@ -119,11 +119,11 @@ def _body(tree: HtmlElement, url: str) -> tuple[str, str]:
     return text, "trafilatura"
 
 
-def _trafilatura_text(tree: HtmlElement, url: str, **tuning: bool) -> str:
+def _trafilatura_text(tree: HtmlElement, url: str, *, favor_recall: bool = False) -> str:
     # bare_extraction cleans a copy of the tree, so the same tree serves both passes.
     document = trafilatura.bare_extraction(
         tree, url=url, include_comments=False, include_tables=True, with_metadata=False,
-        prune_xpath=CAPTIONS, **tuning,
+        prune_xpath=CAPTIONS, favor_recall=favor_recall,
     )
     return clean_whitespace(getattr(document, "text", None) or "") if document else ""
 
@@ -147,18 +147,20 @@ def _parse_html(page: Page) -> HtmlElement:
             tree = lxml.html.fromstring(page.body, parser=_parser(encoding))
             if tree is not None and tree.find(".//body") is not None:
                 return tree
-    tree = trafilatura.load_html(page.body)
-    if tree is None:
+    loaded: HtmlElement | None = trafilatura.load_html(page.body)
+    if loaded is None:
         raise ExtractionError("empty_extraction", "the page is not parseable HTML")
-    return tree
+    return loaded
 
 
 @functools.lru_cache(maxsize=16)
 def _parser(encoding: str) -> lxml.html.HTMLParser:
     # The settings of trafilatura's own parser, in the server's encoding. Invalid bytes are
     # replaced by libxml2's decoder rather than failing the page.
-    return lxml.html.HTMLParser(collect_ids=False, default_doctype=False, encoding=encoding,
-                                remove_comments=True, remove_pis=True)
+    return lxml.html.HTMLParser(  # type: ignore[call-arg]  # lxml-stubs lack default_doctype
+        collect_ids=False, default_doctype=False, encoding=encoding, remove_comments=True,
+        remove_pis=True,
+    )
 
 
 def _published(
@@ -185,8 +187,9 @@ def _url_date(url: str) -> datetime | None:
     match = _URL_DATE.search(url)
     if not match:
         return None
+    year, month, day = (int(part) for part in match.groups())
     try:
-        return datetime(*(int(part) for part in match.groups()), tzinfo=UTC)
+        return datetime(year, month, day, tzinfo=UTC)
     except ValueError:
         return None
 

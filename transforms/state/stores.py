@@ -159,7 +159,6 @@ class PostgresState:
     def __init__(self, uri: str) -> None:
         import psycopg  # imported here: SQLite users need no PostgreSQL driver loaded
 
-        self._psycopg = psycopg
         parts = urlsplit(uri)
         options = parse_qs(parts.query)
         prefix = options.pop("table_prefix", ["newsbeam_"])[0]
