@@ -17,8 +17,6 @@ from transforms.core import (
     TaggedArticle,
     Tally,
     content_fingerprint,
-    json_line,
-    plain_values,
     word_count,
 )
 
@@ -61,17 +59,15 @@ def build_record(tagged: TaggedArticle) -> Record:
 def _check_writable(record: Record) -> None:
     """Refuse a record with a string no UTF-8 encoder takes (a lone surrogate): every sink
     would fail on it, and a file sink would fail the whole run rather than this one record."""
-    try:
-        json_line(record).encode("utf-8")
-    except UnicodeEncodeError:
-        for name, value in plain_values(record).items():
-            for text in value if isinstance(value, list) else [value]:
+    for field in dataclasses.fields(record):
+        value = getattr(record, field.name)
+        for text in value if isinstance(value, tuple) else (value,):
+            if isinstance(text, str) and not text.isascii():
                 try:
-                    str(text).encode("utf-8")
+                    text.encode("utf-8")
                 except UnicodeEncodeError as error:
-                    raise ValueError(f"field {name!r} is not valid Unicode (a lone surrogate"
-                                     f" at {error.start})") from None
-        raise
+                    raise ValueError(f"field {field.name!r} is not valid Unicode (a lone"
+                                     f" surrogate at {error.start})") from None
 
 
 class _ToRecordFn(StageFn):
