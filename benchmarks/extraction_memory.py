@@ -19,7 +19,7 @@ from pathlib import Path
 
 from extraction_quality import page_for  # the sibling benchmark's Page builder
 
-from transforms.extract import IsolationSettings, ProcessPool, extract_article
+from transforms.extract import IsolationSettings, ProcessPool
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "extraction"
 
@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     gold = [json.loads(line) for line in (CORPUS / "gold.jsonl").open(encoding="utf-8")]
     pages = [page_for(g, gzip.decompress((CORPUS / g["html_file"]).read_bytes())) for g in gold]
-    pool = ProcessPool(extract_article, IsolationSettings())
+    pool = ProcessPool("transforms.extract.article:extract_article", IsolationSettings())
     started = time.perf_counter()
     failed = 0
     try:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 
-from transforms.core import CollectDeadLetters, Feed
+from transforms.core import CollectDeadLetters, Feed, Summarize
 from transforms.extract import DEFAULT_ISOLATION, ExtractArticles, IsolationSettings
 from transforms.feeds import FetchFeeds, ParseEntries
 from transforms.fetch import DEFAULT_POLITENESS, FetchPages, HttpSettings, Politeness
@@ -30,14 +31,23 @@ class BatchConfig:
     run_id: str | None = None  # names this run's output files; None: plain "articles-..."
     state_uri: str | None = None  # skip articles earlier runs wrote; None: no state
     staging_dir: str | None = None  # where the run stages its state changes for commit
+    # Redistribute fetched pages before extraction: worth it where there is more than one
+    # worker process to spread them over (a host's pages are all fetched by one worker).
+    spread_extraction: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
 class BatchOutputs:
-    """The two PCollections every run produces, for sinks and for tests to assert on."""
+    """What every run produces, for sinks and for tests to assert on."""
 
     records: beam.PCollection
     dead_letters: beam.PCollection
+    summary: beam.PCollection  # one dict: the run summary, also written to summary_path()
+
+
+def summary_path(out: str, run_id: str | None) -> str:
+    """Where the pipeline writes its run's summary: summary-<run id>.json in `out`."""
+    return FileSystems.join(out, f"summary-{run_id}.json" if run_id else "summary.json")
 
 
 def build_batch(
@@ -49,8 +59,10 @@ def build_batch(
     )
     parsed = fetched.feeds | "ParseEntries" >> ParseEntries()
     entries = parsed.entries | "DedupEntries" >> DedupEntries(config.state_uri)
-    pages = entries | "FetchPages" >> FetchPages(config.http, config.politeness)
-    articles = pages.pages | "ExtractArticles" >> ExtractArticles(config.isolation)
+    pages = entries.entries | "FetchPages" >> FetchPages(config.http, config.politeness)
+    articles = pages.pages | "ExtractArticles" >> ExtractArticles(
+        config.isolation, spread=config.spread_extraction
+    )
     tagged = articles.articles | "TagTopics" >> TagTopics(config.taxonomy)
     built = tagged.tagged | "ToRecords" >> ToRecords()
     records = built.records
@@ -64,11 +76,20 @@ def build_batch(
     ) | "DeadLetters" >> CollectDeadLetters()
     default = Sink("jsonl", f"jsonl:{config.out}", config.out)
     records | "WriteRecords" >> WriteRecords(config.sinks or (default,), config.run_id)
-    dead_letters | "WriteDeadLetters" >> WriteDeadLetters(
+    dead_letters.letters | "WriteDeadLetters" >> WriteDeadLetters(
         config.dead_letter_sink or default, config.run_id
     )
     if config.staging_dir is not None:
-        (records, dead_letters, fetched.validators) | "StageState" >> StageStateUpdates(
+        (records, dead_letters.letters, fetched.validators) | "StageState" >> StageStateUpdates(
             config.staging_dir
         )
-    return BatchOutputs(records=records, dead_letters=dead_letters)
+    summary = (
+        fetched.tallies,
+        parsed.tallies,
+        entries.tallies,
+        pages.tallies,
+        articles.tallies,
+        built.tallies,
+        dead_letters.tallies,
+    ) | "Summarize" >> Summarize(summary_path(config.out, config.run_id))
+    return BatchOutputs(records=records, dead_letters=dead_letters.letters, summary=summary)

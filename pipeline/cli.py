@@ -16,7 +16,8 @@ from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentP
 from pipeline import demo
 from pipeline.config import ConfigError, load_feeds, load_taxonomy
 from pipeline.options import DEFAULT_RUNNER, NewsbeamOptions
-from pipeline.run import run_batch
+from pipeline.run import RunFailedError, run_batch
+from pipeline.runners import PlacementError
 from pipeline.summary import format_summary
 from transforms.sinks import SinkError
 from transforms.state import StateError
@@ -28,6 +29,7 @@ from transforms.topics import (
     labelled_text,
 )
 
+EXIT_FAILED = 1  # the pipeline failed; nothing of the run was committed
 EXIT_USAGE = 2  # bad command line or bad config, as argparse does
 EXIT_INCOMPLETE = 3  # the run finished but did not account for every feed and entry
 
@@ -55,8 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _topics_eval(args)
         if args.command == "topics" and args.topics_command == "explain":
             return _topics_explain(args)
-    except (ConfigError, UsageError, StateError, SinkError) as error:
+    except (ConfigError, UsageError, StateError, SinkError, PlacementError) as error:
         _fail(parser, str(error))
+    except RunFailedError as error:
+        _fail(parser, str(error), EXIT_FAILED)
     parser.error(f"unknown command {args.command!r}")
 
 
@@ -251,9 +255,9 @@ def _json_object(line: str, where: str) -> dict[str, Any]:
     return item
 
 
-def _fail(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+def _fail(parser: argparse.ArgumentParser, message: str, status: int = EXIT_USAGE) -> NoReturn:
     print(f"{parser.prog}: error: {message}", file=sys.stderr)
-    raise SystemExit(EXIT_USAGE)
+    raise SystemExit(status)
 
 
 if __name__ == "__main__":

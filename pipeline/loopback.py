@@ -77,6 +77,9 @@ Handler = Callable[[RequestHandler], None]
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops connections when clients open many at once
+    # (they retry after a second); a web server's is in the hundreds.
+    request_queue_size = 512
 
     def __init__(self, address: tuple[str, int], site: LoopbackServer) -> None:
         super().__init__(address, RequestHandler)

@@ -13,6 +13,7 @@ from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipeline.runners import extraction_processes, placement
 from transforms.extract import DEFAULT_ISOLATION, IsolationSettings
 from transforms.fetch import DEFAULT_POLITENESS, DEFAULT_USER_AGENT, HttpSettings, Politeness
 from transforms.sinks import DEFAULT_DEAD_LETTERS_TABLE, DEFAULT_RECORDS_TABLE, Sink, parse_sink
@@ -84,6 +85,13 @@ class NewsbeamOptions(PipelineOptions):
             f" (default: {DEFAULT_STATE})",
         )
         parser.add_argument(
+            "--shared-filesystem", "--shared_filesystem", dest="shared_filesystem",
+            action="store_true", default=False,
+            help="every worker sees this machine's paths (an NFS mount, or workers on this"
+            " machine): allow a local --out and local file sinks on a runner whose workers"
+            " run elsewhere (Dataflow, Flink, Spark, PortableRunner)",
+        )
+        parser.add_argument(
             "--force", action="store_true", default=False,
             help="ignore the state: fetch every feed in full and every article again"
             " (the state is still updated)",
@@ -126,8 +134,9 @@ class NewsbeamOptions(PipelineOptions):
         parser.add_argument(
             "--extract-processes", "--extract_processes", dest="extract_processes",
             type=_non_negative_int, default=DEFAULT_ISOLATION.processes, metavar="N",
-            help="worker processes for article extraction per Beam worker (default: 0, one"
-            " per core)",
+            help="extraction processes per Beam worker process (default: 0, about one per"
+            " core of the machine: the cores divided among the Beam worker processes on this"
+            " machine, one per worker process on runners whose workers run elsewhere)",
         )
         parser.add_argument(
             "--extract-timeout", "--extract_timeout", dest="extract_timeout", type=_positive,
@@ -171,9 +180,11 @@ def politeness(options: PipelineOptions) -> Politeness:
 
 
 def isolation(options: PipelineOptions) -> IsolationSettings:
-    """How article extraction is isolated, as these options ask."""
+    """How article extraction is isolated, as these options ask, with the number of
+    extraction processes per Beam worker process decided for where the workers run."""
     view = options.view_as(NewsbeamOptions)
-    return IsolationSettings(processes=view.extract_processes, timeout=view.extract_timeout)
+    processes = extraction_processes(placement(options), view.extract_processes)
+    return IsolationSettings(processes=processes, timeout=view.extract_timeout)
 
 
 def http_settings(options: PipelineOptions) -> HttpSettings:

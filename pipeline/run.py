@@ -12,7 +12,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipeline import incremental
-from pipeline.batch import BatchConfig, build_batch
+from pipeline.batch import BatchConfig, build_batch, summary_path
 from pipeline.options import (
     DEFAULT_RUNNER,
     NewsbeamOptions,
@@ -21,22 +21,18 @@ from pipeline.options import (
     politeness,
     sinks,
 )
-from pipeline.summary import build_summary, read_counters
+from pipeline.runners import check_paths, placement
 from transforms.core import DeadLetter, Feed, Record, format_utc, redact
 from transforms.sinks import prepare_sinks
-from transforms.state import (
-    StateError,
-    commit_staged,
-    discard_stale_staging,
-    is_local,
-    open_state,
-    staging_dir,
-)
+from transforms.state import commit_staged, discard_stale_staging, open_state, staging_dir
 from transforms.topics import Taxonomy
 
 SUMMARY_FILE = "run.json"
-# Runners whose workers run on other machines, where a local SQLite state file is not there.
-REMOTE_RUNNERS = ("DataflowRunner", "FlinkRunner", "SparkRunner")
+
+
+class RunFailedError(Exception):
+    """The pipeline failed (a sink or the state store went away, a worker died): nothing of
+    the run is committed, and the next run redoes its work."""
 
 
 def run_batch(
@@ -49,13 +45,12 @@ def run_batch(
         standard.runner = DEFAULT_RUNNER
     newsbeam = options.view_as(NewsbeamOptions)
     state_uri = None if newsbeam.state == "none" else newsbeam.state
-    if state_uri and is_local(state_uri) and str(standard.runner).endswith(REMOTE_RUNNERS):
-        raise StateError(
-            f"--state {state_uri} is a file on this machine, which {standard.runner} workers"
-            " cannot read: use --state postgresql://... (or --state none)"
-        )
     record_sinks, dead_letter_sink = sinks(options, out)
-    # Before anything is fetched: a sink that cannot take records fails the run now.
+    where = placement(options)
+    # Before anything is fetched: what the workers could not use, or a sink that cannot take
+    # records, fails the run now.
+    check_paths(where, shared_filesystem=newsbeam.shared_filesystem, out=out,
+                sinks=(*record_sinks, dead_letter_sink), state_uri=state_uri)
     prepare_sinks(record_sinks, Record)
     prepare_sinks((dead_letter_sink,), DeadLetter)
     started = datetime.now(UTC)
@@ -76,23 +71,23 @@ def run_batch(
             dead_letter_sink=dead_letter_sink,
             politeness=politeness(options), isolation=isolation(options), run_id=run_id,
             state_uri=None if newsbeam.force else state_uri, staging_dir=staging,
+            spread_extraction=not (where.on_this_machine and where.worker_processes == 1),
         )
         pipeline = beam.Pipeline(options=options)
         build_batch(pipeline, feeds, config)
-        result = pipeline.run()
-        result.wait_until_finish()
+        _run_to_the_end(pipeline)
         # Only now, with every output written, does the run's state become permanent.
         if store and staging:
             commit_staged(store, run_id, staging)
     finally:
         if store:
             store.close()
-    summary = build_summary(read_counters(result), feeds_configured=len(feeds))
+    summary = read_summary(summary_path(out, run_id))
     summary.update(
         run_id=run_id,
         started_at=format_utc(started),
         duration_seconds=round(time.monotonic() - clock, 2),
-        runner=str(standard.runner),
+        runner=where.runner,
         taxonomy_version=taxonomy.version,
         state=redact(state_uri) if state_uri else "none",
         forced=bool(newsbeam.force),
@@ -104,4 +99,32 @@ def run_batch(
     # Through Beam's FileSystems, so --out may be a bucket (gs://...) as well as a local folder.
     with FileSystems.create(FileSystems.join(out, SUMMARY_FILE)) as handle:
         handle.write((json.dumps(summary, indent=2) + "\n").encode("utf-8"))
+    return summary
+
+
+def _run_to_the_end(pipeline: beam.Pipeline) -> None:
+    try:
+        result = pipeline.run()
+        result.wait_until_finish()
+    except Exception as error:  # whatever the runner raises, the user gets one line
+        message = f"the run failed, nothing was committed: {root_cause(error)}"
+        raise RunFailedError(message) from error
+
+
+def root_cause(error: BaseException) -> str:
+    """The first line of the innermost error, which says what went wrong (runners wrap a
+    worker's exception in their own, with the worker's traceback in the message)."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    # A worker traceback quoted in the message ends with the worker's own error line.
+    if any(line.startswith("Traceback") for line in lines):
+        lines = [lines[-1]]
+    return (lines[0] if lines else type(error).__name__)[:300]
+
+
+def read_summary(path: str) -> dict[str, Any]:
+    """The summary the pipeline wrote (local or in a bucket)."""
+    with FileSystems.open(path) as handle:
+        summary: dict[str, Any] = json.loads(handle.read().decode("utf-8"))
     return summary

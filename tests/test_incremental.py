@@ -37,7 +37,9 @@ def _run(site: LoopbackServer, out: Path, state: str, *flags: str) -> dict:
 
 
 def _page_requests(site: LoopbackServer) -> int:
-    return sum(n for path, n in site.requests.items() if not path.startswith("/feeds/"))
+    """Requests for article pages (robots.txt is cached per process, for up to a day)."""
+    return sum(n for path, n in site.requests.items()
+               if not path.startswith("/feeds/") and path != "/robots.txt")
 
 
 def _record_ids(out: Path) -> Counter[str]:

@@ -41,7 +41,8 @@ def refuse(reason: str) -> None:
 
 
 def test_a_task_past_its_time_limit_is_killed_and_the_pool_goes_on() -> None:
-    pool = ProcessPool(slow_then_pid, IsolationSettings(processes=1, timeout=0.5))
+    pool = ProcessPool(f"{__name__}:slow_then_pid",
+                       IsolationSettings(processes=1, timeout=0.5))
     try:
         first = pool.submit(0).result()
         with pytest.raises(TaskTimeout):
@@ -52,7 +53,7 @@ def test_a_task_past_its_time_limit_is_killed_and_the_pool_goes_on() -> None:
 
 
 def test_a_crashed_worker_is_reported_and_replaced() -> None:
-    pool = ProcessPool(crash, IsolationSettings(processes=1, timeout=10))
+    pool = ProcessPool(f"{__name__}:crash", IsolationSettings(processes=1, timeout=10))
     try:
         with pytest.raises(WorkerCrashed, match="exited with code 3"):
             pool.submit(None).result()
@@ -61,7 +62,7 @@ def test_a_crashed_worker_is_reported_and_replaced() -> None:
 
 
 def test_errors_cross_the_process_boundary_with_their_reason() -> None:
-    pool = ProcessPool(refuse, IsolationSettings(processes=1, timeout=10))
+    pool = ProcessPool(f"{__name__}:refuse", IsolationSettings(processes=1, timeout=10))
     try:
         with pytest.raises(ExtractionError) as caught:
             pool.submit("empty_extraction").result()
@@ -72,7 +73,8 @@ def test_errors_cross_the_process_boundary_with_their_reason() -> None:
 
 
 def test_workers_are_recycled_so_memory_is_given_back() -> None:
-    pool = ProcessPool(slow_then_pid, IsolationSettings(processes=1, recycle_after=2))
+    pool = ProcessPool(f"{__name__}:slow_then_pid",
+                       IsolationSettings(processes=1, recycle_after=2))
     try:
         pids = [pool.submit(0).result() for _ in range(5)]
     finally:
@@ -103,7 +105,7 @@ def test_a_program_read_from_stdin_can_use_the_workers() -> None:
     # read from stdin has none on disk. A fresh interpreter, so the fork server starts anew.
     program = (
         "from transforms.extract import IsolationSettings, ProcessPool\n"
-        "pool = ProcessPool(abs, IsolationSettings(processes=1))\n"
+        "pool = ProcessPool('builtins:abs', IsolationSettings(processes=1))\n"
         "print(pool.submit(-7).result())\n"
         "pool.close()\n"
     )

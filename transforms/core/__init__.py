@@ -1,61 +1,84 @@
-"""What every stage shares: element types, dead letters and the one way to fail, metrics, URL
-identity, text helpers, redaction, and the bases of newsbeam's DoFns and composites."""
+"""What every stage shares: element types, dead letters and the one way to fail, tallies and
+the run summary, URL identity, text helpers, redaction, per-process resources, and the bases
+of newsbeam's DoFns and composites."""
 
-from transforms.core.background import BackgroundFn, Place
-from transforms.core.composite import Composite
-from transforms.core.dead_letters import (
-    DEAD_LETTERS,
-    EXTRACT_ARTICLES,
-    FETCH_FEEDS,
-    FETCH_PAGES,
-    PARSE_ENTRIES,
-    REASONS,
-    STAGES,
-    TAG_TOPICS,
-    TO_RECORDS,
-    CollectDeadLetters,
-    dead_letter,
-    is_permanent,
-)
-from transforms.core.elements import (
-    EXTRACTION_METHODS,
-    PUBLISHED_SOURCES,
-    SCHEMA_VERSION,
-    Article,
-    DeadLetter,
-    Entry,
-    Evidence,
-    Feed,
-    FetchedFeed,
-    Page,
-    Record,
-    TaggedArticle,
-    TopicTag,
-    Validators,
-    format_utc,
-    json_line,
-    plain_values,
-)
-from transforms.core.failures import StageFn, guarded, unexpected_error
-from transforms.core.files import matching_paths, read_lines
-from transforms.core.identity import article_id, canonical_url
-from transforms.core.metrics import NAMESPACE, Tally, count
-from transforms.core.redaction import redact
-from transforms.core.text import (
-    clean_whitespace,
-    content_fingerprint,
-    html_to_text,
-    valid_unicode,
-    word_count,
-)
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "Article", "BackgroundFn", "CollectDeadLetters", "Composite", "DEAD_LETTERS", "DeadLetter",
-    "EXTRACTION_METHODS", "EXTRACT_ARTICLES", "Entry", "Evidence", "FETCH_FEEDS", "FETCH_PAGES",
-    "Feed", "FetchedFeed", "NAMESPACE", "PARSE_ENTRIES", "PUBLISHED_SOURCES", "Page", "Place",
-    "REASONS", "Record", "SCHEMA_VERSION", "STAGES", "StageFn", "TAG_TOPICS", "TO_RECORDS",
-    "TaggedArticle", "Tally", "TopicTag", "Validators", "article_id", "canonical_url",
-    "clean_whitespace", "content_fingerprint", "count", "dead_letter", "format_utc", "guarded",
-    "html_to_text", "is_permanent", "json_line", "matching_paths", "plain_values", "read_lines",
-    "redact", "unexpected_error", "valid_unicode", "word_count",
-]
+from transforms import lazy_exports
+
+if TYPE_CHECKING:
+    from transforms.core.background import (
+        BackgroundFn as BackgroundFn,
+        Place as Place,
+    )
+    from transforms.core.composite import (
+        Composite as Composite,
+    )
+    from transforms.core.dead_letters import (
+        DEAD_LETTERS as DEAD_LETTERS,
+        EXTRACT_ARTICLES as EXTRACT_ARTICLES,
+        FETCH_FEEDS as FETCH_FEEDS,
+        FETCH_PAGES as FETCH_PAGES,
+        PARSE_ENTRIES as PARSE_ENTRIES,
+        REASONS as REASONS,
+        STAGES as STAGES,
+        TAG_TOPICS as TAG_TOPICS,
+        TO_RECORDS as TO_RECORDS,
+        CollectDeadLetters as CollectDeadLetters,
+        DeadLetters as DeadLetters,
+        dead_letter as dead_letter,
+        is_permanent as is_permanent,
+    )
+    from transforms.core.elements import (
+        EXTRACTION_METHODS as EXTRACTION_METHODS,
+        PUBLISHED_SOURCES as PUBLISHED_SOURCES,
+        SCHEMA_VERSION as SCHEMA_VERSION,
+        Article as Article,
+        DeadLetter as DeadLetter,
+        Entry as Entry,
+        Evidence as Evidence,
+        Feed as Feed,
+        FetchedFeed as FetchedFeed,
+        Page as Page,
+        Record as Record,
+        TaggedArticle as TaggedArticle,
+        TopicTag as TopicTag,
+        Validators as Validators,
+        format_utc as format_utc,
+        json_line as json_line,
+        plain_values as plain_values,
+    )
+    from transforms.core.failures import (
+        StageFn as StageFn,
+        guarded as guarded,
+        unexpected_error as unexpected_error,
+    )
+    from transforms.core.files import (
+        matching_paths as matching_paths,
+        read_lines as read_lines,
+    )
+    from transforms.core.identity import (
+        article_id as article_id,
+        canonical_url as canonical_url,
+    )
+    from transforms.core.metrics import (
+        NAMESPACE as NAMESPACE,
+        TALLIES as TALLIES,
+        Tally as Tally,
+        count as count,
+        emitted as emitted,
+    )
+    from transforms.core.redaction import (
+        redact as redact,
+    )
+    from transforms.core.shared import per_process as per_process
+    from transforms.core.summary import Summarize as Summarize, summarize as summarize
+    from transforms.core.text import (
+        clean_whitespace as clean_whitespace,
+        content_fingerprint as content_fingerprint,
+        html_to_text as html_to_text,
+        valid_unicode as valid_unicode,
+        word_count as word_count,
+    )
+
+__getattr__, __all__ = lazy_exports(__name__, __file__)

@@ -19,7 +19,8 @@ from typing import Any, ClassVar, NamedTuple
 import apache_beam as beam
 from apache_beam.utils.windowed_value import WindowedValue
 
-from transforms.core.failures import emitted, guarded
+from transforms.core.failures import guarded
+from transforms.core.metrics import emitted
 
 
 class Place(NamedTuple):

@@ -7,12 +7,14 @@ filter and alert on them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 
 from transforms.core.elements import DeadLetter
-from transforms.core.metrics import count
+from transforms.core.metrics import TALLIES, Tally, emitted
 
 # The tag of every stage's dead-letter output (ParDo(...).with_outputs(DEAD_LETTERS, ...)).
 DEAD_LETTERS = "dead_letters"
@@ -112,14 +114,31 @@ def _one_line(message: str, limit: int = 500) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _counted(letter: DeadLetter) -> DeadLetter:
-    count(f"dead_letters.{letter.stage}.{letter.reason}")
-    count("feeds.dead_letter" if letter.subject == "feed" else "entries.dead_letter")
-    return letter
+def letter_tallies(letter: DeadLetter) -> tuple[Tally, Tally]:
+    """What one dead letter counts for: its stage and reason, and a lost feed or entry."""
+    return (Tally(f"dead_letters.{letter.stage}.{letter.reason}"),
+            Tally("feeds.dead_letter" if letter.subject == "feed" else "entries.dead_letter"))
+
+
+def _counted(letter: DeadLetter) -> Iterator[Any]:
+    yield letter
+    yield from emitted(letter_tallies(letter))
+
+
+class DeadLetters(NamedTuple):
+    """Every stage's dead letters in one PCollection, and what they count for."""
+
+    letters: beam.PCollection
+    tallies: beam.PCollection
 
 
 class CollectDeadLetters(beam.PTransform):
     """Flatten the dead-letter outputs of every stage into one PCollection, counted by reason."""
 
-    def expand(self, outputs: tuple[beam.PCollection, ...]) -> beam.PCollection:
-        return outputs | "Flatten" >> beam.Flatten() | "CountByReason" >> beam.Map(_counted)
+    def expand(self, outputs: tuple[beam.PCollection, ...]) -> DeadLetters:
+        counted = (
+            outputs
+            | "Flatten" >> beam.Flatten()
+            | "CountByReason" >> beam.ParDo(_counted).with_outputs(TALLIES, main="letters")
+        )
+        return DeadLetters(counted.letters, counted.tallies)

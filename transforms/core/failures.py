@@ -28,7 +28,7 @@ from transforms.core.elements import (
     Page,
     TaggedArticle,
 )
-from transforms.core.metrics import Tally, count
+from transforms.core.metrics import emitted
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +70,6 @@ def guarded(stage: str, element: Any, work: Callable[[], Iterable[Any]]) -> list
         return list(work())
     except Exception as error:
         return [beam.pvalue.TaggedOutput(DEAD_LETTERS, unexpected_error(stage, element, error))]
-
-
-def emitted(outputs: Iterable[Any]) -> Iterator[Any]:
-    """Outputs as Beam takes them: tallies become counter increments, the rest passes."""
-    for output in outputs:
-        if isinstance(output, Tally):
-            count(output.name, output.n)
-        else:
-            yield output
 
 
 class StageFn(beam.DoFn):

@@ -1,17 +1,25 @@
 """Article extraction: trafilatura over page bytes, boilerplate rules, the page's own metadata,
 isolated worker processes, and ExtractArticles."""
 
-from transforms.extract.article import ExtractionError, detect_language, extract_article
-from transforms.extract.extract_articles import ExtractArticles
-from transforms.extract.isolation import (
-    DEFAULT_ISOLATION,
-    IsolationSettings,
-    ProcessPool,
-    TaskTimeout,
-    WorkerCrashed,
-)
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "DEFAULT_ISOLATION", "ExtractArticles", "ExtractionError", "IsolationSettings",
-    "ProcessPool", "TaskTimeout", "WorkerCrashed", "detect_language", "extract_article",
-]
+from transforms import lazy_exports
+
+if TYPE_CHECKING:
+    from transforms.extract.article import (
+        detect_language as detect_language,
+        extract_article as extract_article,
+    )
+    from transforms.extract.errors import ExtractionError as ExtractionError
+    from transforms.extract.extract_articles import (
+        ExtractArticles as ExtractArticles,
+    )
+    from transforms.extract.isolation import (
+        DEFAULT_ISOLATION as DEFAULT_ISOLATION,
+        IsolationSettings as IsolationSettings,
+        ProcessPool as ProcessPool,
+        TaskTimeout as TaskTimeout,
+        WorkerCrashed as WorkerCrashed,
+    )
+
+__getattr__, __all__ = lazy_exports(__name__, __file__)

@@ -12,7 +12,6 @@ import email.utils
 import functools
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import lxml.etree
 import lxml.html
@@ -22,6 +21,7 @@ from lxml.html import HtmlElement
 
 from transforms.core import Article, Entry, Page, canonical_url, clean_whitespace
 from transforms.extract.boilerplate import CAPTIONS, without_boilerplate, without_headline
+from transforms.extract.errors import ExtractionError
 from transforms.extract.metadata import (
     EMPTY_METADATA,
     PageMetadata,
@@ -39,19 +39,6 @@ FEED_TEXT_SHARE = 0.5
 
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
 _URL_DATE = re.compile(r"/((?:19|20)\d\d)[/-](0[1-9]|1[0-2])[/-](0[1-9]|[12]\d|3[01])(?:/|\b)")
-
-
-class ExtractionError(Exception):
-    """No usable article could be extracted; `reason` is a dead-letter reason code and
-    `error_type` names the underlying error (it crosses process boundaries, causes do not)."""
-
-    def __init__(self, reason: str, message: str, error_type: str = "") -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.error_type = error_type or type(self).__name__
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.reason, str(self), self.error_type))
 
 
 def extract_article(page: Page, now: datetime | None = None) -> Article:

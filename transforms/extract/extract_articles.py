@@ -12,6 +12,7 @@ import apache_beam as beam
 from transforms.core import (
     DEAD_LETTERS,
     EXTRACT_ARTICLES,
+    TALLIES,
     Article,
     BackgroundFn,
     Composite,
@@ -19,8 +20,9 @@ from transforms.core import (
     Place,
     Tally,
     dead_letter,
+    per_process,
 )
-from transforms.extract.article import ExtractionError, extract_article
+from transforms.extract.errors import ExtractionError
 from transforms.extract.isolation import (
     DEFAULT_ISOLATION,
     IsolationSettings,
@@ -54,6 +56,16 @@ def outcome_outputs(page: Page, outcome: Future[Article], timeout: float) -> Ite
     ))
 
 
+# Named, not imported: only the worker processes import the extraction stack.
+EXTRACT_ARTICLE = "transforms.extract.article:extract_article"
+
+
+def _started_pool(isolation: IsolationSettings) -> ProcessPool:
+    pool = ProcessPool(EXTRACT_ARTICLE, isolation)
+    pool.warm_up()  # while the pages of this stage are still being fetched
+    return pool
+
+
 @dataclasses.dataclass(eq=False)
 class _ExtractFn(BackgroundFn):
     """Hands pages to the isolated extraction processes and turns outcomes into outputs."""
@@ -66,13 +78,11 @@ class _ExtractFn(BackgroundFn):
         self.max_pending = 4 * self.isolation.process_count
 
     def setup(self) -> None:
-        self._pool = ProcessPool(extract_article, self.isolation)
-        self._pool.warm_up()  # while the pages of this stage are still being fetched
+        self._pool = per_process(("extraction", self.isolation), lambda: _started_pool(
+            self.isolation))
 
     def teardown(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+        self._pool = None  # others may still use it: released, not closed
 
     def process(
         self, page: Page, window: Any = beam.DoFn.WindowParam,
@@ -90,11 +100,20 @@ class _ExtractFn(BackgroundFn):
 @dataclasses.dataclass(eq=False)
 class ExtractArticles(Composite):
     """Page -> Article (main) and DeadLetter (`dead_letters`), extracted in isolated worker
-    processes (one per core by default) with a time limit per page."""
+    processes with a time limit per page.
+
+    With `spread`, pages are redistributed across the runner's workers first: the fetch stage
+    keeps each host on one worker, so without it all of a big host's pages would be extracted
+    where they were fetched. On one worker process there is nothing to spread, and leaving the
+    step out lets extraction start while pages are still being fetched.
+    """
 
     isolation: IsolationSettings = DEFAULT_ISOLATION
+    spread: bool = False
 
     def expand(self, pages: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
+        if self.spread:
+            pages = pages | "Spread" >> beam.Reshuffle()
         return pages | "Extract" >> beam.ParDo(_ExtractFn(self.isolation)).with_outputs(
-            DEAD_LETTERS, main="articles"
+            DEAD_LETTERS, TALLIES, main="articles"
         )

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import multiprocessing
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
@@ -54,8 +56,17 @@ class WorkerCrashed(Exception):  # noqa: N818
 STARTUP_TIMEOUT = 120.0  # a spawned worker imports the extraction stack before it is ready
 
 
-def _serve(connection: Connection, function: Callable[[Any], Any]) -> None:
-    """The worker process: run `function` on each task received, send back the outcome."""
+def resolve(target: str) -> Callable[[Any], Any]:
+    """The function a "package.module:function" target names (imported here)."""
+    module, _, name = target.partition(":")
+    function: Callable[[Any], Any] = getattr(importlib.import_module(module), name)
+    return function
+
+
+def _serve(connection: Connection, target: str) -> None:
+    """The worker process: run the target function on each task received, send back the
+    outcome."""
+    function = resolve(target)
     connection.send(("ready", None))  # imports are done: time limits start counting now
     while True:
         try:
@@ -68,30 +79,39 @@ def _serve(connection: Connection, function: Callable[[Any], Any]) -> None:
             connection.send(("error", error))
 
 
+_STARTING = threading.Lock()  # the main module is hidden from one start at a time
+
+
 @contextlib.contextmanager
-def _main_module_not_on_disk_hidden() -> Iterator[None]:
-    """multiprocessing re-imports the parent's __main__ from its file in a new fork server; when
-    the program was read from stdin or a notebook that "file" does not exist and the server
-    dies. Worker code never needs __main__, so hide such a file name while starting."""
+def _main_module_hidden() -> Iterator[None]:
+    """multiprocessing makes every new worker import the parent's __main__ (by its module name,
+    or from its file): for `newsbeam`, that is the whole command line and Beam, a second of
+    imports per worker; for a program read from stdin or a notebook, a file that does not exist,
+    which kills the fork server. Workers run a target named by its module and need none of it,
+    so the main module is hidden while one starts."""
     main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    if main is None or path is None or os.path.exists(path):
-        yield
-        return
-    del main.__file__
-    try:
-        yield
-    finally:
-        main.__file__ = path
+    with _STARTING:
+        if main is None:
+            yield
+            return
+        hidden = {name: main.__dict__.pop(name) for name in ("__file__",)
+                  if name in main.__dict__}
+        spec = getattr(main, "__spec__", None)
+        main.__spec__ = None
+        try:
+            yield
+        finally:
+            main.__spec__ = spec
+            main.__dict__.update(hidden)
 
 
 class _Worker:
     """One worker process and the pipe to it."""
 
-    def __init__(self, function: Callable[[Any], Any]) -> None:
+    def __init__(self, target: str) -> None:
         self._parent, child = _CONTEXT.Pipe()
-        self._process = _CONTEXT.Process(target=_serve, args=(child, function), daemon=True)
-        with _main_module_not_on_disk_hidden():
+        self._process = _CONTEXT.Process(target=_serve, args=(child, target), daemon=True)
+        with _main_module_hidden():
             self._process.start()
         child.close()
         self.tasks = 0
@@ -138,16 +158,18 @@ class _Worker:
 
 
 class ProcessPool:
-    """Runs `function(task)` in worker processes, each task with a time limit.
+    """Runs a function on tasks in worker processes, each task with a time limit.
 
-    `submit` returns a Future; a task past its limit fails with TaskTimeout, one whose worker
-    died with WorkerCrashed, and the worker is replaced in both cases. `function` must be
-    importable (a module-level function), since the workers are spawned.
+    The function is named by its `target`, "package.module:function", and imported only in the
+    workers (the process that feeds them needs none of the extraction stack). `submit` returns
+    a Future; a task past its limit fails with TaskTimeout, one whose worker died with
+    WorkerCrashed, and the worker is replaced in both cases. The workers are stopped when the
+    pool is closed or let go of.
     """
 
-    def __init__(self, function: Callable[[Any], Any], settings: IsolationSettings) -> None:
-        _CONTEXT.set_forkserver_preload([function.__module__])
-        self._function = function
+    def __init__(self, target: str, settings: IsolationSettings) -> None:
+        _CONTEXT.set_forkserver_preload([target.partition(":")[0]])
+        self._target = target
         self._settings = settings
         self._local = threading.local()
         self._workers: list[_Worker] = []
@@ -156,6 +178,7 @@ class ProcessPool:
         self._threads = ThreadPoolExecutor(
             max_workers=settings.process_count, thread_name_prefix="newsbeam-isolated"
         )
+        weakref.finalize(self, _shut_down, self._threads, self._workers, self._lock)
 
     @property
     def size(self) -> int:
@@ -189,7 +212,7 @@ class ProcessPool:
             raise
 
     def _start_worker(self) -> _Worker:
-        worker = _Worker(self._function)
+        worker = _Worker(self._target)
         with self._lock:
             self._workers.append(worker)
         return worker
@@ -205,8 +228,14 @@ class ProcessPool:
             return [w.pid for w in self._workers if w.pid is not None]
 
     def close(self) -> None:
-        self._threads.shutdown(wait=True, cancel_futures=True)
-        with self._lock:
-            workers, self._workers = self._workers, []
-        for worker in workers:
-            worker.stop()
+        _shut_down(self._threads, self._workers, self._lock)
+
+
+def _shut_down(threads: ThreadPoolExecutor, workers: list[_Worker],
+               lock: threading.Lock) -> None:
+    threads.shutdown(wait=True, cancel_futures=True)
+    with lock:
+        stopping = list(workers)
+        workers.clear()
+    for worker in stopping:
+        worker.stop()

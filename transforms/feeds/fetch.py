@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 
 from transforms.core import (
     DEAD_LETTERS,
     FETCH_FEEDS,
+    TALLIES,
     Composite,
     Feed,
     FetchedFeed,
@@ -84,10 +85,18 @@ def _feed_url(feed: Feed) -> str:
     return feed.url
 
 
+class FetchedFeeds(NamedTuple):
+    """What FetchFeeds outputs."""
+
+    feeds: beam.PCollection  # FetchedFeed: feeds fetched in full
+    validators: beam.PCollection  # (feed URL, Validators) of those that sent any
+    dead_letters: beam.PCollection
+    tallies: beam.PCollection  # configured feeds (counted on the way in), 304s
+
+
 @dataclasses.dataclass(eq=False)
 class FetchFeeds(Composite):
-    """Feed -> FetchedFeed (main), DeadLetter (`dead_letters`) and (feed URL, Validators)
-    (`validators`).
+    """Feed -> FetchedFeeds.
 
     Feeds are grouped by host, so a host that serves many feeds gets its politeness limits too.
     Feeds carrying validators are fetched conditionally; a 304 is counted, not output.
@@ -97,7 +106,11 @@ class FetchFeeds(Composite):
     politeness: Politeness = DEFAULT_POLITENESS
     max_bytes: int = 5 * MiB
 
-    def expand(self, feeds: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
+    def expand(self, feeds: beam.PCollection) -> FetchedFeeds:
         fn = _FetchFeedFn(self.settings, self.max_bytes, self.politeness)
-        return fetch_grouped_by_host(feeds, _feed_url, fn, DEAD_LETTERS, VALIDATORS,
-                                     main="feeds")
+        fetched = fetch_grouped_by_host(feeds, _feed_url, fn, DEAD_LETTERS, VALIDATORS,
+                                        TALLIES, main="feeds")
+        # Counted on the way in, apart from the fetch, whatever becomes of each feed.
+        configured = feeds | "CountConfigured" >> beam.Map(lambda _: Tally("feeds.configured"))
+        tallies = (configured, fetched.tallies) | "Tallies" >> beam.Flatten()
+        return FetchedFeeds(fetched.feeds, fetched.validators, fetched.dead_letters, tallies)

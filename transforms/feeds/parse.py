@@ -18,6 +18,7 @@ import feedparser
 from transforms.core import (
     DEAD_LETTERS,
     PARSE_ENTRIES,
+    TALLIES,
     Composite,
     DeadLetter,
     Entry,
@@ -217,5 +218,5 @@ class ParseEntries(Composite):
 
     def expand(self, fetched: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
         return fetched | "Parse" >> beam.ParDo(_ParseEntriesFn()).with_outputs(
-            DEAD_LETTERS, main="entries"
+            DEAD_LETTERS, TALLIES, main="entries"
         )

@@ -9,11 +9,20 @@ from typing import Any
 
 import apache_beam as beam
 
-from transforms.core import DEAD_LETTERS, FETCH_PAGES, Composite, Entry, Page, Tally, dead_letter
+from transforms.core import (
+    DEAD_LETTERS,
+    FETCH_PAGES,
+    TALLIES,
+    Composite,
+    Entry,
+    Page,
+    Tally,
+    dead_letter,
+)
 from transforms.fetch.http import FetchError, HttpSettings, MiB, Response, is_page_content_type
 from transforms.fetch.polite import DEFAULT_POLITENESS, HostGate, Politeness
 from transforms.fetch.polite_fetch import PoliteFetchFn, fetch_grouped_by_host
-from transforms.fetch.robots import ROBOTS_MAX_BYTES, RobotsCache, RobotsRules, robots_agent
+from transforms.fetch.robots import ROBOTS_MAX_BYTES, RobotsRules, robots_agent
 
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
 
@@ -21,11 +30,6 @@ PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
 @dataclasses.dataclass(eq=False)
 class _FetchPageFn(PoliteFetchFn):
     stage = FETCH_PAGES
-    _robots: RobotsCache | None = dataclasses.field(default=None, init=False, repr=False)
-
-    def setup(self) -> None:
-        super().setup()
-        self._robots = RobotsCache()
 
     def fetch_item(self, entry: Entry, gate: HostGate) -> Iterator[Any]:
         """Fetch the page; a failure is a dead letter, unless the feed carried the article's
@@ -57,7 +61,6 @@ class _FetchPageFn(PoliteFetchFn):
     def _robots_rules(self, entry: Entry, gate: HostGate) -> tuple[RobotsRules, bool]:
         """The site's robots.txt rules (and whether they were fetched just now); a Crawl-delay
         in them spaces out this host's requests from now on."""
-        assert self._robots is not None
         fetched = False
 
         def fetch_robots(url: str) -> Response:
@@ -66,7 +69,7 @@ class _FetchPageFn(PoliteFetchFn):
             fetched = True
             return self.get(url, max_bytes=ROBOTS_MAX_BYTES, accept="text/plain, */*;q=0.5")
 
-        rules = self._robots.rules(entry.link, fetch_robots)
+        rules = self.resources().robots.rules(entry.link, fetch_robots)
         delay = rules.crawl_delay(robots_agent(self.settings.user_agent))
         if delay:
             gate.set_interval(min(delay, self.politeness.max_crawl_delay))
@@ -105,4 +108,5 @@ class FetchPages(Composite):
 
     def expand(self, entries: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
         fn = _FetchPageFn(self.settings, self.max_bytes, self.politeness)
-        return fetch_grouped_by_host(entries, _entry_link, fn, DEAD_LETTERS, main="pages")
+        return fetch_grouped_by_host(entries, _entry_link, fn, DEAD_LETTERS, TALLIES,
+                                     main="pages")

@@ -1,9 +1,10 @@
 """Concurrent fetching that stays polite to every host.
 
-All of one host's URLs arrive together (the fetch stages group them by host, so one worker owns
-each host), and are worked off by at most `per_host` lanes, with at least `min_interval` seconds
-between the starts of two requests to that host. Lanes of all hosts share one thread pool, so a
-worker overlaps the latency of many hosts while no host sees more than its limit.
+The fetch stages route each host's URLs to one worker (they group or key them by host), and in
+that worker's process every request to a host goes through the host's lanes: at most `per_host`
+at once, with at least `min_interval` seconds between the starts of two of them, whichever
+DoFn instance, bundle or poll the request came from. Lanes of all hosts share one thread pool,
+so a worker overlaps the latency of many hosts while no host sees more than its limit.
 """
 
 from __future__ import annotations
@@ -12,12 +13,9 @@ import dataclasses
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
 from urllib.parse import urlsplit
-
-T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +59,11 @@ class HostGate:
         with self._lock:
             self._interval = max(self._interval, interval)
 
+    @property
+    def spacing(self) -> bool:
+        """Whether requests to the host are spaced out (then the gate must be kept)."""
+        return self._interval > 0
+
     def wait_turn(self) -> None:
         """Block until this caller may start a request to the host."""
         with self._lock:
@@ -71,32 +74,56 @@ class HostGate:
             self._sleep(start - now)
 
 
+@dataclasses.dataclass
+class _Host:
+    """One host's queue of work, its lanes at work on it, and its gate."""
+
+    gate: HostGate
+    queue: deque[tuple[Callable[[HostGate], None], Future[None]]] = dataclasses.field(
+        default_factory=deque)
+    lanes: int = 0
+
+
 class HostLanes:
-    """A shared thread pool that works off each host's items in at most `per_host` lanes."""
+    """One process's thread pool, working off each host's queue in at most `per_host` lanes."""
 
     def __init__(self, politeness: Politeness) -> None:
         self.politeness = politeness
         self._pool = ThreadPoolExecutor(
             max_workers=politeness.workers, thread_name_prefix="newsbeam-fetch"
         )
+        self._lock = threading.Lock()
+        self._hosts: dict[str, _Host] = {}
 
-    def submit(self, items: Sequence[T], work: Callable[[T, HostGate], None]) -> list[Future]:
-        """Start working off one host's items; `work(item, gate)` must call gate.wait_turn()
-        before each request it makes (so robots.txt fetches are spaced out too)."""
-        queue: deque[T] = deque(items)
-        gate = HostGate(self.politeness.min_interval)
-        lock = threading.Lock()
+    def submit(self, host: str, work: Callable[[HostGate], None]) -> Future[None]:
+        """Queue `work(gate)` for `host`; it must call gate.wait_turn() before each request it
+        makes (robots.txt included). The future is done when the work has run."""
+        done: Future[None] = Future()
+        with self._lock:
+            state = self._hosts.get(host)
+            if state is None:
+                state = self._hosts[host] = _Host(HostGate(self.politeness.min_interval))
+            state.queue.append((work, done))
+            if state.lanes < self.politeness.per_host:
+                state.lanes += 1
+                self._pool.submit(self._lane, host, state)
+        return done
 
-        def lane() -> None:
-            while True:
-                with lock:
-                    if not queue:
-                        return
-                    item = queue.popleft()
-                work(item, gate)
-
-        lanes = min(self.politeness.per_host, len(queue))
-        return [self._pool.submit(lane) for _ in range(lanes)]
+    def _lane(self, host: str, state: _Host) -> None:
+        while True:
+            with self._lock:
+                if not state.queue:
+                    state.lanes -= 1
+                    if not state.lanes and not state.gate.spacing:
+                        del self._hosts[host]  # nothing to remember about an unspaced host
+                    return
+                work, done = state.queue.popleft()
+            try:
+                work(state.gate)
+            except BaseException as error:  # reported through the future, to the caller
+                done.set_exception(error)
+            else:
+                done.set_result(None)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

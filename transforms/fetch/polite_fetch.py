@@ -1,24 +1,30 @@
 """The base of the DoFns that fetch over HTTP: concurrent, and polite to every host.
 
-Input elements are (host, items) groups, so each host's requests are issued from one place even
-across worker processes and machines. Fetches run on a thread pool (HostLanes); BackgroundFn
-hands what they produce back to the bundle's thread.
+Input elements are (host, items) groups, so each host's requests are issued from one worker
+even across processes and machines. In each process one set of resources (`FetchResources`:
+the HTTP client, the per-host lanes on one thread pool, robots.txt rules) serves every fetching
+DoFn instance, feeds and pages alike; BackgroundFn hands what the lanes produce back to the
+bundle's thread.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from typing import Any
 
 import apache_beam as beam
 
-from transforms.core import BackgroundFn, Place
+from transforms.core import BackgroundFn, Place, per_process
 from transforms.fetch.http import HttpClient, HttpSettings, Response
 from transforms.fetch.polite import HostGate, HostLanes, Politeness, host_key
+from transforms.fetch.robots import RobotsCache
 
-# How many hosts' lanes may be queued beyond what the pool is running, per fetch thread.
-MAX_PENDING_LANES_PER_THREAD = 4
+# How many hosts' groups a DoFn instance may have in flight, per fetch thread.
+MAX_PENDING_PER_THREAD = 4
 
 
 def fetch_grouped_by_host(
@@ -34,6 +40,22 @@ def fetch_grouped_by_host(
     )
 
 
+class FetchResources:
+    """What one process fetches with, made once per process and settings (see per_process)."""
+
+    def __init__(self, settings: HttpSettings, politeness: Politeness) -> None:
+        self.client = HttpClient(settings)
+        self.lanes = HostLanes(politeness)
+        self.robots = RobotsCache()
+        # Closed when the last DoFn instance lets go of them (the finalizer must not hold self).
+        weakref.finalize(self, _close, self.client, self.lanes)
+
+
+def _close(client: HttpClient, lanes: HostLanes) -> None:
+    lanes.shutdown()
+    client.close()
+
+
 @dataclasses.dataclass(eq=False)
 class PoliteFetchFn(BackgroundFn):
     """Fetch every item of each (host, items) group concurrently, within the host's limits.
@@ -46,32 +68,30 @@ class PoliteFetchFn(BackgroundFn):
     settings: HttpSettings
     max_bytes: int
     politeness: Politeness
-    # Opened in setup(), closed in teardown(): never pickled with the DoFn.
-    _client: HttpClient | None = dataclasses.field(default=None, init=False, repr=False)
-    _lanes: HostLanes | None = dataclasses.field(default=None, init=False, repr=False)
+    # The process's, acquired in setup() and let go of in teardown(); never pickled.
+    _resources: FetchResources | None = dataclasses.field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.max_pending = self.politeness.workers * MAX_PENDING_LANES_PER_THREAD
+        self.max_pending = self.politeness.workers * MAX_PENDING_PER_THREAD
 
     def setup(self) -> None:
-        self._client = HttpClient(self.settings)
-        self._lanes = HostLanes(self.politeness)
+        settings, politeness = self.settings, self.politeness
+        self._resources = per_process(("fetch", settings, politeness),
+                                      lambda: FetchResources(settings, politeness))
 
     def teardown(self) -> None:
-        if self._lanes is not None:
-            self._lanes.shutdown()
-            self._lanes = None
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        self._resources = None  # others may still use them: released, not closed
+
+    def resources(self) -> FetchResources:
+        if self._resources is None:
+            raise RuntimeError("PoliteFetchFn used before setup()")
+        return self._resources
 
     # A method, not a property: Beam inspects every attribute of a DoFn while building the graph.
     def get(self, url: str, **kwargs: Any) -> Response:
-        """GET with the worker's client and this DoFn's byte cap (see HttpClient.get)."""
-        if self._client is None:
-            raise RuntimeError("PoliteFetchFn used before setup()")
-        return self._client.get(url, max_bytes=kwargs.pop("max_bytes", self.max_bytes),
-                                **kwargs)
+        """GET with the process's client and this DoFn's byte cap (see HttpClient.get)."""
+        return self.resources().client.get(
+            url, max_bytes=kwargs.pop("max_bytes", self.max_bytes), **kwargs)
 
     def fetch_item(self, item: Any, gate: HostGate) -> Iterable[Any]:
         raise NotImplementedError
@@ -82,11 +102,37 @@ class PoliteFetchFn(BackgroundFn):
         window: Any = beam.DoFn.WindowParam,
         timestamp: Any = beam.DoFn.TimestampParam,
     ) -> Iterator[Any]:
-        assert self._lanes is not None
-        _, items = group
+        host, items = group
         place = Place(window, timestamp)
+        lanes = self.resources().lanes
 
-        def work(item: Any, gate: HostGate) -> None:
-            self.deliver(item, place, lambda: self.fetch_item(item, gate))
+        def work(item: Any) -> Callable[[HostGate], None]:
+            return lambda gate: self.deliver(item, place, lambda: self.fetch_item(item, gate))
 
-        yield from self.started(self._lanes.submit(list(items), work))
+        # One future per group, done when all its items are: backpressure counts hosts in
+        # flight, so a large host does not hold back the start of every other host's work.
+        yield from self.started([all_done([lanes.submit(host, work(item)) for item in items])])
+
+
+def all_done(futures: list[Future[None]]) -> Future[None]:
+    """A future that is done when all of `futures` are (with the first error, if any)."""
+    done: Future[None] = Future()
+    remaining = [len(futures)]
+    lock = threading.Lock()
+
+    def one_done(future: Future[None]) -> None:
+        with lock:
+            remaining[0] -= 1
+            last = remaining[0] == 0
+        if last:
+            errors = [f.exception() for f in futures if f.exception() is not None]
+            if errors:
+                done.set_exception(errors[0])
+            else:
+                done.set_result(None)
+
+    if not futures:
+        done.set_result(None)
+    for future in futures:
+        future.add_done_callback(one_done)
+    return done

@@ -1,5 +1,13 @@
 """ToRecords: tagged articles become output records, built in one place."""
 
-from transforms.records.build import ToRecords, build_record
+from typing import TYPE_CHECKING
 
-__all__ = ["ToRecords", "build_record"]
+from transforms import lazy_exports
+
+if TYPE_CHECKING:
+    from transforms.records.build import (
+        ToRecords as ToRecords,
+        build_record as build_record,
+    )
+
+__getattr__, __all__ = lazy_exports(__name__, __file__)

@@ -10,6 +10,7 @@ import apache_beam as beam
 
 from transforms.core import (
     DEAD_LETTERS,
+    TALLIES,
     TO_RECORDS,
     Composite,
     Record,
@@ -88,5 +89,5 @@ class ToRecords(Composite):
 
     def expand(self, tagged: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
         return tagged | "Build" >> beam.ParDo(_ToRecordFn()).with_outputs(
-            DEAD_LETTERS, main="records"
+            DEAD_LETTERS, TALLIES, main="records"
         )

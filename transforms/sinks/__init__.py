@@ -1,17 +1,25 @@
 """Sinks: URIs, column schemas derived from the record definition, and one writer per family
 (JSON Lines, Parquet, PostgreSQL, Redis streams, BigQuery)."""
 
-from transforms.sinks.files import record_ids_by_run
-from transforms.sinks.uris import (
-    DEFAULT_DEAD_LETTERS_TABLE,
-    DEFAULT_RECORDS_TABLE,
-    Sink,
-    SinkError,
-    parse_sink,
-)
-from transforms.sinks.write import WriteDeadLetters, WriteRecords, prepare_sinks
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "DEFAULT_DEAD_LETTERS_TABLE", "DEFAULT_RECORDS_TABLE", "Sink", "SinkError",
-    "WriteDeadLetters", "WriteRecords", "parse_sink", "prepare_sinks", "record_ids_by_run",
-]
+from transforms import lazy_exports
+
+if TYPE_CHECKING:
+    from transforms.sinks.files import (
+        record_ids_by_run as record_ids_by_run,
+    )
+    from transforms.sinks.uris import (
+        DEFAULT_DEAD_LETTERS_TABLE as DEFAULT_DEAD_LETTERS_TABLE,
+        DEFAULT_RECORDS_TABLE as DEFAULT_RECORDS_TABLE,
+        Sink as Sink,
+        SinkError as SinkError,
+        parse_sink as parse_sink,
+    )
+    from transforms.sinks.write import (
+        WriteDeadLetters as WriteDeadLetters,
+        WriteRecords as WriteRecords,
+        prepare_sinks as prepare_sinks,
+    )
+
+__getattr__, __all__ = lazy_exports(__name__, __file__)

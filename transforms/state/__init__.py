@@ -1,24 +1,28 @@
 """State between runs and within a run: the stores (SQLite, PostgreSQL), DedupEntries, and the
 staging of a batch run's state changes until the run has succeeded."""
 
-from transforms.state.dedup import DedupEntries, first_of_duplicates
-from transforms.state.staging import (
-    STAGING_FOLDER,
-    StageStateUpdates,
-    commit_staged,
-    discard_stale_staging,
-    staging_dir,
-)
-from transforms.state.stores import (
-    DEFAULT_STATE,
-    StateError,
-    StateStore,
-    is_local,
-    open_state,
-)
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "DEFAULT_STATE", "STAGING_FOLDER", "DedupEntries", "StageStateUpdates", "StateError",
-    "StateStore", "commit_staged", "discard_stale_staging", "first_of_duplicates", "is_local",
-    "open_state", "staging_dir",
-]
+from transforms import lazy_exports
+
+if TYPE_CHECKING:
+    from transforms.state.dedup import (
+        DedupEntries as DedupEntries,
+        first_of_duplicates as first_of_duplicates,
+    )
+    from transforms.state.staging import (
+        STAGING_FOLDER as STAGING_FOLDER,
+        StageStateUpdates as StageStateUpdates,
+        commit_staged as commit_staged,
+        discard_stale_staging as discard_stale_staging,
+        staging_dir as staging_dir,
+    )
+    from transforms.state.stores import (
+        DEFAULT_STATE as DEFAULT_STATE,
+        StateError as StateError,
+        StateStore as StateStore,
+        is_local as is_local,
+        open_state as open_state,
+    )
+
+__getattr__, __all__ = lazy_exports(__name__, __file__)

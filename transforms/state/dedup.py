@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 
-from transforms.core import Composite, Entry, count
+from transforms.core import TALLIES, Composite, Entry, Tally, emitted
 from transforms.state.stores import LOOKUP_BATCH, StateStore, open_state
 
 
@@ -22,11 +23,11 @@ def first_of_duplicates(entries: Iterable[Entry]) -> tuple[Entry, int]:
 
 
 class _KeepFirst(beam.DoFn):
-    def process(self, element: tuple[str, Iterable[Entry]]) -> Iterator[Entry]:
+    def process(self, element: tuple[str, Iterable[Entry]]) -> Iterator[Any]:
         _, entries = element
         kept, duplicates = first_of_duplicates(entries)
         if duplicates:
-            count("entries.duplicate", duplicates)
+            yield from emitted([Tally("entries.duplicate", duplicates)])
         yield kept
 
 
@@ -45,12 +46,20 @@ class _SkipSeen(beam.DoFn):
             self._store.close()
             self._store = None
 
-    def process(self, batch: list[Entry]) -> Iterator[Entry]:
+    def process(self, batch: list[Entry]) -> Iterator[Any]:
         assert self._store is not None
         seen = self._store.seen([entry.article_id for entry in batch])
         if seen:
-            count("entries.seen_before", sum(1 for e in batch if e.article_id in seen))
+            yield from emitted([Tally("entries.seen_before",
+                                      sum(1 for e in batch if e.article_id in seen))])
         yield from (entry for entry in batch if entry.article_id not in seen)
+
+
+class Deduplicated(NamedTuple):
+    """What DedupEntries outputs: one entry per new article, and the duplicates it counted."""
+
+    entries: beam.PCollection
+    tallies: beam.PCollection
 
 
 @dataclasses.dataclass(eq=False)
@@ -63,19 +72,22 @@ class DedupEntries(Composite):
 
     state_uri: str | None = None
 
-    def expand(self, entries: beam.PCollection) -> beam.PCollection:
+    def expand(self, entries: beam.PCollection) -> Deduplicated:
         unique = (
             entries
             | "KeyByArticleId" >> beam.Map(lambda entry: (entry.article_id, entry))
             | "GroupById" >> beam.GroupByKey()
-            | "KeepFirst" >> beam.ParDo(_KeepFirst())
+            | "KeepFirst" >> beam.ParDo(_KeepFirst()).with_outputs(TALLIES, main="entries")
         )
         if self.state_uri is None:
-            return unique
-        return (
-            unique
+            return Deduplicated(unique.entries, unique.tallies)
+        new = (
+            unique.entries
             # Fixed-size batches: adaptive batching starts at one element, one query each.
             | "Batch" >> beam.BatchElements(min_batch_size=LOOKUP_BATCH,
                                             max_batch_size=LOOKUP_BATCH)
-            | "SkipSeen" >> beam.ParDo(_SkipSeen(self.state_uri))
+            | "SkipSeen" >> beam.ParDo(_SkipSeen(self.state_uri)).with_outputs(
+                TALLIES, main="entries")
         )
+        tallies = (unique.tallies, new.tallies) | "Tallies" >> beam.Flatten()
+        return Deduplicated(new.entries, tallies)

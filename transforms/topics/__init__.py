@@ -1,18 +1,28 @@
 """Topics: the taxonomy, its compiled matcher, TagTopics, and evaluation against labels."""
 
-from transforms.topics.evaluation import (
-    Evaluation,
-    LabelledText,
-    describe_tag,
-    evaluate,
-    format_evaluation,
-    labelled_text,
-)
-from transforms.topics.matcher import TopicMatcher
-from transforms.topics.tag import TagTopics
-from transforms.topics.taxonomy import Taxonomy, Term, Topic
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "Evaluation", "LabelledText", "TagTopics", "Taxonomy", "Term", "Topic", "TopicMatcher",
-    "describe_tag", "evaluate", "format_evaluation", "labelled_text",
-]
+from transforms import lazy_exports
+
+if TYPE_CHECKING:
+    from transforms.topics.evaluation import (
+        Evaluation as Evaluation,
+        LabelledText as LabelledText,
+        describe_tag as describe_tag,
+        evaluate as evaluate,
+        format_evaluation as format_evaluation,
+        labelled_text as labelled_text,
+    )
+    from transforms.topics.matcher import (
+        TopicMatcher as TopicMatcher,
+    )
+    from transforms.topics.tag import (
+        TagTopics as TagTopics,
+    )
+    from transforms.topics.taxonomy import (
+        Taxonomy as Taxonomy,
+        Term as Term,
+        Topic as Topic,
+    )
+
+__getattr__, __all__ = lazy_exports(__name__, __file__)

@@ -7,7 +7,15 @@ from collections.abc import Iterator
 
 import apache_beam as beam
 
-from transforms.core import DEAD_LETTERS, TAG_TOPICS, Article, Composite, StageFn, TaggedArticle
+from transforms.core import (
+    DEAD_LETTERS,
+    TAG_TOPICS,
+    Article,
+    Composite,
+    StageFn,
+    TaggedArticle,
+    per_process,
+)
 from transforms.topics.matcher import TopicMatcher
 from transforms.topics.taxonomy import Taxonomy
 
@@ -19,7 +27,11 @@ class _TagFn(StageFn):
     _matcher: TopicMatcher | None = dataclasses.field(default=None, init=False, repr=False)
 
     def setup(self) -> None:
-        self._matcher = TopicMatcher(self.taxonomy)
+        taxonomy = self.taxonomy
+        self._matcher = per_process(("topics", taxonomy), lambda: TopicMatcher(taxonomy))
+
+    def teardown(self) -> None:
+        self._matcher = None
 
     def handle(self, article: Article) -> Iterator[TaggedArticle]:
         assert self._matcher is not None

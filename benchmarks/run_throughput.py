@@ -1,0 +1,210 @@
+"""`newsbeam run` end to end on many hosts with latency, next to plain threads and trafilatura.
+
+The site runs in its own process: 20 hosts (127.0.0.2-21), each with an RSS feed of 30 items
+and 30 article pages (the demo sample's page template around its stories, about 6 KB each),
+every response delayed by --latency (100 ms). Every contender does the same work, fetch every
+page and extract its text, and is timed from start to finish:
+
+- `newsbeam run` (the console script, in its own process: start-up, imports and Beam included;
+  no state, JSON Lines out; per-host limit 2),
+- plain threads: one thread per page, so 30 connections per host, the standard library's HTTP
+  client and trafilatura.extract, after fetching the feeds and parsing them with feedparser (a
+  shared httpx client is far slower with hundreds of threads: its pool serializes them),
+- trafilatura's command line over the page URLs (--parallel one thread per host; it takes one
+  URL per host at a time, with its SLEEP_TIME set to 0).
+
+For each it prints the time, pages per second and the most requests one host saw at once, and
+for newsbeam when its feed and page requests happened (where its time goes).
+
+    .venv/bin/python benchmarks/run_throughput.py [--hosts 20] [--per-host 30] [--latency 0.1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import json
+import multiprocessing
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests.servers
+
+import feedparser
+import trafilatura
+
+from pipeline import demo
+from pipeline.loopback import LoopbackServer, RequestHandler, Route
+from tests.servers import ConcurrencyMeter
+
+BIN = Path(sys.executable).parent
+HTML = {"Content-Type": "text/html; charset=utf-8"}
+UNIQUE_LINE = "This is report number"  # each page ends with a line of its own
+
+
+def _xml(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def serve(hosts: list[str], per_host: int, latency: float, connection) -> None:  # noqa: ANN001
+    """The site, in its own process so its work does not compete with the contenders'."""
+    articles = demo.sample_articles()
+    meters = {host: ConcurrencyMeter() for host in hosts}
+    log: list[tuple[float, str]] = []  # (wall time, path) of every request as it arrives
+
+    def slow(route: Route, meter: ConcurrencyMeter):  # noqa: ANN202
+        def handle(handler: RequestHandler) -> None:
+            log.append((time.time(), handler.path))
+            with meter:
+                time.sleep(latency)
+                handler.send_route(route)
+        return handle
+
+    servers = []
+    for host in hosts:
+        server = LoopbackServer({}, host=host).start()
+        base = server.base_url
+        items = []
+        for n in range(per_host):
+            article = dict(articles[n % len(articles)])
+            article["title"] = f"{article['title']} ({host} #{n})"
+            # Rotate the paragraphs so every page's text differs from its neighbours'.
+            shift = n % len(article["paragraphs"])
+            article["paragraphs"] = (article["paragraphs"][shift:] + article["paragraphs"][:shift]
+                                     + [f"{UNIQUE_LINE} {n} from the {host} desk."])
+            path = f"/news/{n}.html"
+            server.routes[path] = slow(Route(demo.render_page(article, base), headers=HTML),
+                                       meters[host])
+            items.append(f"<item><title>{_xml(article['title'])}</title><link>{base}{path}"
+                         f"</link><pubDate>Tue, 04 Mar 2025 07:45:00 GMT</pubDate></item>")
+        feed = ("<?xml version='1.0'?><rss version='2.0'><channel><title>Desk</title>"
+                + "".join(items) + "</channel></rss>").encode()
+        server.routes["/feed.xml"] = slow(
+            Route(feed, headers={"Content-Type": "application/rss+xml"}), meters[host])
+        server.routes["/robots.txt"] = Route(b"User-agent: *\nAllow: /\n",
+                                             headers={"Content-Type": "text/plain"})
+        servers.append(server)
+    connection.send([server.url("/feed.xml") for server in servers])
+    while (command := connection.recv()) != "stop":
+        if command == "report":
+            connection.send((max(m.peak for m in meters.values()), list(log)))
+            for meter in meters.values():
+                meter.peak = 0
+            log.clear()
+    for server in servers:
+        server.stop()
+
+
+def run_newsbeam(feed_urls: list[str], work: Path) -> int:
+    feeds = work / "feeds.yaml"
+    feeds.write_text("feeds:\n" + "".join(f"  - {url}\n" for url in feed_urls))
+    out = work / "newsbeam-out"
+    subprocess.run([str(BIN / "newsbeam"), "run", "--feeds", str(feeds), "--out", str(out),
+                    "--state=none", "--allow-private-networks"], check=True,
+                   stdout=subprocess.DEVNULL)
+    return json.loads((out / "run.json").read_text())["entries"]["records"]
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        body: bytes = response.read()
+        return body
+
+
+def run_plain_threads(feed_urls: list[str]) -> tuple[int, list[str]]:
+    """Feeds, then every page on its own thread (30 connections per host), extracted there."""
+    with ThreadPoolExecutor(len(feed_urls)) as pool:
+        feeds = list(pool.map(_get, feed_urls))
+    links = [entry.link for body in feeds for entry in feedparser.parse(body).entries]
+
+    def fetch_and_extract(url: str) -> bool:
+        return bool(trafilatura.extract(_get(url)))
+
+    with ThreadPoolExecutor(len(links)) as pool:
+        done = sum(pool.map(fetch_and_extract, links))
+    return done, links
+
+
+def run_trafilatura_cli(links: list[str], work: Path) -> int:
+    config = configparser.ConfigParser()
+    config.read_string(resources.files("trafilatura").joinpath("settings.cfg").read_text())
+    config["DEFAULT"]["SLEEP_TIME"] = "0"
+    config["DEFAULT"]["SSRF_PROTECTION"] = "off"  # the site is on loopback addresses
+    settings = work / "trafilatura.cfg"
+    with settings.open("w") as handle:
+        config.write(handle)
+    urls = work / "urls.txt"
+    urls.write_text("\n".join(links) + "\n")
+    hosts = len({link.split("/")[2] for link in links})
+    done = subprocess.run([str(BIN / "trafilatura"), "--input-file", str(urls), "--parallel",
+                           str(hosts), "--config-file", str(settings)],
+                          check=True, capture_output=True, text=True)
+    # Texts go to stdout (its output files are named by a hash near-duplicates share).
+    return done.stdout.count(UNIQUE_LINE)
+
+
+def timeline(log: list[tuple[float, str]], started: float) -> str:
+    feeds = [t - started for t, path in log if path == "/feed.xml"]
+    pages = [t - started for t, path in log if path.startswith("/news/")]
+    if not feeds or not pages:
+        return "no requests seen"
+    return (f"feeds requested {min(feeds):.2f}-{max(feeds):.2f} s, pages requested"
+            f" {min(pages):.2f}-{max(pages):.2f} s after start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=20)
+    parser.add_argument("--per-host", type=int, default=30)
+    parser.add_argument("--latency", type=float, default=0.1)
+    args = parser.parse_args()
+    hosts = [f"127.0.0.{n}" for n in range(2, 2 + args.hosts)]
+    pages = args.hosts * args.per_host
+    ours, theirs = multiprocessing.Pipe()
+    site = multiprocessing.Process(target=serve,
+                                   args=(hosts, args.per_host, args.latency, theirs))
+    site.start()
+    try:
+        feed_urls = ours.recv()
+        print(f"{pages} pages on {args.hosts} hosts ({args.per_host} each, an RSS feed per"
+              f" host), {args.latency * 1000:.0f} ms latency")
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            started = time.time()
+            records = run_newsbeam(feed_urls, work)
+            seconds = time.time() - started
+            ours.send("report")
+            peak, log = ours.recv()
+            print(f"newsbeam run:          {seconds:5.2f} s, {records / seconds:6.1f} pages/s,"
+                  f" {records} records, at most {peak} requests per host at once")
+            print(f"  where the time goes: {timeline(log, started)},"
+                  f" process ended {seconds:.2f} s")
+
+            started = time.time()
+            done, links = run_plain_threads(feed_urls)
+            seconds = time.time() - started
+            ours.send("report")
+            peak, _ = ours.recv()
+            print(f"plain threads:         {seconds:5.2f} s, {done / seconds:6.1f} pages/s,"
+                  f" {done} texts, at most {peak} requests per host at once")
+
+            started = time.time()
+            done = run_trafilatura_cli(links, work)
+            seconds = time.time() - started
+            ours.send("report")
+            peak, _ = ours.recv()
+            print(f"trafilatura CLI:       {seconds:5.2f} s, {done / seconds:6.1f} pages/s,"
+                  f" {done} texts, at most {peak} requests per host at once")
+    finally:
+        ours.send("stop")
+        site.join(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""The run summary: every feed and entry accounted for, computed as pipeline data.
+
+Every stage outputs a `Tally` for each thing it counts on its `tallies` output, beside its
+results (and increments a counter for monitoring); dead letters and configured feeds are
+counted from the data itself.
+Summarize adds the tallies up inside the pipeline, so the summary is exact on every runner: the
+outputs of a retried bundle are discarded with it, where a runner's attempted counter values
+would count it twice. `summarize` is the plain function that turns the sums into the summary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import apache_beam as beam
+
+from transforms.core.composite import Composite
+from transforms.core.metrics import Tally
+
+
+class _SumByName(beam.CombineFn):
+    """Tallies -> {name: total}."""
+
+    def create_accumulator(self) -> dict[str, int]:
+        return {}
+
+    def add_input(self, totals: dict[str, int], tally: Tally) -> dict[str, int]:
+        totals[tally.name] = totals.get(tally.name, 0) + tally.n
+        return totals
+
+    def merge_accumulators(self, accumulators: Iterable[dict[str, int]]) -> dict[str, int]:
+        merged: dict[str, int] = {}
+        for totals in accumulators:
+            for name, n in totals.items():
+                merged[name] = merged.get(name, 0) + n
+        return merged
+
+    def extract_output(self, totals: dict[str, int]) -> dict[str, int]:
+        return dict(sorted(totals.items()))
+
+
+@dataclasses.dataclass(eq=False)
+class Summarize(Composite):
+    """(tallies, ...) -> the summary (one dict per window), written as JSON to `path` when it is
+    given. `defaults`: a summary even when nothing at all was counted (batch runs)."""
+
+    path: str | None = None
+    defaults: bool = True
+
+    def expand(self, tallies: tuple[beam.PCollection, ...]) -> beam.PCollection:
+        combine = beam.CombineGlobally(_SumByName())
+        summaries = (
+            tallies
+            | "AllTallies" >> beam.Flatten()
+            | "SumByName" >> (combine if self.defaults else combine.without_defaults())
+            | "Summary" >> beam.Map(summarize)
+        )
+        if self.path is not None:
+            (
+                summaries
+                | "ToJson" >> beam.Map(lambda summary: json.dumps(summary, indent=2))
+                | "Write" >> beam.io.WriteToText(self.path, shard_name_template="")
+            )
+        return summaries
+
+
+def summarize(counters: Mapping[str, int]) -> dict[str, Any]:
+    """The summary (the shape of run.json; see README) of a run's or a window's counts."""
+    feeds: dict[str, Any] = {
+        "configured": counters.get("feeds.configured", 0),
+        "fetched": counters.get("feeds.fetched", 0),
+        "not_modified": counters.get("feeds.not_modified", 0),
+        "dead_letter": counters.get("feeds.dead_letter", 0),
+        "ill_formed_kept": sum(
+            n for name, n in counters.items() if name.startswith("feeds.ill_formed_kept.")
+        ),
+        "ill_formed_reasons": {
+            name.removeprefix("feeds.ill_formed_kept."): n
+            for name, n in sorted(counters.items())
+            if name.startswith("feeds.ill_formed_kept.")
+        },
+    }
+    entries = {
+        "parsed": counters.get("entries.parsed", 0),
+        "records": counters.get("records.output", 0),
+        "duplicates": counters.get("entries.duplicate", 0)
+        + counters.get("entries.seen_before", 0),
+        "seen_before": counters.get("entries.seen_before", 0),
+        "dead_letters": counters.get("entries.dead_letter", 0),
+    }
+    extraction = {name.removeprefix("extraction."): n for name, n in sorted(counters.items())
+                  if name.startswith("extraction.")}
+    fallbacks = {name.removeprefix("pages.feed_fallback."): n
+                 for name, n in sorted(counters.items())
+                 if name.startswith("pages.feed_fallback.")}
+    dead_letters: dict[str, dict[str, int]] = defaultdict(dict)
+    topics: dict[str, dict[str, int]] = defaultdict(lambda: {"about": 0, "mention": 0})
+    for name, value in sorted(counters.items()):
+        kind, _, rest = name.partition(".")
+        if kind == "dead_letters":
+            stage, _, reason = rest.partition(".")
+            dead_letters[stage][reason] = value
+        elif kind == "topics":
+            topic, _, relevance = rest.rpartition(".")
+            topics[topic][relevance] = value
+    feeds_accounted = feeds["fetched"] + feeds["not_modified"] + feeds["dead_letter"]
+    entries_accounted = entries["records"] + entries["duplicates"] + entries["dead_letters"]
+    return {
+        "feeds": feeds,
+        "entries": entries,
+        "dead_letters": dict(dead_letters),
+        "extraction_methods": extraction,
+        "pages_replaced_by_feed_text": fallbacks,
+        "topics": dict(topics),
+        "accounted": {
+            "feeds": feeds_accounted == feeds["configured"],
+            "entries": entries_accounted == entries["parsed"],
+        },
+    }
