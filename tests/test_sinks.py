@@ -19,7 +19,7 @@ from pipeline.config import load_taxonomy
 from pipeline.loopback import LoopbackServer
 from pipeline.run import run_batch
 from tests.conftest import POSTGRES_URI, REDIS_URI
-from transforms.core import SCHEMA_VERSION
+from transforms.core import SCHEMA_VERSION, DeadLetter
 from transforms.sinks import SinkError, parse_sink
 from transforms.sinks.postgres import prepare_table
 from transforms.sinks.schema import arrow_schema, bigquery_schema
@@ -77,10 +77,33 @@ def test_postgres_upserts_leave_the_same_rows_on_a_second_run(
         indexes = {r[0] for r in connection.execute(
             "SELECT indexname FROM pg_indexes WHERE tablename = %s", (table,)).fetchall()}
         assert {f"{table}_published_at", f"{table}_topic_names"} <= indexes
-    _run(site, tmp_path / "b", f"--sink={sink}")
+    _run(site, tmp_path / "b", f"--sink={sink}", f"--dead-letters={POSTGRES_URI}?table={letters}")
     with psycopg.connect(POSTGRES_URI) as connection:
         again = connection.execute(f"SELECT id FROM {table} ORDER BY id").fetchall()
+        # The same three failures again: the same keys, so no second row for any of them.
+        assert connection.execute(f"SELECT count(*) FROM {letters}").fetchone()[0] == 3
     assert [r[0] for r in again] == [r[0] for r in rows]
+
+
+def test_a_dead_letter_table_without_keys_is_refused_with_its_migration(
+    postgres_uri: str,
+) -> None:
+    table = _table(postgres_uri, "old_letters")
+    with psycopg.connect(POSTGRES_URI, autocommit=True) as connection:
+        connection.execute(f"CREATE TABLE {table} (stage text, reason text)")
+        connection.execute(f"COMMENT ON TABLE {table} IS 'newsbeam schema_version=1'")
+    with pytest.raises(SinkError) as error:
+        prepare_table(parse_sink(f"{POSTGRES_URI}?table={table}", default_table="x"),
+                      DeadLetter)
+    message = str(error.value)
+    assert f"ALTER TABLE {table} ADD COLUMN id text" in message
+    assert f"ALTER TABLE {table} ADD PRIMARY KEY (id)" in message
+    # The statements it names do migrate the table.
+    statements = message.split("migrate it with: ", 1)[1].split("; ")
+    with psycopg.connect(POSTGRES_URI, autocommit=True) as connection:
+        for statement in statements:
+            connection.execute(statement)
+    prepare_table(parse_sink(f"{POSTGRES_URI}?table={table}", default_table="x"), DeadLetter)
 
 
 def test_a_table_with_an_older_layout_fails_naming_the_migration(postgres_uri: str) -> None:

@@ -7,6 +7,7 @@ filter and alert on them.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -77,14 +78,16 @@ def dead_letter(
         raise ValueError(f"unknown dead-letter reason {reason!r}")
     if subject not in SUBJECTS:
         raise ValueError(f"unknown dead-letter subject {subject!r}")
+    message = _one_line(message)
     return DeadLetter(
+        id=letter_id(stage, subject, feed_url, article_id or url or message),
         stage=stage,
         reason=reason,
         subject=subject,
         url=url,
         feed_url=feed_url,
         error_type=error_type,
-        message=_one_line(message),
+        message=message,
         at=at or datetime.now(UTC),
         article_id=article_id,
     )
@@ -107,6 +110,13 @@ def is_permanent(letter: DeadLetter) -> bool:
             _TRANSIENT_STATUSES
         )
     return letter.reason in PERMANENT_REASONS
+
+
+def letter_id(stage: str, subject: str, feed_url: str, lost: str) -> str:
+    """The key of a dead letter: what was lost (an article id, else a URL, else the message
+    that describes an entry without one), where, and at which stage (32 hex digits)."""
+    key = "\x1f".join((stage, subject, feed_url, lost))
+    return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:32]
 
 
 def _one_line(message: str, limit: int = 500) -> str:

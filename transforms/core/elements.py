@@ -194,9 +194,11 @@ class DeadLetter:
 
     `subject` says whether a whole feed ("feed") or one entry ("entry") was lost, so the run
     summary can account for every feed and every entry; `article_id` names the article an
-    entry pointed to, when it had a usable link.
+    entry pointed to, when it had a usable link. `id` is the same for the same input lost at
+    the same stage, so a retried bundle or a re-run that loses it again adds no second row.
     """
 
+    id: str
     stage: str
     reason: str
     subject: str

@@ -1,8 +1,8 @@
 """The PostgreSQL sink: a table made from the record definition, filled by batched upserts.
 
-Rows are keyed by `id`: each batch is copied into a temporary table and merged with one
-INSERT ... ON CONFLICT (id) DO UPDATE, so running the same feeds twice leaves the same rows,
-at a good share of a plain COPY's speed. Dead letters have no key and are appended.
+Rows are keyed by `id` (a record's article id, a dead letter's key): each batch is copied into a
+temporary table and merged with one INSERT ... ON CONFLICT (id) DO UPDATE, so a retried bundle
+or the same feeds run twice leave the same rows, at a good share of a plain COPY's speed.
 """
 
 from __future__ import annotations
@@ -53,13 +53,17 @@ def prepare_table(sink: Sink, element: type = Record) -> None:
         version = comment.removeprefix(_COMMENT) if comment.startswith(_COMMENT) else "none"
         missing = [c for c in columns if c[0] not in {row[0] for row in found}]
         if missing or version != str(SCHEMA_VERSION):
-            migration = "; ".join(
-                f"ALTER TABLE {sink.table} ADD COLUMN {name} {sql}" for name, sql, _ in missing
-            ) + f"; COMMENT ON TABLE {sink.table} IS '{_COMMENT}{SCHEMA_VERSION}'"
+            statements = [f"ALTER TABLE {sink.table} ADD COLUMN {name} {sql}"
+                          for name, sql, _ in missing]
+            if "id" in {name for name, _, _ in missing}:  # dead-letter tables before keys
+                statements += [f"UPDATE {sink.table} SET id = md5(ctid::text || random()::text)",
+                               f"ALTER TABLE {sink.table} ADD PRIMARY KEY (id)"]
+            statements.append(f"COMMENT ON TABLE {sink.table} IS '{_COMMENT}{SCHEMA_VERSION}'")
+            migration = "; ".join(statements)
             raise SinkError(
                 f"sink {sink.shown}: table {sink.table} has the layout of newsbeam schema "
                 f"version {version}, this newsbeam writes version {SCHEMA_VERSION}; migrate it "
-                f"with: {migration.lstrip('; ')}"
+                f"with: {migration}"
             )
 
 
@@ -68,9 +72,8 @@ def _create(connection: Any, table: str, columns: Sequence[tuple[str, str, bool]
     definitions = ", ".join(
         f"{name} {sql}{'' if nullable else ' NOT NULL'}" for name, sql, nullable in columns
     )
-    key = ", PRIMARY KEY (id)" if element is Record else ""
     with connection.transaction():
-        connection.execute(f"CREATE TABLE IF NOT EXISTS {table} ({definitions}{key})")
+        connection.execute(f"CREATE TABLE IF NOT EXISTS {table} ({definitions}, PRIMARY KEY (id))")
         connection.execute(f"COMMENT ON TABLE {table} IS '{_COMMENT}{SCHEMA_VERSION}'")
         if element is Record:
             connection.execute(
@@ -91,23 +94,18 @@ def table_rows(elements: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
 
 
 def write_batch(connection: Any, table: str, elements: Sequence[Any], element: type) -> None:
-    """Write one batch in one transaction: upsert records on id, append dead letters."""
+    """Write one batch of records or dead letters in one transaction, upserted on id."""
     names = [name for name, _, _ in postgres_columns(element)]
     column_list = ", ".join(names)
     with connection.transaction(), connection.cursor() as cursor:
-        if element is not Record:
-            with cursor.copy(f"COPY {table} ({column_list}) FROM STDIN") as copy:
-                for row in table_rows(elements):
-                    copy.write_row(row)
-            return
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS staging_{table}"
                        f" (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
         with cursor.copy(f"COPY staging_{table} ({column_list}) FROM STDIN") as copy:
             for row in table_rows(elements):
                 copy.write_row(row)
         updates = ", ".join(f"{name} = excluded.{name}" for name in names if name != "id")
-        # DISTINCT ON: a batch never holds one id twice (DedupEntries), but the upsert must not
-        # depend on that.
+        # DISTINCT ON: a batch hardly ever holds one id twice (DedupEntries, one dead letter per
+        # lost input and stage), but the upsert must not depend on that.
         cursor.execute(
             f"INSERT INTO {table} ({column_list}) SELECT DISTINCT ON (id) {column_list}"
             f" FROM staging_{table} ON CONFLICT (id) DO UPDATE SET {updates}"
@@ -136,7 +134,7 @@ class _WriteBatches(beam.DoFn):
 
 @dataclasses.dataclass(eq=False)
 class WriteToPostgres(Composite):
-    """Records (upserted on id) or dead letters (appended) into a PostgreSQL table, in batches.
+    """Records or dead letters into a PostgreSQL table, upserted on id, in batches.
     Call `prepare_table` first (the driver does, before fetching anything)."""
 
     sink: Sink

@@ -1,0 +1,163 @@
+"""Runs on a cluster: paths the workers cannot see are refused up front, and per-process
+resources are made once per process, however many DoFn instances a runner creates."""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import apache_beam as beam
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipeline import demo
+from pipeline.cli import main
+from pipeline.runners import Placement, extraction_processes, placement, runner_name
+from transforms.core import Entry, Page, article_id, canonical_url
+from transforms.extract import ExtractArticles, IsolationSettings, extract_articles, isolation
+
+
+@pytest.mark.parametrize(("spelling", "name"), [
+    ("dataflow", "DataflowRunner"),
+    ("DataflowRunner", "DataflowRunner"),
+    ("DATAFLOWRUNNER", "DataflowRunner"),
+    ("apache_beam.runners.dataflow.dataflow_runner.DataflowRunner", "DataflowRunner"),
+    ("flink", "FlinkRunner"),
+    ("portable", "PortableRunner"),
+    ("fnapirunner", "FnApiRunner"),
+    ("my.company.CustomRunner", "CustomRunner"),
+])
+def test_runner_names_as_beam_accepts_them(spelling: str, name: str) -> None:
+    assert runner_name(spelling) == name
+
+
+@pytest.mark.parametrize(("flags", "on_this_machine", "processes"), [
+    (["--runner=FnApiRunner"], True, 1),
+    (["--runner=DirectRunner", "--direct_num_workers=4",
+      "--direct_running_mode=multi_threading"], True, 1),
+    (["--runner=FnApiRunner", "--direct_num_workers=2",
+      "--direct_running_mode=multi_processing"], True, 2),
+    (["--runner=PortableRunner", "--environment_type=LOOPBACK"], True, 1),
+    (["--runner=PortableRunner", "--environment_type=EXTERNAL"], False, 0),
+    (["--runner=portable"], False, 0),
+    (["--runner=dataflow"], False, 0),
+    (["--runner=SparkRunner"], False, 0),
+])
+def test_placement(flags: list[str], on_this_machine: bool, processes: int) -> None:
+    where = placement(PipelineOptions(flags))
+    assert (where.on_this_machine, where.worker_processes) == (on_this_machine, processes)
+
+
+def test_extraction_processes_are_sized_per_machine() -> None:
+    cores = os.cpu_count() or 1
+    assert extraction_processes(Placement("FnApiRunner", True, 1), 0) == cores
+    assert extraction_processes(Placement("FnApiRunner", True, cores), 0) == 1
+    assert extraction_processes(Placement("DataflowRunner", False, 0), 0) == 1
+    assert extraction_processes(Placement("DataflowRunner", False, 0), 3) == 3
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    try:
+        status = main(list(argv))
+    except SystemExit as exit_:
+        status = int(exit_.code or 0)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("newsbeam: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return status, lines[0]
+
+
+@pytest.mark.parametrize(("flags", "refused", "fix"), [
+    (["--runner=dataflow", "--state=none"], "--out {tmp}/out is a folder on this machine",
+     "gs://"),
+    (["--runner=DataflowRunner", "--state=none", "--out=gs://bucket/news",
+      "--sink=jsonl:{tmp}/records"], "sink jsonl:{tmp}/records is a folder on this machine",
+     "--shared-filesystem"),
+    (["--runner=apache_beam.runners.portability.flink_runner.FlinkRunner", "--state=none",
+      "--out=gs://bucket/news", "--dead-letters=parquet:{tmp}/letters"],
+     "sink parquet:{tmp}/letters is a folder on this machine", "gs://"),
+    (["--runner=PortableRunner", "--environment_type=EXTERNAL", "--state=none"],
+     "--out {tmp}/out is a folder on this machine, which PortableRunner workers", "gs://"),
+    (["--runner=SparkRunner", "--shared-filesystem", "--state=sqlite:{tmp}/state.db"],
+     "--state sqlite:{tmp}/state.db is a file on this machine", "postgresql://"),
+])
+def test_remote_runners_refuse_local_paths_before_any_fetch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], refused: str,
+    fix: str,
+) -> None:
+    site = demo.sample_server()
+    try:
+        feeds = tmp_path / "feeds.yaml"
+        feeds.write_text(f"feeds: [{site.url('/feeds/world.rss')}]\n")
+        argv = ["run", "--feeds", str(feeds), "--out", str(tmp_path / "out"),
+                "--allow-private-networks", *(f.format(tmp=tmp_path) for f in flags)]
+        status, line = _run(capsys, *argv)
+    finally:
+        site.stop()
+    assert status == 2
+    assert refused.format(tmp=tmp_path) in line and fix in line
+    assert sum(site.requests.values()) == 0
+
+
+class _Probe:
+    """What a run's DoFn instances and extraction pools did, in this process."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.extract_fns: set[int] = set()
+        self.pools = 0
+        self.worker_pids: set[int] = set()
+
+
+def _page(n: int) -> Page:
+    article = demo.sample_articles()[n % 6]
+    url = f"http://127.0.0.1:8000{article['path']}?n={n}"
+    entry = Entry(feed_url="http://127.0.0.1:8000/feed", feed_title=None, feed_tags=(),
+                  feed_index=0, position=n, guid=None, link=url,
+                  canonical_url=canonical_url(url), article_id=article_id(canonical_url(url)),
+                  title=None, authors=(), published_at=None, updated_at=None, categories=(),
+                  summary=None)
+    return Page(entry, url, 200, "text/html; charset=utf-8",
+                demo.render_page(article, "http://127.0.0.1:8000"), datetime.now(UTC))
+
+
+@pytest.mark.slow
+def test_one_extraction_pool_per_process_however_many_dofn_instances(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    probe = _Probe()
+    original_setup = extract_articles._ExtractFn.setup
+    original_pool = isolation.ProcessPool.__init__
+    original_worker = isolation._Worker.__init__
+
+    def setup(fn: extract_articles._ExtractFn) -> None:
+        with probe.lock:
+            probe.extract_fns.add(id(fn))
+        original_setup(fn)
+
+    def pool(self: isolation.ProcessPool, *args: object, **kwargs: object) -> None:
+        with probe.lock:
+            probe.pools += 1
+        original_pool(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    def worker(self: isolation._Worker, target: str) -> None:
+        original_worker(self, target)
+        with probe.lock:
+            probe.worker_pids.add(self.pid or 0)
+
+    monkeypatch.setattr(extract_articles._ExtractFn, "setup", setup)
+    monkeypatch.setattr(isolation.ProcessPool, "__init__", pool)
+    monkeypatch.setattr(isolation._Worker, "__init__", worker)
+    # Four worker threads in this process: the runner makes a DoFn instance for each.
+    options = PipelineOptions(["--runner=FnApiRunner", "--direct_num_workers=4",
+                               "--direct_running_mode=multi_threading"])
+    with beam.Pipeline(options=options) as p:
+        extracted = (p | beam.Create(range(48)) | beam.Reshuffle() | beam.Map(_page)
+                     | ExtractArticles(IsolationSettings(processes=2)))
+        extracted.articles | beam.combiners.Count.Globally()
+    assert len(probe.extract_fns) > 1  # several DoFn instances...
+    assert probe.pools == 1  # ... one pool
+    assert len(probe.worker_pids) == 2  # the configured number of processes, not a multiple
+
