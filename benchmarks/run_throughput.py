@@ -1,9 +1,9 @@
 """`newsbeam run` end to end on many hosts with latency, next to plain threads and trafilatura.
 
-The site runs in its own process: 20 hosts (127.0.0.2-21), each with an RSS feed of 30 items
-and 30 article pages (the demo sample's page template around its stories, about 6 KB each),
-every response delayed by --latency (100 ms). Every contender does the same work, fetch every
-page and extract its text, and is timed from start to finish:
+The site runs in its own process: 20 hosts (127.0.0.2-21), each with an RSS feed of 30 items,
+30 article pages (the demo sample's page template around its stories, about 6 KB each) and a
+robots.txt, every response delayed by --latency (100 ms). Every contender does the same work,
+fetch every page and extract its text, and is timed from start to finish:
 
 - `newsbeam run` (the console script, in its own process: start-up, imports and Beam included;
   no state, JSON Lines out; per-host limit 2),
@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -39,57 +40,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, 
 import feedparser
 import trafilatura
 
-from pipeline import demo
-from pipeline.loopback import LoopbackServer, RequestHandler, Route
-from tests.servers import ConcurrencyMeter
+from pipeline.loopback import Handler, RequestHandler, Route
+from tests.servers import UNIQUE_LINE, ConcurrencyMeter, news_site
 
 BIN = Path(sys.executable).parent
-HTML = {"Content-Type": "text/html; charset=utf-8"}
-UNIQUE_LINE = "This is report number"  # each page ends with a line of its own
-
-
-def _xml(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def serve(hosts: list[str], per_host: int, latency: float, connection) -> None:  # noqa: ANN001
     """The site, in its own process so its work does not compete with the contenders'."""
-    articles = demo.sample_articles()
     meters = {host: ConcurrencyMeter() for host in hosts}
     log: list[tuple[float, str]] = []  # (wall time, path) of every request as it arrives
 
-    def slow(route: Route, meter: ConcurrencyMeter):  # noqa: ANN202
-        def handle(handler: RequestHandler) -> None:
-            log.append((time.time(), handler.path))
-            with meter:
-                time.sleep(latency)
-                handler.send_route(route)
-        return handle
+    def slow(meter: ConcurrencyMeter) -> Callable[[Route], Handler]:
+        def wrap(route: Route) -> Handler:
+            def handle(handler: RequestHandler) -> None:
+                log.append((time.time(), handler.path))
+                with meter:
+                    time.sleep(latency)
+                    handler.send_route(route)
+            return handle
+        return wrap
 
-    servers = []
-    for host in hosts:
-        server = LoopbackServer({}, host=host).start()
-        base = server.base_url
-        items = []
-        for n in range(per_host):
-            article = dict(articles[n % len(articles)])
-            article["title"] = f"{article['title']} ({host} #{n})"
-            # Rotate the paragraphs so every page's text differs from its neighbours'.
-            shift = n % len(article["paragraphs"])
-            article["paragraphs"] = (article["paragraphs"][shift:] + article["paragraphs"][:shift]
-                                     + [f"{UNIQUE_LINE} {n} from the {host} desk."])
-            path = f"/news/{n}.html"
-            server.routes[path] = slow(Route(demo.render_page(article, base), headers=HTML),
-                                       meters[host])
-            items.append(f"<item><title>{_xml(article['title'])}</title><link>{base}{path}"
-                         f"</link><pubDate>Tue, 04 Mar 2025 07:45:00 GMT</pubDate></item>")
-        feed = ("<?xml version='1.0'?><rss version='2.0'><channel><title>Desk</title>"
-                + "".join(items) + "</channel></rss>").encode()
-        server.routes["/feed.xml"] = slow(
-            Route(feed, headers={"Content-Type": "application/rss+xml"}), meters[host])
-        server.routes["/robots.txt"] = Route(b"User-agent: *\nAllow: /\n",
-                                             headers={"Content-Type": "text/plain"})
-        servers.append(server)
+    servers = [news_site(host, per_host, slow(meters[host])) for host in hosts]
     connection.send([server.url("/feed.xml") for server in servers])
     while (command := connection.recv()) != "stop":
         if command == "report":

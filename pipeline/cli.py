@@ -29,6 +29,8 @@ from transforms.topics import (
     labelled_text,
 )
 
+log = logging.getLogger(__name__)
+
 EXIT_FAILED = 1  # the pipeline failed; nothing of the run was committed
 EXIT_USAGE = 2  # bad command line or bad config, as argparse does
 EXIT_INCOMPLETE = 3  # the run finished but did not account for every feed and entry
@@ -40,10 +42,10 @@ class UsageError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `newsbeam` console script."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = _parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args, rest = parser.parse_known_args(argv)
+    _configure_logging(args.log_level)
     try:
         if args.command == "run":
             # Everything after "run" goes to PipelineOptions: newsbeam's flags are Beam options.
@@ -60,14 +62,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, UsageError, StateError, SinkError, PlacementError) as error:
         _fail(parser, str(error))
     except RunFailedError as error:
+        log.debug("the run failed", exc_info=error)
         _fail(parser, str(error), EXIT_FAILED)
     parser.error(f"unknown command {args.command!r}")
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if logging.getLogger().getEffectiveLevel() >= logging.WARNING:
+        # Beam's DoFn runner logs an exception that fails a bundle with its whole traceback;
+        # newsbeam's stages turn each element's errors into dead letters, so such an exception
+        # fails the run, which newsbeam reports in one line (--log-level DEBUG shows both).
+        logging.getLogger("apache_beam.runners.common").setLevel(logging.CRITICAL)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="newsbeam", allow_abbrev=False,
         description="Ingest news feeds: fetch, extract, tag by topic, write enriched records.",
+    )
+    parser.add_argument(
+        "--log-level", default="WARNING", type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="what to log on stderr (default: WARNING; DEBUG adds Beam's logs and the"
+        " traceback of a failed run)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser(

@@ -4,11 +4,6 @@ crashed run loses nothing."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,60 +105,3 @@ def test_state_is_only_committed_after_outputs_are_written(
     assert len(ids) == 6 and set(ids.values()) == {1}
     staging = out / STAGING_FOLDER
     assert not staging.exists() or not any(staging.iterdir())  # nothing left half-committed
-
-
-def test_a_run_killed_mid_flight_is_redone_exactly_once(tmp_path: Path) -> None:
-    site = demo.sample_server()
-    # Hold one article page until the run is killed, so it dies with work in flight.
-    release = _hold(site, "/us/2024/05/15/overdose-deaths-fall.html")
-    try:
-        feeds = tmp_path / "feeds.yaml"
-        feeds.write_text("feeds:\n" + "".join(
-            f"  - {site.url('/feeds/' + name)}\n" for name, _, _ in demo.FEED_FILES))
-        out, state = tmp_path / "out", f"sqlite:{tmp_path / 'state.db'}"
-        command = [sys.executable, "-m", "pipeline.cli", "run", "--feeds", str(feeds),
-                   "--out", str(out), f"--state={state}", "--allow-private-networks"]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                   start_new_session=True)
-        deadline = time.monotonic() + 60
-        while not release.waiting and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert release.waiting, "the run never reached the held page"
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
-        release.set()
-
-        rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
-        assert rerun.returncode == 0, rerun.stderr
-    finally:
-        release.set()
-        site.stop()
-    ids = _record_ids(out)
-    assert len(ids) == 6 and set(ids.values()) == {1}
-
-
-class _Hold:
-    def __init__(self) -> None:
-        import threading
-
-        self._event = threading.Event()
-        self.waiting = False
-
-    def wait(self) -> None:
-        self.waiting = True
-        self._event.wait(timeout=60)
-
-    def set(self) -> None:
-        self._event.set()
-
-
-def _hold(site: LoopbackServer, path: str) -> _Hold:
-    hold = _Hold()
-    route = site.routes[path]
-
-    def held(handler) -> None:
-        hold.wait()
-        handler.send_route(route)
-
-    site.routes[path] = held
-    return hold

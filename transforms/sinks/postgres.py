@@ -28,8 +28,11 @@ def _connect(sink: Sink) -> Any:
     try:
         return psycopg.connect(sink.target, connect_timeout=10, autocommit=False)
     except psycopg.Error as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SinkError(f"sink {sink.shown}: cannot connect: {first_line}") from None
+        raise SinkError(f"sink {sink.shown}: cannot connect: {_first_line(exc)}") from None
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def prepare_table(sink: Sink, element: type = Record) -> None:
@@ -127,8 +130,14 @@ class _WriteBatches(beam.DoFn):
             self._connection = None
 
     def process(self, batch: list[Any]) -> Iterator[int]:
+        import psycopg
+
         assert self.sink.table is not None
-        write_batch(self._connection, self.sink.table, batch, self.element)
+        try:
+            write_batch(self._connection, self.sink.table, batch, self.element)
+        except psycopg.OperationalError as error:  # the server went away: the run fails
+            raise SinkError(f"sink {self.sink.shown}: lost the connection while writing:"
+                            f" {_first_line(error)}") from None
         yield len(batch)
 
 

@@ -1,0 +1,131 @@
+"""The batch job through Beam's portable job API, the path Flink, Spark and Dataflow take: a
+job service and an SDK worker pool in processes of their own, workers that import the package
+and unpickle every DoFn, nothing shared with the launching process but files and servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pipeline import demo
+from pipeline.cli import main
+from pipeline.loopback import LoopbackServer
+from tests.conftest import POSTGRES_URI
+
+pytestmark = pytest.mark.slow  # starts a job service and a worker pool
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"{process.args} exited: {log.read_text()[-2000:]}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    pytest.fail(f"nothing listens on port {port} after 60 s: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture
+def portable(tmp_path: Path) -> Iterator[tuple[int, int]]:
+    """A job service and an SDK worker pool, each in a process (group) of its own."""
+    job_port, pool_port = _free_port(), _free_port()
+    # The pool starts SDK workers with the `python` first on PATH: this environment's.
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    started = []
+    for module, flag, port in (
+        ("apache_beam.runners.portability.local_job_service_main", "--port", job_port),
+        ("apache_beam.runners.worker.worker_pool_main", "--service_port", pool_port),
+    ):
+        log = tmp_path / f"{module.rsplit('.', 1)[-1]}.log"
+        process = subprocess.Popen([sys.executable, "-m", module, flag, str(port)], env=env,
+                                   stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        started.append(process)
+        _wait_for_port(port, process, log)
+    try:
+        yield job_port, pool_port
+    finally:
+        for process in started:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+
+
+def _records(out: Path) -> list[dict]:
+    return [json.loads(line) for f in sorted(out.glob("articles-*.jsonl")) for line in f.open()]
+
+
+def _letters(out: Path) -> list[dict]:
+    return [json.loads(line) for f in sorted(out.glob("dead-letters-*.jsonl"))
+            for line in f.open()]
+
+
+def _comparable(record: dict) -> tuple:
+    """What a run decides about an article (not when it happened)."""
+    return (record["id"], record["url"], record["title"], record["text"],
+            tuple(sorted((t["name"], t["relevance"], t["score"]) for t in record["topics"])),
+            record["published_at"], record["extraction_method"])
+
+
+def test_the_portable_runner_gives_what_an_in_process_run_gives(
+    portable: tuple[int, int], postgres_uri: str, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    job_port, pool_port = portable
+    prefix = postgres_uri.split("table_prefix=")[1]
+    site: LoopbackServer = demo.sample_server()
+    try:
+        feeds = tmp_path / "feeds.yaml"
+        feeds.write_text("feeds:\n" + "".join(
+            f"  - {site.url('/feeds/' + name)}\n" for name, _, _ in demo.FEED_FILES))
+        local_out = tmp_path / "local"
+        assert main(["run", "--feeds", str(feeds), "--out", str(local_out), "--state=none",
+                     "--allow-private-networks"]) == 0
+        portable_out = tmp_path / "portable"
+        status = main([
+            "run", "--feeds", str(feeds), "--out", str(portable_out),
+            "--allow-private-networks", f"--state={postgres_uri}",
+            f"--sink=jsonl:{portable_out}", f"--sink={POSTGRES_URI}?table={prefix}articles",
+            f"--dead-letters={POSTGRES_URI}?table={prefix}dead_letters",
+            "--runner=PortableRunner", f"--job_endpoint=localhost:{job_port}",
+            "--environment_type=EXTERNAL", f"--environment_config=localhost:{pool_port}",
+            "--shared-filesystem",
+        ])
+    finally:
+        site.stop()
+    out = capsys.readouterr().out
+    assert status == 0, out
+    local, remote = _records(local_out), _records(portable_out)
+    assert len(remote) == 6
+    assert sorted(map(_comparable, remote)) == sorted(map(_comparable, local))
+    with psycopg.connect(POSTGRES_URI) as connection:
+        rows = connection.execute(f"SELECT id FROM {prefix}articles").fetchall()
+        letters = connection.execute(
+            f"SELECT stage, reason, url FROM {prefix}dead_letters").fetchall()
+        committed = connection.execute(f"SELECT count(*) FROM {prefix}seen_articles").fetchone()
+    assert sorted(r[0] for r in rows) == sorted(r["id"] for r in local)
+    assert sorted(letters) == sorted((d["stage"], d["reason"], d["url"])
+                                     for d in _letters(local_out))
+    # The run's state was staged by the workers and committed by the driver: 6 records, and
+    # the PDF and the removed page (404), which failed for good.
+    assert committed is not None and committed[0] == 8
+    summary = json.loads((portable_out / "run.json").read_text())
+    assert summary["runner"] == "PortableRunner"
+    assert summary["accounted"] == {"feeds": True, "entries": True}
