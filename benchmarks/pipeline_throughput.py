@@ -1,11 +1,16 @@
-"""End-to-end pages/s of the batch pipeline with 1 and 2 extraction processes, next to a plain
-Python loop doing the same fetch-parse-extract-tag work.
+"""End-to-end pages/s of the batch pipeline, next to a plain Python loop doing the same
+fetch-parse-extract-tag work.
 
 Serves N real article pages from ../shared/corpus/extraction (cycled under distinct URLs) and
-RSS feeds listing them from a loopback server in its own process, then times: a plain loop
-(fetch each feed, parse it, fetch each page, extract it, tag it, one after another, with
-newsbeam's own plain functions), and `run_batch` (the real pipeline, FnApiRunner, JSON Lines
-output) with --extract-processes 1 and 2. Wall time includes the pipeline's start-up.
+RSS feeds listing them from one loopback host, in a process of its own, then times:
+- a plain loop (fetch each feed, parse it, fetch each page, extract it, tag it, one after
+  another, with newsbeam's own plain functions);
+- the pipeline in one process (the default runner), with 1 and 2 extraction processes;
+- the pipeline on 2 Beam worker processes (--direct_num_workers=2
+  --direct_running_mode=multi_processing, one extraction process each), without and with the
+  redistribution of pages before extraction: all pages come from one host, so without it the
+  worker that fetched them also extracts them all.
+Wall time includes the pipeline's start-up (several seconds for worker processes).
 
     .venv/bin/python benchmarks/pipeline_throughput.py [--pages 800]
 """
@@ -21,13 +26,15 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipeline.batch import BatchConfig, build_batch
 from pipeline.config import load_taxonomy
 from pipeline.loopback import LoopbackServer, Route
 from pipeline.run import run_batch
 from transforms.core import Feed, FetchedFeed, Page
-from transforms.extract import ExtractionError, extract_article
+from transforms.extract import ExtractionError, IsolationSettings, extract_article
 from transforms.feeds import parse_feed
 from transforms.fetch import HttpClient, HttpSettings
 from transforms.topics import TopicMatcher
@@ -88,11 +95,25 @@ def plain_loop(feed_urls: list[str]) -> int:
     return done
 
 
-def pipeline_run(feed_urls: list[str], processes: int, out: str) -> dict:
+def pipeline_run(feed_urls: list[str], processes: int, out: str) -> int:
+    """The pipeline in one process (the default runner), as `newsbeam run` runs it."""
     feeds = tuple(Feed(url, index=i) for i, url in enumerate(feed_urls))
     options = PipelineOptions(["--allow-private-networks", "--state=none",
                                f"--extract-processes={processes}"])
-    return run_batch(options, feeds, load_taxonomy(), out)
+    records: int = run_batch(options, feeds, load_taxonomy(), out)["entries"]["records"]
+    return records
+
+
+def workers_run(feed_urls: list[str], spread: bool, out: str) -> int:
+    """The pipeline on 2 Beam worker processes, with or without redistributing the pages."""
+    feeds = tuple(Feed(url, index=i) for i, url in enumerate(feed_urls))
+    options = PipelineOptions(["--runner=FnApiRunner", "--direct_num_workers=2",
+                               "--direct_running_mode=multi_processing"])
+    config = BatchConfig(out=out, taxonomy=load_taxonomy(), http=HTTP,
+                         isolation=IsolationSettings(processes=1), spread_extraction=spread)
+    with beam.Pipeline(options=options) as pipeline:
+        build_batch(pipeline, feeds, config)
+    return len([line for path in Path(out).glob("articles-*.jsonl") for line in path.open()])
 
 
 def main() -> None:
@@ -111,15 +132,22 @@ def main() -> None:
         plain = time.perf_counter() - started
         print(f"plain loop: {done} pages in {plain:.1f} s, {done / plain:.1f} pages/s")
         plain_rate = done / plain
-        for processes in (1, 2):
+        runs = [
+            (f"pipeline in one process, {n} extraction process{'es' if n > 1 else ''}",
+             lambda out, n=n: pipeline_run(feed_urls, n, out)) for n in (1, 2)
+        ] + [
+            (f"pipeline on 2 worker processes, {label}",
+             lambda out, spread=spread: workers_run(feed_urls, spread, out))
+            for label, spread in (("pages not redistributed", False),
+                                  ("pages redistributed", True))
+        ]
+        for label, run in runs:
             with tempfile.TemporaryDirectory() as out:
                 started = time.perf_counter()
-                summary = pipeline_run(feed_urls, processes, out)
+                records = run(out)
                 seconds = time.perf_counter() - started
-            records = summary["entries"]["records"]
             rate = records / seconds
-            print(f"pipeline, {processes} extraction process{'es' if processes > 1 else ''}:"
-                  f" {records} records in {seconds:.1f} s, {rate:.1f} pages/s,"
+            print(f"{label}: {records} records in {seconds:.1f} s, {rate:.1f} pages/s,"
                   f" {rate / plain_rate:.2f} x the plain loop")
     finally:
         ours.send("stop")

@@ -25,6 +25,7 @@ import argparse
 import configparser
 import json
 import multiprocessing
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -135,6 +136,8 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=20)
     parser.add_argument("--per-host", type=int, default=30)
     parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="runs of each contender, interleaved (the median is reported)")
     args = parser.parse_args()
     hosts = [f"127.0.0.{n}" for n in range(2, 2 + args.hosts)]
     pages = args.hosts * args.per_host
@@ -142,40 +145,38 @@ def main() -> None:
     site = multiprocessing.Process(target=serve,
                                    args=(hosts, args.per_host, args.latency, theirs))
     site.start()
+    times: dict[str, list[float]] = {"newsbeam run": [], "plain threads": [],
+                                     "trafilatura CLI": []}
     try:
         feed_urls = ours.recv()
+        links = [f"{url.removesuffix('/feed.xml')}/news/{n}.html"
+                 for url in feed_urls for n in range(args.per_host)]
         print(f"{pages} pages on {args.hosts} hosts ({args.per_host} each, an RSS feed per"
-              f" host), {args.latency * 1000:.0f} ms latency")
-        with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            started = time.time()
-            records = run_newsbeam(feed_urls, work)
-            seconds = time.time() - started
-            ours.send("report")
-            peak, log = ours.recv()
-            print(f"newsbeam run:          {seconds:5.2f} s, {records / seconds:6.1f} pages/s,"
-                  f" {records} records, at most {peak} requests per host at once")
-            print(f"  where the time goes: {timeline(log, started)},"
-                  f" process ended {seconds:.2f} s")
-
-            started = time.time()
-            done, links = run_plain_threads(feed_urls)
-            seconds = time.time() - started
-            ours.send("report")
-            peak, _ = ours.recv()
-            print(f"plain threads:         {seconds:5.2f} s, {done / seconds:6.1f} pages/s,"
-                  f" {done} texts, at most {peak} requests per host at once")
-
-            started = time.time()
-            done = run_trafilatura_cli(links, work)
-            seconds = time.time() - started
-            ours.send("report")
-            peak, _ = ours.recv()
-            print(f"trafilatura CLI:       {seconds:5.2f} s, {done / seconds:6.1f} pages/s,"
-                  f" {done} texts, at most {peak} requests per host at once")
+              f" host), {args.latency * 1000:.0f} ms latency; {args.rounds} rounds")
+        contenders = (
+            ("newsbeam run", "records", run_newsbeam, feed_urls),
+            ("plain threads", "texts", lambda urls, _: run_plain_threads(urls)[0], feed_urls),
+            ("trafilatura CLI", "texts", run_trafilatura_cli, links),
+        )
+        for round_ in range(1, args.rounds + 1):
+            for name, unit, run, inputs in contenders:
+                with tempfile.TemporaryDirectory() as tmp:
+                    started = time.time()
+                    done = run(inputs, Path(tmp))
+                    seconds = time.time() - started
+                ours.send("report")
+                peak, log = ours.recv()
+                times[name].append(seconds)
+                print(f"round {round_}, {name + ':':17} {seconds:5.2f} s,"
+                      f" {done / seconds:6.1f} pages/s, {done} {unit},"
+                      f" at most {peak} requests per host at once")
+                if name == "newsbeam run":
+                    print(f"  where the time goes: {timeline(log, started)}")
     finally:
         ours.send("stop")
         site.join(timeout=10)
+    print("median: " + ", ".join(f"{name} {statistics.median(values):.2f} s"
+                                 for name, values in times.items()))
 
 
 if __name__ == "__main__":
