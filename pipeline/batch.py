@@ -1,4 +1,5 @@
-"""The batch graph: one pass over every configured feed, read top to bottom like the data flow."""
+"""The batch graph: one pass over every configured feed, read top to bottom like the data flow
+(the stages it shares with a stream are in pipeline/core.py)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ import dataclasses
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.core import CoreConfig, feed_bytes_to_records
 from transforms.core import CollectDeadLetters, Feed, Summarize
-from transforms.extract import DEFAULT_ISOLATION, ExtractArticles, IsolationSettings
-from transforms.feeds import FetchFeeds, ParseEntries
-from transforms.fetch import DEFAULT_POLITENESS, FetchPages, HttpSettings, Politeness
-from transforms.records import ToRecords
+from transforms.extract import DEFAULT_ISOLATION, IsolationSettings
+from transforms.feeds import FetchFeeds
+from transforms.fetch import DEFAULT_POLITENESS, HttpSettings, Politeness
 from transforms.sinks import Sink, WriteDeadLetters, WriteRecords
 from transforms.state import DedupEntries, StageStateUpdates
-from transforms.topics import TagTopics, Taxonomy
+from transforms.topics import Taxonomy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,43 +54,27 @@ def summary_path(out: str, run_id: str | None) -> str:
 def build_batch(
     pipeline: beam.Pipeline, feeds: tuple[Feed, ...], config: BatchConfig
 ) -> BatchOutputs:
-    """Add the batch job to `pipeline`."""
+    """Add the batch job to `pipeline`: feeds from a Create, "seen before" in the state store,
+    outputs cut per run."""
     fetched = pipeline | "Feeds" >> beam.Create(feeds) | "FetchFeeds" >> FetchFeeds(
         config.http, config.politeness
     )
-    parsed = fetched.feeds | "ParseEntries" >> ParseEntries()
-    entries = parsed.entries | "DedupEntries" >> DedupEntries(config.state_uri)
-    pages = entries.entries | "FetchPages" >> FetchPages(config.http, config.politeness)
-    articles = pages.pages | "ExtractArticles" >> ExtractArticles(
-        config.isolation, spread=config.spread_extraction
-    )
-    tagged = articles.articles | "TagTopics" >> TagTopics(config.taxonomy)
-    built = tagged.tagged | "ToRecords" >> ToRecords()
-    records = built.records
-    dead_letters = (
-        fetched.dead_letters,
-        parsed.dead_letters,
-        pages.dead_letters,
-        articles.dead_letters,
-        tagged.dead_letters,
-        built.dead_letters,
-    ) | "DeadLetters" >> CollectDeadLetters()
+    core = feed_bytes_to_records(fetched.feeds, DedupEntries(config.state_uri), CoreConfig(
+        config.taxonomy, config.http, config.politeness, config.isolation,
+        spread_extraction=config.spread_extraction,
+    ))
+    dead_letters = (fetched.dead_letters, *core.dead_letters) | "DeadLetters" >> (
+        CollectDeadLetters())
     default = Sink("jsonl", f"jsonl:{config.out}", config.out)
-    records | "WriteRecords" >> WriteRecords(config.sinks or (default,), config.run_id)
+    core.records | "WriteRecords" >> WriteRecords(config.sinks or (default,), config.run_id)
     dead_letters.letters | "WriteDeadLetters" >> WriteDeadLetters(
         config.dead_letter_sink or default, config.run_id
     )
     if config.staging_dir is not None:
-        (records, dead_letters.letters, fetched.validators) | "StageState" >> StageStateUpdates(
-            config.staging_dir
-        )
-    summary = (
-        fetched.tallies,
-        parsed.tallies,
-        entries.tallies,
-        pages.tallies,
-        articles.tallies,
-        built.tallies,
-        dead_letters.tallies,
-    ) | "Summarize" >> Summarize(summary_path(config.out, config.run_id))
-    return BatchOutputs(records=records, dead_letters=dead_letters.letters, summary=summary)
+        (core.records, dead_letters.letters, fetched.validators) | "StageState" >> (
+            StageStateUpdates(config.staging_dir))
+    summary = (fetched.tallies, *core.tallies, dead_letters.tallies) | "Summarize" >> Summarize(
+        summary_path(config.out, config.run_id)
+    )
+    return BatchOutputs(records=core.records, dead_letters=dead_letters.letters,
+                        summary=summary)

@@ -15,9 +15,11 @@ from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentP
 
 from pipeline import demo
 from pipeline.config import ConfigError, load_feeds, load_taxonomy
-from pipeline.options import DEFAULT_RUNNER, NewsbeamOptions
+from pipeline.options import DEFAULT_RUNNER, NewsbeamOptions, StreamOptions, duration
 from pipeline.run import RunFailedError, run_batch
+from pipeline.run_stream import run_stream
 from pipeline.runners import PlacementError
+from pipeline.schedule import run_every
 from pipeline.summary import format_summary
 from transforms.sinks import SinkError
 from transforms.state import StateError
@@ -49,7 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             # Everything after "run" goes to PipelineOptions: newsbeam's flags are Beam options.
-            return _run(args, rest, argv[argv.index("run") + 1:])
+            return _run(args, rest, _options_after(argv, "run", drop=("--every",)))
+        if args.command == "stream":
+            return _stream(args, rest, _options_after(argv, "stream"))
         if args.command == "demo":
             return _demo(args, rest)
         _no_extra(rest)
@@ -96,6 +100,22 @@ def _parser() -> argparse.ArgumentParser:
         f"Beam knows is an error. Default runner: {DEFAULT_RUNNER}.",
     )
     NewsbeamOptions._add_argparse_args(run)
+    run.add_argument(
+        "--every", type=duration, default=None, metavar="DURATION",
+        help="run again every DURATION (5m, 1h, ...), incrementally, until SIGINT or SIGTERM,"
+        " which let the run in progress finish; one line is logged per run",
+    )
+    stream = commands.add_parser(
+        "stream", allow_abbrev=False,
+        help="poll the feeds for as long as the job runs, each article once",
+        description="Run the streaming job: every feed polled when it is due, each new article"
+        " written once, outputs cut per window of ingestion time.",
+        epilog="Any Apache Beam pipeline option passes through, as for 'run'. A stream runs on"
+        " a streaming runner (--runner DataflowRunner, FlinkRunner, PrismRunner); on the"
+        f" default {DEFAULT_RUNNER} it needs --stop-after.",
+    )
+    NewsbeamOptions._add_argparse_args(stream)
+    StreamOptions._add_argparse_args(stream)
     demo_cmd = commands.add_parser(
         "demo", allow_abbrev=False,
         help="run the pipeline on a bundled sample served from loopback (no network needed)",
@@ -133,6 +153,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _options_after(argv: list[str], command: str, drop: tuple[str, ...] = ()) -> list[str]:
+    """The flags after the command, for PipelineOptions, without the CLI's own `drop` flags
+    (each with its value)."""
+    flags = argv[argv.index(command) + 1:]
+    kept: list[str] = []
+    skip = False
+    for flag in flags:
+        if skip:
+            skip = False
+        elif flag in drop:
+            skip = True
+        elif not flag.startswith(tuple(f"{name}=" for name in drop)):
+            kept.append(flag)
+    return kept
+
+
 def _run(args: argparse.Namespace, rest: list[str], flags: list[str]) -> int:
     _beam_flags(rest)
     if not args.feeds:
@@ -140,7 +176,22 @@ def _run(args: argparse.Namespace, rest: list[str], flags: list[str]) -> int:
     feeds = load_feeds(args.feeds)
     taxonomy = load_taxonomy(args.topics)
     _prepare_out(args.out)
-    return _report(run_batch(PipelineOptions(flags), feeds, taxonomy, args.out))
+    if args.every is None:
+        return _report(run_batch(PipelineOptions(flags), feeds, taxonomy, args.out))
+    logging.getLogger("newsbeam.schedule").setLevel(logging.INFO)
+    return run_every(args.every, lambda: run_batch(PipelineOptions(flags), feeds, taxonomy,
+                                                   args.out))
+
+
+def _stream(args: argparse.Namespace, rest: list[str], flags: list[str]) -> int:
+    _beam_flags(rest)
+    if not args.feeds:
+        raise UsageError("stream: --feeds FILE is required")
+    feeds = load_feeds(args.feeds)
+    taxonomy = load_taxonomy(args.topics)
+    _prepare_out(args.out)
+    logging.getLogger("newsbeam.summary").setLevel(logging.INFO)  # a line per window
+    return _report(run_stream(PipelineOptions(flags), feeds, taxonomy, args.out))
 
 
 def _demo(args: argparse.Namespace, rest: list[str]) -> int:
@@ -181,7 +232,7 @@ def _beam_flags(rest: list[str]) -> list[str]:
     """Check that what newsbeam did not recognise is a Beam option; refuse anything else."""
     parser = _BeamArgumentParser(allow_abbrev=False)
     for options_class in _option_classes():
-        if options_class is not NewsbeamOptions:
+        if options_class not in (NewsbeamOptions, StreamOptions):
             options_class._add_argparse_args(parser)
     _, unknown = parser.parse_known_args(rest)
     if unknown:

@@ -6,6 +6,7 @@ wrong, e.g. `feeds.yaml: feeds[2].url: 'ftp://x' is not an http(s) URL`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from importlib import resources
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 import lxml.etree
 import yaml
 
+from pipeline.durations import parse_duration
 from transforms.core import Feed
 from transforms.fetch import FetchError, validate_url
 from transforms.topics import Taxonomy, Term, Topic
@@ -29,7 +31,7 @@ _TOPIC_KEYS = {
     "lead_boost", "about", "mention", "reference_words",
 }
 _TERM_KEYS = {"term", "weight", "case_sensitive"}
-_FEED_KEYS = {"url", "name", "tags"}
+_FEED_KEYS = {"url", "name", "tags", "poll_interval"}
 
 T = TypeVar("T")
 
@@ -73,7 +75,10 @@ def _yaml_feeds(text: str, source: str) -> list[Feed]:
         url = _feed_url(item["url"], f"{where}.url")
         name = _optional(item.get("name"), str, f"{where}.name")
         tags = _string_list(item.get("tags", []), f"{where}.tags")
-        feeds.append(Feed(url=url, name=name, tags=tags, index=index))
+        poll_interval = _duration(item["poll_interval"], f"{where}.poll_interval") if (
+            "poll_interval" in item) else None
+        feeds.append(Feed(url=url, name=name, tags=tags, index=index,
+                          poll_interval=poll_interval))
     return feeds
 
 
@@ -126,11 +131,13 @@ def _merge_duplicates(feeds: list[Feed], source: str) -> tuple[Feed, ...]:
     for feed in feeds:
         first = merged.get(feed.url)
         if first is None:
-            merged[feed.url] = Feed(feed.url, feed.name, feed.tags, index=len(merged))
+            merged[feed.url] = dataclasses.replace(feed, index=len(merged))
             continue
         log.warning("%s: feed %s is listed more than once; fetching it once", source, feed.url)
         tags = tuple(dict.fromkeys(first.tags + feed.tags))
-        merged[feed.url] = Feed(first.url, first.name or feed.name, tags, first.index)
+        merged[feed.url] = dataclasses.replace(
+            first, name=first.name or feed.name, tags=tags,
+            poll_interval=first.poll_interval or feed.poll_interval)
     return tuple(merged.values())
 
 
@@ -261,6 +268,15 @@ def _no_unknown_keys(item: dict[str, Any], allowed: set[str], where: str) -> Non
         raise ConfigError(
             f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})"
         )
+
+
+def _duration(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ConfigError(f"{where}: expected a duration such as 15m, got {_kind(value)}")
+    try:
+        return parse_duration(str(value))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _number(value: Any, where: str) -> float:

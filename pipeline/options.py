@@ -13,6 +13,7 @@ from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipeline.durations import format_duration, parse_duration
 from pipeline.runners import extraction_processes, placement
 from transforms.extract import DEFAULT_ISOLATION, IsolationSettings
 from transforms.fetch import DEFAULT_POLITENESS, DEFAULT_USER_AGENT, HttpSettings, Politeness
@@ -41,6 +42,14 @@ def _at_least(kind: type, low: float, *, above: bool = False) -> Callable[[str],
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
+
+
+def duration(value: str) -> float:
+    """An argparse type: a duration such as 90s, 5m, 1h30m or 7d, in seconds."""
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 _positive_int = _at_least(int, 1)
@@ -152,6 +161,42 @@ class NewsbeamOptions(PipelineOptions):
             "--http-deadline", "--http_deadline", dest="http_deadline", type=_positive,
             default=60.0, metavar="SECONDS",
             help="overall time limit for one request, redirects included (default: 60)",
+        )
+
+
+DEFAULT_POLL_INTERVAL = 300.0
+DEFAULT_WINDOW = 600.0
+DEFAULT_DEDUP_TTL = 7 * 86400.0
+
+
+class StreamOptions(PipelineOptions):
+    """The options only `newsbeam stream` takes."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--poll-interval", "--poll_interval", dest="poll_interval", type=duration,
+            default=DEFAULT_POLL_INTERVAL, metavar="DURATION",
+            help="how often each feed is polled, unless it sets its own poll_interval in the"
+            " feeds file or its server asks for less"
+            f" (default: {format_duration(DEFAULT_POLL_INTERVAL)})",
+        )
+        parser.add_argument(
+            "--window", type=duration, default=DEFAULT_WINDOW, metavar="DURATION",
+            help="records, dead letters and summaries are cut per window of ingestion time"
+            f" this long (default: {format_duration(DEFAULT_WINDOW)})",
+        )
+        parser.add_argument(
+            "--dedup-ttl", "--dedup_ttl", dest="dedup_ttl", type=duration,
+            default=DEFAULT_DEDUP_TTL, metavar="DURATION",
+            help="how long an article id is remembered; seen again after that, it is new"
+            f" (default: {format_duration(DEFAULT_DEDUP_TTL)})",
+        )
+        parser.add_argument(
+            "--stop-after", "--stop_after", dest="stop_after", type=duration, default=None,
+            metavar="DURATION",
+            help="end the stream cleanly after this long (for trials and tests; needed on the"
+            " in-process runner)",
         )
 
 

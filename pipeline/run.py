@@ -75,7 +75,7 @@ def run_batch(
         )
         pipeline = beam.Pipeline(options=options)
         build_batch(pipeline, feeds, config)
-        _run_to_the_end(pipeline)
+        run_to_the_end(pipeline)
         # Only now, with every output written, does the run's state become permanent.
         if store and staging:
             commit_staged(store, run_id, staging)
@@ -102,7 +102,8 @@ def run_batch(
     return summary
 
 
-def _run_to_the_end(pipeline: beam.Pipeline) -> None:
+def run_to_the_end(pipeline: beam.Pipeline) -> None:
+    """Run the pipeline and wait for it; RunFailedError with one line if it fails."""
     try:
         result = pipeline.run()
         result.wait_until_finish()

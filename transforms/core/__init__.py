@@ -72,7 +72,11 @@ if TYPE_CHECKING:
         redact as redact,
     )
     from transforms.core.shared import per_process as per_process
-    from transforms.core.summary import Summarize as Summarize, summarize as summarize
+    from transforms.core.summary import (
+        Summarize as Summarize,
+        summarize as summarize,
+        summary_line as summary_line,
+    )
     from transforms.core.text import (
         clean_whitespace as clean_whitespace,
         content_fingerprint as content_fingerprint,

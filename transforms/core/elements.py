@@ -37,13 +37,15 @@ class Validators:
 @dataclasses.dataclass(frozen=True)
 class Feed:
     """One configured feed. `index` is its position in the feeds file, for stable ordering;
-    `validators` are those of its last full fetch, for a conditional GET."""
+    `validators` are those of its last full fetch, for a conditional GET; `poll_interval` is
+    how often a stream polls it, in seconds (None: the stream's default)."""
 
     url: str
     name: str | None = None
     tags: tuple[str, ...] = ()
     index: int = 0
     validators: Validators = Validators()
+    poll_interval: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)

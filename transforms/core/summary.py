@@ -17,8 +17,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.transforms.window import FixedWindows, IntervalWindow
+from apache_beam.utils.timestamp import Duration
 
 from transforms.core.composite import Composite
+from transforms.core.elements import format_utc
 from transforms.core.metrics import Tally
 
 
@@ -43,21 +46,35 @@ class _SumByName(beam.CombineFn):
         return dict(sorted(totals.items()))
 
 
+def _with_window(counts: dict[str, int], window: Any = beam.DoFn.WindowParam) -> dict[str, Any]:
+    summary = summarize(counts)
+    if isinstance(window, IntervalWindow):
+        summary["window"] = {"start": format_utc(window.start.to_utc_datetime(has_tz=True)),
+                             "end": format_utc(window.end.to_utc_datetime(has_tz=True))}
+    return summary
+
+
 @dataclasses.dataclass(eq=False)
 class Summarize(Composite):
-    """(tallies, ...) -> the summary (one dict per window), written as JSON to `path` when it is
-    given. `defaults`: a summary even when nothing at all was counted (batch runs)."""
+    """(tallies, ...) -> the summary, written as JSON to `path` when it is given: one for a
+    batch run (even when nothing at all was counted), or, with `window`, one for each fixed
+    window that saw something, with the window it covers (a stream's)."""
 
     path: str | None = None
-    defaults: bool = True
+    window: float | None = None  # a stream's: summarize per fixed window of this many seconds
+    lateness: float = 86400.0  # tallies of a window still counted this long after it closed
 
     def expand(self, tallies: tuple[beam.PCollection, ...]) -> beam.PCollection:
         combine = beam.CombineGlobally(_SumByName())
+        flat = tallies | "AllTallies" >> beam.Flatten()
+        if self.window is not None:
+            flat = flat | "Window" >> beam.WindowInto(
+                FixedWindows(self.window), allowed_lateness=Duration(seconds=self.lateness))
+            combine = combine.without_defaults()
         summaries = (
-            tallies
-            | "AllTallies" >> beam.Flatten()
-            | "SumByName" >> (combine if self.defaults else combine.without_defaults())
-            | "Summary" >> beam.Map(summarize)
+            flat
+            | "SumByName" >> combine
+            | "Summary" >> beam.Map(_with_window)
         )
         if self.path is not None:
             (
@@ -110,6 +127,7 @@ def summarize(counters: Mapping[str, int]) -> dict[str, Any]:
     feeds_accounted = feeds["fetched"] + feeds["not_modified"] + feeds["dead_letter"]
     entries_accounted = entries["records"] + entries["duplicates"] + entries["dead_letters"]
     return {
+        "counts": dict(sorted(counters.items())),  # every tally's total, to add summaries up
         "feeds": feeds,
         "entries": entries,
         "dead_letters": dict(dead_letters),
@@ -121,3 +139,21 @@ def summarize(counters: Mapping[str, int]) -> dict[str, Any]:
             "entries": entries_accounted == entries["parsed"],
         },
     }
+
+
+def summary_line(summary: Mapping[str, Any]) -> str:
+    """A summary as one line, for a log: what a stream did in one window."""
+    feeds, entries = summary["feeds"], summary["entries"]
+    where = summary.get("window")
+    span = f"{where['start']} to {where['end']}: " if where else ""
+    letters = "; ".join(
+        f"{stage} " + ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items()))
+        for stage, reasons in sorted(summary["dead_letters"].items()))
+    topics = ", ".join(f"{name} {counts['about']}/{counts['mention']}"
+                       for name, counts in sorted(summary["topics"].items()))
+    ok = "ok" if all(summary["accounted"].values()) else "MISMATCH"
+    return (f"{span}{feeds['configured']} feeds polled ({feeds['not_modified']} not modified,"
+            f" {feeds['dead_letter']} lost), {entries['parsed']} entries: {entries['records']}"
+            f" records, {entries['duplicates']} duplicates, {entries['dead_letters']} dead"
+            f" letters{f' ({letters})' if letters else ''}"
+            f"{f'; topics about/mention: {topics}' if topics else ''} [{ok}]")

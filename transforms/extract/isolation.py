@@ -178,7 +178,9 @@ class ProcessPool:
         self._threads = ThreadPoolExecutor(
             max_workers=settings.process_count, thread_name_prefix="newsbeam-isolated"
         )
-        weakref.finalize(self, _shut_down, self._threads, self._workers, self._lock)
+        # When the last holder lets go of the pool (possibly on one of its own threads, which
+        # must not wait for itself), its threads are told to stop and its workers are stopped.
+        weakref.finalize(self, _shut_down, self._threads, self._workers, self._lock, False)
 
     @property
     def size(self) -> int:
@@ -228,12 +230,12 @@ class ProcessPool:
             return [w.pid for w in self._workers if w.pid is not None]
 
     def close(self) -> None:
-        _shut_down(self._threads, self._workers, self._lock)
+        _shut_down(self._threads, self._workers, self._lock, True)
 
 
-def _shut_down(threads: ThreadPoolExecutor, workers: list[_Worker],
-               lock: threading.Lock) -> None:
-    threads.shutdown(wait=True, cancel_futures=True)
+def _shut_down(threads: ThreadPoolExecutor, workers: list[_Worker], lock: threading.Lock,
+               wait: bool) -> None:
+    threads.shutdown(wait=wait, cancel_futures=True)
     with lock:
         stopping = list(workers)
         workers.clear()

@@ -1,5 +1,6 @@
-"""Feeds: FetchFeeds (feed bytes, conditionally), ParseEntries (RSS and Atom with feedparser,
-JSON Feed with our own reader) and the plain `parse_feed` behind it."""
+"""Feeds: FetchFeeds (a batch run's feed bytes, conditionally), PollFeeds (a stream's polls,
+with each feed's schedule in keyed state), ParseEntries (RSS and Atom with feedparser, JSON Feed
+with our own reader) and the plain functions behind them."""
 
 from typing import TYPE_CHECKING
 
@@ -8,14 +9,27 @@ from transforms import lazy_exports
 if TYPE_CHECKING:
     from transforms.feeds.fetch import (
         VALIDATORS as VALIDATORS,
+        FeedPoll as FeedPoll,
+        FetchedFeeds as FetchedFeeds,
         FetchFeeds as FetchFeeds,
         conditional_headers as conditional_headers,
+        poll_feed as poll_feed,
     )
     from transforms.feeds.parse import (
         FULL_TEXT_MIN_WORDS as FULL_TEXT_MIN_WORDS,
         ParsedFeed as ParsedFeed,
         ParseEntries as ParseEntries,
         parse_feed as parse_feed,
+    )
+    from transforms.feeds.poll import (
+        FeedState as FeedState,
+        PollFeeds as PollFeeds,
+        after_poll as after_poll,
+    )
+    from transforms.feeds.schedule import (
+        max_age as max_age,
+        next_poll_in as next_poll_in,
+        rss_ttl as rss_ttl,
     )
 
 __getattr__, __all__ = lazy_exports(__name__, __file__)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import apache_beam as beam
@@ -19,6 +19,7 @@ from transforms.core import (
     Validators,
     dead_letter,
 )
+from transforms.feeds.schedule import max_age
 from transforms.fetch import (
     DEFAULT_POLITENESS,
     FetchError,
@@ -27,6 +28,7 @@ from transforms.fetch import (
     MiB,
     PoliteFetchFn,
     Politeness,
+    Response,
     fetch_grouped_by_host,
     is_feed_content_type,
 )
@@ -50,35 +52,60 @@ def conditional_headers(validators: Validators) -> dict[str, str]:
     return headers
 
 
+@dataclasses.dataclass(frozen=True)
+class FeedPoll:
+    """What one request for a feed came back with."""
+
+    fetched: FetchedFeed | None  # a full response
+    not_modified: bool  # 304: the validators sent still hold
+    error: FetchError | None
+    validators: Validators  # the server's with a full response (empty when it sent none)
+    max_age: float | None  # how long the server says its answer stays fresh, in seconds
+
+
+def poll_feed(feed: Feed, validators: Validators, get: Callable[..., Response]) -> FeedPoll:
+    """Request a feed with `get` (a fetching DoFn's), conditionally when validators are known."""
+    try:
+        response = get(feed.url, accept=FEED_ACCEPT, content_type_ok=is_feed_content_type,
+                       headers=conditional_headers(validators))
+    except FetchError as error:
+        return FeedPoll(None, False, error, Validators(), None)
+    freshness = max_age(response.headers.get("cache-control"))
+    if response.status == 304:
+        return FeedPoll(None, True, None, validators, freshness)
+    fetched = FetchedFeed(
+        feed=feed, final_url=response.url, status=response.status,
+        content_type=response.content_type, body=response.body,
+        fetched_at=response.fetched_at,
+    )
+    sent = Validators(response.headers.get("etag"), response.headers.get("last-modified"))
+    return FeedPoll(fetched, False, None, sent, freshness)
+
+
+def feed_outputs(feed: Feed, poll: FeedPoll) -> Iterator[Any]:
+    """A poll's outputs, in both modes: the fetched feed (main), its validators, a dead letter
+    for a feed that could not be had, and the tallies."""
+    if poll.error is not None:
+        error = poll.error
+        yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(
+            FETCH_FEEDS, error.reason, subject="feed", url=error.url, feed_url=feed.url,
+            message=str(error), error_type=error.error_type,
+        ))
+    elif poll.not_modified:
+        yield Tally("feeds.not_modified")
+    elif poll.fetched is not None:
+        if poll.validators:
+            yield beam.pvalue.TaggedOutput(VALIDATORS, (feed.url, poll.validators))
+        yield poll.fetched
+
+
 @dataclasses.dataclass(eq=False)
 class _FetchFeedFn(PoliteFetchFn):
     stage = FETCH_FEEDS
 
     def fetch_item(self, feed: Feed, gate: HostGate) -> Iterator[Any]:
-        try:
-            gate.wait_turn()
-            response = self.get(
-                feed.url, accept=FEED_ACCEPT, content_type_ok=is_feed_content_type,
-                headers=conditional_headers(feed.validators),
-            )
-        except FetchError as error:
-            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(
-                FETCH_FEEDS, error.reason, subject="feed", url=error.url, feed_url=feed.url,
-                message=str(error), error_type=error.error_type,
-            ))
-            return
-        if response.status == 304:
-            yield Tally("feeds.not_modified")
-            return
-        validators = Validators(response.headers.get("etag"),
-                                response.headers.get("last-modified"))
-        if validators:
-            yield beam.pvalue.TaggedOutput(VALIDATORS, (feed.url, validators))
-        yield FetchedFeed(
-            feed=feed, final_url=response.url, status=response.status,
-            content_type=response.content_type, body=response.body,
-            fetched_at=response.fetched_at,
-        )
+        gate.wait_turn()
+        yield from feed_outputs(feed, poll_feed(feed, feed.validators, self.get))
 
 
 def _feed_url(feed: Feed) -> str:

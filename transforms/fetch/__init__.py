@@ -27,6 +27,9 @@ if TYPE_CHECKING:
         host_key as host_key,
     )
     from transforms.fetch.polite_fetch import (
+        BATCH_GROUPING as BATCH_GROUPING,
+        FetchResources as FetchResources,
+        Grouping as Grouping,
         PoliteFetchFn as PoliteFetchFn,
         fetch_grouped_by_host as fetch_grouped_by_host,
     )

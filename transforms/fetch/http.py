@@ -74,11 +74,13 @@ class Response:
 class FetchError(Exception):
     """A request that produced no usable body. `reason` is a dead-letter reason code."""
 
-    def __init__(self, reason: str, message: str, *, url: str, status: int | None = None):
+    def __init__(self, reason: str, message: str, *, url: str, status: int | None = None,
+                 retry_after: float | None = None):
         super().__init__(message)
         self.reason = reason
         self.url = url
         self.status = status
+        self.retry_after = retry_after  # what the server asked for (429, 503), in seconds
 
     @property
     def error_type(self) -> str:
@@ -248,6 +250,7 @@ class HttpClient:
             except _RetryableError as retry:
                 attempt += 1
                 if attempt > self.settings.retries:
+                    retry.error.retry_after = retry.retry_after
                     raise retry.error from None
                 self._sleep(self._retry_delay(attempt, retry.retry_after))
 

@@ -21,7 +21,12 @@ from transforms.core import (
 )
 from transforms.fetch.http import FetchError, HttpSettings, MiB, Response, is_page_content_type
 from transforms.fetch.polite import DEFAULT_POLITENESS, HostGate, Politeness
-from transforms.fetch.polite_fetch import PoliteFetchFn, fetch_grouped_by_host
+from transforms.fetch.polite_fetch import (
+    BATCH_GROUPING,
+    Grouping,
+    PoliteFetchFn,
+    fetch_grouped_by_host,
+)
 from transforms.fetch.robots import ROBOTS_MAX_BYTES, RobotsRules, robots_agent
 
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
@@ -105,8 +110,9 @@ class FetchPages(Composite):
     settings: HttpSettings
     politeness: Politeness = DEFAULT_POLITENESS
     max_bytes: int = 10 * MiB
+    grouping: Grouping = BATCH_GROUPING
 
     def expand(self, entries: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
         fn = _FetchPageFn(self.settings, self.max_bytes, self.politeness)
         return fetch_grouped_by_host(entries, _entry_link, fn, DEAD_LETTERS, TALLIES,
-                                     main="pages")
+                                     main="pages", grouping=self.grouping)

@@ -27,17 +27,33 @@ from transforms.fetch.robots import RobotsCache
 MAX_PENDING_PER_THREAD = 4
 
 
+@dataclasses.dataclass(frozen=True)
+class Grouping:
+    """How a fetch stage routes each host's items to one worker. A batch run groups them all
+    (GroupByKey); a stream, whose collection has no end (a GroupByKey there would wait for a
+    window to close), passes each on at once through a keyed step, so a host's items still go
+    to the worker that owns the host, whose process-wide lanes keep to its limits."""
+
+    streaming: bool = False
+
+
+BATCH_GROUPING = Grouping()
+
+
 def fetch_grouped_by_host(
     items: beam.PCollection, url_of: Callable[[Any], str], fn: PoliteFetchFn, *tags: str,
-    main: str,
+    main: str, grouping: Grouping = BATCH_GROUPING,
 ) -> beam.pvalue.DoOutputsTuple:
-    """items -> (host, items) groups -> `fn`: one place fetches each host's URLs."""
-    return (
-        items
-        | "KeyByHost" >> beam.Map(lambda item: (host_key(url_of(item)), item))
-        | "GroupByHost" >> beam.GroupByKey()
-        | "Fetch" >> beam.ParDo(fn).with_outputs(*tags, main=main)
-    )
+    """items -> (host, items) groups -> `fn`: one worker fetches each host's URLs."""
+    # String keys, declared: stateful and grouping steps need a deterministic key coder.
+    keyed = items | "KeyByHost" >> beam.Map(
+        lambda item: (host_key(url_of(item)), item)).with_output_types(tuple[str, Any])
+    if grouping.streaming:
+        # Batches of one: keyed routing without buffering, so no timer holds an item back.
+        groups = keyed | "GroupByHost" >> beam.GroupIntoBatches(1)
+    else:
+        groups = keyed | "GroupByHost" >> beam.GroupByKey()
+    return groups | "Fetch" >> beam.ParDo(fn).with_outputs(*tags, main=main)
 
 
 class FetchResources:
@@ -103,6 +119,8 @@ class PoliteFetchFn(BackgroundFn):
         timestamp: Any = beam.DoFn.TimestampParam,
     ) -> Iterator[Any]:
         host, items = group
+        # What is fetched keeps its input's time: in a stream, the time of the poll that
+        # brought it in, so that all a poll counts is summarized in one window.
         place = Place(window, timestamp)
         lanes = self.resources().lanes
 

@@ -16,7 +16,14 @@ if TYPE_CHECKING:
         SinkError as SinkError,
         parse_sink as parse_sink,
     )
+    from transforms.sinks.windowed import (
+        IntoWindows as IntoWindows,
+        WriteSummaries as WriteSummaries,
+        window_span as window_span,
+    )
     from transforms.sinks.write import (
+        PER_RUN as PER_RUN,
+        Cut as Cut,
         WriteDeadLetters as WriteDeadLetters,
         WriteRecords as WriteRecords,
         prepare_sinks as prepare_sinks,

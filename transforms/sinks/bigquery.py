@@ -32,16 +32,20 @@ def bigquery_row(element: Any) -> dict[str, Any]:
 
 @dataclasses.dataclass(eq=False)
 class WriteToBigQuery(Composite):
-    """Append records to the sink's table, created with the derived schema if needed."""
+    """Append records to the sink's table, created with the derived schema if needed: by load
+    jobs in a batch run, by streaming inserts in a stream."""
 
     sink: Sink
+    streaming: bool = False
 
     def expand(self, records: beam.PCollection) -> Any:
+        method = (beam.io.WriteToBigQuery.Method.STREAMING_INSERTS if self.streaming
+                  else beam.io.WriteToBigQuery.Method.DEFAULT)
         return (
             records
             | "ToRows" >> beam.Map(bigquery_row)
             | "Write" >> beam.io.WriteToBigQuery(
-                self.sink.table, schema=bigquery_schema(),
+                self.sink.table, schema=bigquery_schema(), method=method,
                 create_disposition=beam.io.BigQueryDisposition.CREATE_IF_NEEDED,
                 write_disposition=beam.io.BigQueryDisposition.WRITE_APPEND,
             )

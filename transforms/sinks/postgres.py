@@ -148,12 +148,21 @@ class WriteToPostgres(Composite):
 
     sink: Sink
     element: type = Record
+    buffering: float | None = None  # a stream's: wait at most this long for a batch
 
     def expand(self, elements: beam.PCollection) -> beam.PCollection:
         return (
             elements
-            # Fixed-size batches: adaptive batching starts at one element, and each batch costs a
-            # round trip (a transaction, for PostgreSQL).
-            | "Batch" >> beam.BatchElements(min_batch_size=BATCH_SIZE, max_batch_size=BATCH_SIZE)
+            | "Batch" >> batches(BATCH_SIZE, self.buffering)
             | "Upsert" >> beam.ParDo(_WriteBatches(self.sink, self.element))
         )
+
+
+def batches(size: int, buffering: float | None) -> beam.PTransform:
+    """Batches of `size` elements, each a round trip (a transaction, for PostgreSQL). Fixed-size:
+    adaptive batching starts at one element. With `buffering`, a stream's batch waits at most
+    that many seconds, so records reach the database as they come."""
+    if buffering:
+        return beam.BatchElements(min_batch_size=size, max_batch_size=size,
+                                  max_batch_duration_secs=buffering)
+    return beam.BatchElements(min_batch_size=size, max_batch_size=size)

@@ -14,6 +14,7 @@ from typing import Any
 import apache_beam as beam
 
 from transforms.core import Composite, json_line
+from transforms.sinks.postgres import batches
 from transforms.sinks.uris import Sink, SinkError
 
 BATCH_SIZE = 500
@@ -68,12 +69,11 @@ class WriteToRedisStream(Composite):
     """Append every element to the sink's Redis stream, in pipelined batches."""
 
     sink: Sink
+    buffering: float | None = None  # a stream's: wait at most this long for a batch
 
     def expand(self, elements: beam.PCollection) -> beam.PCollection:
         return (
             elements
-            # Fixed-size batches: adaptive batching starts at one element, and each batch costs a
-            # round trip.
-            | "Batch" >> beam.BatchElements(min_batch_size=BATCH_SIZE, max_batch_size=BATCH_SIZE)
+            | "Batch" >> batches(BATCH_SIZE, self.buffering)
             | "Append" >> beam.ParDo(_Append(self.sink))
         )

@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 
 from transforms.core import Composite, DeadLetter, Record
@@ -22,6 +23,7 @@ from transforms.sinks.files import (
 from transforms.sinks.postgres import WriteToPostgres, prepare_table
 from transforms.sinks.redis_stream import WriteToRedisStream, check_stream
 from transforms.sinks.uris import Sink, SinkError
+from transforms.sinks.windowed import JsonLinesSink, ParquetSink, window_file_naming
 
 
 def prepare_sinks(sinks: tuple[Sink, ...], element: type) -> None:
@@ -47,6 +49,20 @@ def _label(sink: Sink, index: int) -> str:
     return f"{sink.family.capitalize()}{index if index else ''}"
 
 
+@dataclasses.dataclass(frozen=True)
+class Cut:
+    """How a job's output is cut: per run (a batch run's file set), or per window (a stream's
+    elements, already in their windows; databases written in batches that wait at most
+    `buffering` seconds, None: a bundle's worth, where the runner has no processing-time
+    timers)."""
+
+    windowed: bool = False
+    buffering: float | None = None
+
+
+PER_RUN = Cut()
+
+
 @dataclasses.dataclass(eq=False)
 class _SinkWrite(Composite):
     """One sink's writer for records or dead letters (`element`)."""
@@ -54,33 +70,45 @@ class _SinkWrite(Composite):
     sink: Sink
     prefix: str
     element: type
+    cut: Cut = PER_RUN
 
     def expand(self, elements: beam.PCollection) -> Any:
         family = self.sink.family
+        if self.cut.windowed and family in ("jsonl", "parquet"):
+            suffix = ".jsonl" if family == "jsonl" else ".parquet"
+            element = self.element
+
+            def sink(_: Any) -> fileio.FileSink:
+                return JsonLinesSink() if family == "jsonl" else ParquetSink(element)
+
+            return elements | fileio.WriteToFiles(
+                self.sink.target, file_naming=window_file_naming(self.prefix, suffix),
+                sink=sink)
         if family == "jsonl":
             return elements | WriteJsonLines(self.sink.target, self.prefix)
         if family == "parquet":
             return elements | WriteParquet(self.sink.target, self.prefix, self.element)
         if family == "postgresql":
-            return elements | WriteToPostgres(self.sink, self.element)
+            return elements | WriteToPostgres(self.sink, self.element, self.cut.buffering)
         if family == "redis":
-            return elements | WriteToRedisStream(self.sink)
+            return elements | WriteToRedisStream(self.sink, self.cut.buffering)
         if family == "bigquery":
-            return elements | WriteToBigQuery(self.sink)
+            return elements | WriteToBigQuery(self.sink, streaming=self.cut.windowed)
         raise SinkError(f"sink {self.sink.shown}: no writer for {family}")
 
 
 @dataclasses.dataclass(eq=False)
 class WriteRecords(Composite):
-    """Records to every configured sink."""
+    """Records to every configured sink, named by `run_id` (a batch run's, or a stream's)."""
 
     sinks: tuple[Sink, ...]
     run_id: str | None = None
+    cut: Cut = PER_RUN
 
     def expand(self, records: beam.PCollection) -> None:
         prefix = run_prefix(RECORDS_PREFIX, self.run_id)
         for index, sink in enumerate(self.sinks):
-            records | _label(sink, index) >> _SinkWrite(sink, prefix, Record)
+            records | _label(sink, index) >> _SinkWrite(sink, prefix, Record, self.cut)
 
 
 @dataclasses.dataclass(eq=False)
@@ -89,7 +117,8 @@ class WriteDeadLetters(Composite):
 
     sink: Sink
     run_id: str | None = None
+    cut: Cut = PER_RUN
 
     def expand(self, letters: beam.PCollection) -> None:
         prefix = run_prefix(DEAD_LETTERS_PREFIX, self.run_id)
-        letters | _label(self.sink, 0) >> _SinkWrite(self.sink, prefix, DeadLetter)
+        letters | _label(self.sink, 0) >> _SinkWrite(self.sink, prefix, DeadLetter, self.cut)

@@ -1,5 +1,6 @@
-"""State between runs and within a run: the stores (SQLite, PostgreSQL), DedupEntries, and the
-staging of a batch run's state changes until the run has succeeded."""
+"""State between runs and within a run: the stores (SQLite, PostgreSQL), DedupEntries and the
+staging of a batch run's state changes until the run has succeeded; for streams, the keyed
+state that remembers articles (RememberEntries) and the outcomes committed as they come."""
 
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,8 @@ if TYPE_CHECKING:
         DedupEntries as DedupEntries,
         first_of_duplicates as first_of_duplicates,
     )
+    from transforms.state.keyed import RememberEntries as RememberEntries
+    from transforms.state.outcomes import RememberOutcomes as RememberOutcomes
     from transforms.state.staging import (
         STAGING_FOLDER as STAGING_FOLDER,
         StageStateUpdates as StageStateUpdates,

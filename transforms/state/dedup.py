@@ -32,7 +32,7 @@ class _KeepFirst(beam.DoFn):
 
 
 @dataclasses.dataclass(eq=False)
-class _SkipSeen(beam.DoFn):
+class SkipSeen(beam.DoFn):
     """Drop entries whose article an earlier run already wrote (looked up in batches)."""
 
     state_uri: str
@@ -76,6 +76,7 @@ class DedupEntries(Composite):
         unique = (
             entries
             | "KeyByArticleId" >> beam.Map(lambda entry: (entry.article_id, entry))
+            .with_output_types(tuple[str, Entry])
             | "GroupById" >> beam.GroupByKey()
             | "KeepFirst" >> beam.ParDo(_KeepFirst()).with_outputs(TALLIES, main="entries")
         )
@@ -86,7 +87,7 @@ class DedupEntries(Composite):
             # Fixed-size batches: adaptive batching starts at one element, one query each.
             | "Batch" >> beam.BatchElements(min_batch_size=LOOKUP_BATCH,
                                             max_batch_size=LOOKUP_BATCH)
-            | "SkipSeen" >> beam.ParDo(_SkipSeen(self.state_uri)).with_outputs(
+            | "SkipSeen" >> beam.ParDo(SkipSeen(self.state_uri)).with_outputs(
                 TALLIES, main="entries")
         )
         tallies = (unique.tallies, new.tallies) | "Tallies" >> beam.Flatten()

@@ -1,0 +1,118 @@
+"""Run a stream: options checked, feeds polled on an impulse until stopped, totals out."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.transforms.periodicsequence import PeriodicImpulse
+from apache_beam.utils.timestamp import MAX_TIMESTAMP
+
+from pipeline import incremental
+from pipeline.options import (
+    DEFAULT_RUNNER,
+    NewsbeamOptions,
+    StreamOptions,
+    http_settings,
+    isolation,
+    politeness,
+    sinks,
+)
+from pipeline.run import run_to_the_end
+from pipeline.runners import PlacementError, check_paths, placement
+from pipeline.stream import StreamConfig, build_stream
+from transforms.core import DeadLetter, Feed, Record, matching_paths, redact, summarize
+from transforms.sinks import prepare_sinks
+from transforms.state import open_state
+from transforms.topics import Taxonomy
+
+# Beam's in-process runner runs a periodic impulse only with an end (and writes the outputs of
+# its windows when it ends): a trial stream. Every other runner is a streaming runner.
+TRIAL_RUNNERS = frozenset({"FnApiRunner"})
+
+def run_stream(
+    options: PipelineOptions, feeds: tuple[Feed, ...], taxonomy: Taxonomy, out: str
+) -> dict[str, Any]:
+    """Poll `feeds` on an impulse until the stream is stopped (or `--stop-after`), then return
+    (and save) the totals of its windows' summaries."""
+    standard = options.view_as(StandardOptions)
+    if not standard.runner:
+        standard.runner = DEFAULT_RUNNER
+    standard.streaming = True
+    stream = options.view_as(StreamOptions)
+    newsbeam = options.view_as(NewsbeamOptions)
+    where = placement(options)
+    trial = where.runner in TRIAL_RUNNERS
+    if trial and stream.stop_after is None:
+        raise PlacementError(
+            f"stream: on {where.runner} a stream needs --stop-after (it writes its windows when"
+            " it stops); for a stream that runs until stopped use a streaming runner"
+            " (--runner DataflowRunner, FlinkRunner or PrismRunner), or, on one machine,"
+            " newsbeam run --every")
+    state_uri = None if newsbeam.state == "none" else newsbeam.state
+    record_sinks, dead_letter_sink = sinks(options, out)
+    check_paths(where, shared_filesystem=newsbeam.shared_filesystem, out=out,
+                sinks=(*record_sinks, dead_letter_sink), state_uri=state_uri)
+    prepare_sinks(record_sinks, Record)
+    prepare_sinks((dead_letter_sink,), DeadLetter)
+    if state_uri and not newsbeam.force:
+        store = open_state(state_uri)
+        try:
+            feeds = incremental.with_validators(feeds, store)
+        finally:
+            store.close()
+    stream_id = f"stream-{incremental.new_run_id()}"
+    # One tick per shortest poll interval: on every tick each feed that is due is polled.
+    tick = min([feed.poll_interval for feed in feeds if feed.poll_interval]
+               + [stream.poll_interval])
+    config = StreamConfig(
+        out=out, taxonomy=taxonomy, http=http_settings(options), stream_id=stream_id,
+        sinks=record_sinks, dead_letter_sink=dead_letter_sink, politeness=politeness(options),
+        isolation=isolation(options), poll_interval=stream.poll_interval,
+        window=stream.window, dedup_ttl=stream.dedup_ttl,
+        state_uri=None if newsbeam.force else state_uri, streaming_runner=not trial,
+        spread_extraction=not (where.on_this_machine and where.worker_processes == 1),
+    )
+    started = time.time()
+    stop = started + stream.stop_after if stream.stop_after else MAX_TIMESTAMP
+    pipeline = beam.Pipeline(options=options)
+    ticks = pipeline | "Ticks" >> PeriodicImpulse(
+        start_timestamp=started, stop_timestamp=stop, fire_interval=tick)
+    build_stream(ticks, feeds, config)
+    run_to_the_end(pipeline)
+    totals = stream_totals(out, stream_id)
+    totals.update(
+        stream_id=stream_id, runner=where.runner, duration_seconds=round(time.time() - started, 2),
+        poll_interval_seconds=stream.poll_interval, window_seconds=stream.window,
+        taxonomy_version=taxonomy.version, state=redact(state_uri) if state_uri else "none",
+        sinks=[sink.shown for sink in record_sinks], dead_letters_sink=dead_letter_sink.shown,
+        out=out,
+    )
+    with FileSystems.create(FileSystems.join(out, f"{stream_id}.json")) as handle:
+        handle.write((json.dumps(totals, indent=2) + "\n").encode("utf-8"))
+    return totals
+
+
+def stream_totals(out: str, stream_id: str) -> dict[str, Any]:
+    """The summary of a stream's whole life, from its windows' summaries in `out`."""
+    counts: Counter[str] = Counter()
+    windows = 0
+    for path in matching_paths(FileSystems.join(out, f"summary-{stream_id}-*.json")):
+        with FileSystems.open(path) as handle:
+            text = handle.read().decode("utf-8")
+        decoder = json.JSONDecoder()
+        position = 0
+        while text[position:].strip():  # a window's file may hold several panes' summaries
+            position += len(text[position:]) - len(text[position:].lstrip())
+            summary, length = decoder.raw_decode(text, position)
+            position = length
+            counts.update(summary["counts"])
+            windows += 1
+    totals = summarize(counts)
+    totals["windows"] = windows
+    return totals

@@ -1,0 +1,102 @@
+"""The streaming graph: feeds polled on every tick of an impulse, for as long as the job runs,
+read top to bottom like the data flow (the stages it shares with a batch run are in
+pipeline/core.py).
+
+Its ends differ from a batch run's: polls come from ticks (a PeriodicImpulse; a TestStream in
+tests), each feed's schedule and validators and the articles seen live in Beam keyed state, and
+outputs are cut per fixed window of ingestion time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import apache_beam as beam
+
+from pipeline.core import CoreConfig, feed_bytes_to_records
+from transforms.core import CollectDeadLetters, Feed, Summarize
+from transforms.extract import DEFAULT_ISOLATION, IsolationSettings
+from transforms.feeds import PollFeeds
+from transforms.fetch import DEFAULT_POLITENESS, Grouping, HttpSettings, Politeness
+from transforms.sinks import (
+    Cut,
+    IntoWindows,
+    Sink,
+    WriteDeadLetters,
+    WriteRecords,
+    WriteSummaries,
+)
+from transforms.state import RememberEntries, RememberOutcomes
+from transforms.topics import Taxonomy
+
+DAY = 86400.0
+# How long a stream lets a batch of records bound for a database wait for more, where the
+# runner has processing-time timers.
+WRITE_BUFFERING = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamConfig:
+    """Everything a stream needs besides its feeds and its ticks."""
+
+    out: str  # folder (or bucket path) for per-window summaries (and records, by default)
+    taxonomy: Taxonomy
+    http: HttpSettings
+    stream_id: str  # names the stream's files and its run in the state store
+    sinks: tuple[Sink, ...] = ()  # where records go; none: JSON Lines in `out`
+    dead_letter_sink: Sink | None = None  # none: JSON Lines in `out`
+    politeness: Politeness = DEFAULT_POLITENESS
+    isolation: IsolationSettings = DEFAULT_ISOLATION
+    poll_interval: float = 300.0  # for feeds that do not set their own
+    window: float = 600.0  # outputs are cut per window of this many seconds
+    dedup_ttl: float = 7 * DAY  # an article id is remembered this long
+    state_uri: str | None = None  # start where earlier runs left off, and tell later ones
+    # A streaming runner (Dataflow, Flink, Prism, Beam's bundle-based DirectRunner) has
+    # processing-time timers, and event-time timers that wait for the watermark; Beam's
+    # in-process runner, which runs bounded trial streams, has neither.
+    streaming_runner: bool = True
+    spread_extraction: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamOutputs:
+    """What a stream produces, for sinks and for tests to assert on."""
+
+    records: beam.PCollection  # in windows of ingestion time
+    dead_letters: beam.PCollection  # likewise
+    summaries: beam.PCollection  # one per window
+
+
+def build_stream(
+    ticks: beam.PCollection, feeds: tuple[Feed, ...], config: StreamConfig
+) -> StreamOutputs:
+    """Add the stream to the pipeline of `ticks`, a PCollection with one element per poll."""
+    buffering = config.streaming_runner
+    fetched = ticks | "PollFeeds" >> PollFeeds(
+        feeds, config.http, config.poll_interval, config.politeness
+    )
+    dedup = RememberEntries(config.dedup_ttl, config.state_uri,
+                            forget_with_timers=config.streaming_runner)
+    core = feed_bytes_to_records(fetched.feeds, dedup, CoreConfig(
+        config.taxonomy, config.http, config.politeness, config.isolation,
+        spread_extraction=config.spread_extraction,
+        grouping=Grouping(streaming=True),
+    ))
+    dead_letters = (fetched.dead_letters, *core.dead_letters) | "DeadLetters" >> (
+        CollectDeadLetters())
+    cut = Cut(windowed=True, buffering=WRITE_BUFFERING if buffering else None)
+    default = Sink("jsonl", f"jsonl:{config.out}", config.out)
+    records = core.records | "ByIngestionTime" >> IntoWindows(config.window, "fetched_at")
+    records | "WriteRecords" >> WriteRecords(config.sinks or (default,), config.stream_id, cut)
+    letters = dead_letters.letters | "LettersByTime" >> IntoWindows(config.window, "at")
+    letters | "WriteDeadLetters" >> WriteDeadLetters(
+        config.dead_letter_sink or default, config.stream_id, cut
+    )
+    if config.state_uri is not None:
+        (core.records, dead_letters.letters) | "RememberOutcomes" >> RememberOutcomes(
+            config.state_uri, config.stream_id, WRITE_BUFFERING if buffering else None
+        )
+    summaries = (fetched.tallies, *core.tallies, dead_letters.tallies) | "Summarize" >> (
+        Summarize(window=config.window))
+    summaries | "WriteSummaries" >> WriteSummaries(config.out, f"summary-{config.stream_id}")
+    return StreamOutputs(records=records, dead_letters=letters, summaries=summaries)

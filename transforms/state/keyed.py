@@ -1,0 +1,91 @@
+"""RememberEntries: a stream's dedup, in Beam keyed state.
+
+Each article id is remembered (keyed by the id) when its entry first passes, with the time it
+did; the same id within `ttl` seconds is a duplicate, after that it is new again. Expiry is
+decided by comparing times, so it is exact on every runner; a timer also forgets the id at
+that time, so the state stays bounded however long the stream runs. (Beam's in-process runner
+fires event-time timers early under a periodic impulse: a trial stream there keeps its ids for
+its whole, bounded, life instead, see `forget_with_timers`.)
+
+In a stream an id is remembered when its entry is first passed on, so a page that failed for a
+passing reason is asked for again only once the id expires; a scheduled batch run retries it
+at its next run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.coders import FloatCoder
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.utils.timestamp import Timestamp
+
+from transforms.core import TALLIES, Composite, Entry, Tally, emitted
+from transforms.state.dedup import Deduplicated, SkipSeen
+from transforms.state.stores import LOOKUP_BATCH
+
+FIRST_SEEN = ReadModifyWriteStateSpec("first_seen", FloatCoder())
+FORGET = TimerSpec("forget", TimeDomain.WATERMARK)
+
+
+@dataclasses.dataclass(eq=False)
+class _RememberFn(beam.DoFn):
+    ttl: float
+    forget_with_timers: bool
+
+    def process(
+        self,
+        element: tuple[str, Entry],
+        timestamp: Any = beam.DoFn.TimestampParam,
+        first_seen: Any = beam.DoFn.StateParam(FIRST_SEEN),
+        forget: Any = beam.DoFn.TimerParam(FORGET),
+    ) -> Iterator[Any]:
+        _, entry = element
+        now = float(timestamp)
+        seen = first_seen.read()
+        if seen is not None and now < seen + self.ttl:
+            yield from emitted([Tally("entries.duplicate")])
+            return
+        first_seen.write(now)
+        if self.forget_with_timers:
+            forget.set(Timestamp.of(now + self.ttl))
+        yield from emitted([Tally("state.remembered")])
+        yield entry
+
+    @on_timer(FORGET)
+    def forget_id(self, first_seen: Any = beam.DoFn.StateParam(FIRST_SEEN)) -> Iterator[Any]:
+        first_seen.clear()
+        yield from emitted([Tally("state.forgotten")])
+
+
+@dataclasses.dataclass(eq=False)
+class RememberEntries(Composite):
+    """Entry -> one entry per article id within `ttl` seconds, remembered in keyed state; with
+    `state_uri`, also none an earlier run or stream wrote (looked up in the state store)."""
+
+    ttl: float
+    state_uri: str | None = None
+    forget_with_timers: bool = True
+
+    def expand(self, entries: beam.PCollection) -> Deduplicated:
+        remembered = (
+            entries
+            | "KeyByArticleId" >> beam.Map(lambda entry: (entry.article_id, entry))
+            .with_output_types(tuple[str, Entry])
+            | "Remember" >> beam.ParDo(_RememberFn(self.ttl, self.forget_with_timers))
+            .with_outputs(TALLIES, main="entries")
+        )
+        if self.state_uri is None:
+            return Deduplicated(remembered.entries, remembered.tallies)
+        new = (
+            remembered.entries
+            | "Batch" >> beam.BatchElements(max_batch_size=LOOKUP_BATCH)
+            | "SkipSeen" >> beam.ParDo(SkipSeen(self.state_uri)).with_outputs(
+                TALLIES, main="entries")
+        )
+        tallies = (remembered.tallies, new.tallies) | "Tallies" >> beam.Flatten()
+        return Deduplicated(new.entries, tallies)
