@@ -151,3 +151,8 @@ class Hold:
 
     def release(self) -> None:
         self._event.set()
+
+    @staticmethod
+    def passing(route: Route) -> Handler:
+        """The route, answered at once (for the requests a test does not hold)."""
+        return lambda handler: handler.send_route(route)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline import demo
 from pipeline.cli import main
+from pipeline.loopback import RequestHandler
+from tests.servers import Hold
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -143,3 +148,64 @@ def test_out_folder_that_cannot_be_created(
     status, _, err = _run(capsys, "run", "--feeds", str(feeds), "--out", str(blocker / "out"))
     assert status == 2
     assert _error_line(err).startswith(f"newsbeam: error: --out {blocker / 'out'}: cannot create")
+
+
+def test_a_stream_on_the_in_process_runner_needs_an_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds: [https://ok.example/feed]\n")
+    status, _, err = _run(capsys, "stream", "--feeds", str(feeds), "--out", str(tmp_path / "o"))
+    assert status == 2
+    line = _error_line(err)
+    assert "needs --stop-after" in line and "newsbeam run --every" in line
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["run", "--window=5m"], "unrecognized option '--window=5m'"),
+    (["stream", "--poll-interval=often"], "'often' is not a duration"),
+    (["stream", "--every=5m"], "unrecognized option '--every=5m'"),
+])
+def test_each_command_takes_its_own_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str,
+) -> None:
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds: [https://ok.example/feed]\n")
+    status, _, err = _run(capsys, *argv, "--feeds", str(feeds))
+    assert status == 2 and message in err
+
+
+@pytest.mark.slow
+def test_run_every_finishes_the_run_in_progress_on_sigterm(tmp_path: Path) -> None:
+    site = demo.sample_server()
+    hold = Hold()
+    feed = site.routes["/feeds/world.rss"]
+    requests = []
+
+    def second_run_held(handler: RequestHandler) -> None:
+        requests.append(1)
+        (hold.wrap(feed) if len(requests) == 2 else Hold.passing(feed))(handler)
+
+    site.routes["/feeds/world.rss"] = second_run_held
+    try:
+        feeds = tmp_path / "feeds.yaml"
+        feeds.write_text("feeds:\n" + "".join(
+            f"  - {site.url('/feeds/' + name)}\n" for name, _, _ in demo.FEED_FILES))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "run", "--feeds", str(feeds), "--out",
+             str(tmp_path / "out"), f"--state=sqlite:{tmp_path / 'state.db'}",
+             "--allow-private-networks", "--every=1s"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert hold.waiting.wait(timeout=120), "the second run never started"
+        process.send_signal(signal.SIGTERM)  # while the second run waits for a feed
+        hold.release()
+        _, err = process.communicate(timeout=120)
+    finally:
+        hold.release()
+        site.stop()
+    assert process.returncode == 0, err
+    assert "SIGTERM: finishing the run in progress" in err
+    runs = [line for line in err.splitlines() if line.startswith("INFO newsbeam.schedule: run ")]
+    assert len(runs) == 2 and all(line.endswith("[ok]") for line in runs), err
+    assert "6 records" in runs[0] and "0 records" in runs[1]  # the second one was incremental
+    assert len(requests) == 2  # and no third run started

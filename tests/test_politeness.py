@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import apache_beam as beam
@@ -17,6 +20,7 @@ from tests.servers import ConcurrencyMeter, delayed
 from transforms.core import Entry, Feed, article_id, canonical_url
 from transforms.feeds import FetchFeeds
 from transforms.fetch import FetchPages, HostGate, Politeness
+from transforms.fetch.polite import HostLanes
 
 PAGE = Route(b"<html><body><p>story</p></body></html>", headers={"Content-Type": "text/html"})
 HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
@@ -155,3 +159,32 @@ def test_per_host_limit_holds_across_worker_processes(sites) -> None:
     for server, meter in sites:
         assert sum(n for path, n in server.requests.items() if path.startswith("/a")) == 8
         assert meter.peak <= 2
+
+
+def test_a_hosts_limit_holds_across_everyone_fetching_in_a_process() -> None:
+    # Two polls' pages for one host in flight at once: two callers (DoFn instances, bundles)
+    # submit to the process's lanes at the same time, and the host still sees at most 2.
+    lanes = HostLanes(Politeness(per_host=2, workers=16))
+    lock, active, peak = threading.Lock(), [0], [0]
+
+    def work(gate: HostGate) -> None:
+        gate.wait_turn()
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.05)
+        with lock:
+            active[0] -= 1
+
+    def caller() -> list:
+        return [lanes.submit("news.example", work) for _ in range(10)]
+
+    try:
+        with ThreadPoolExecutor(2) as callers:
+            submitted = [future for batch in callers.map(lambda _: caller(), range(2))
+                         for future in batch]
+        for future in submitted:
+            future.result(timeout=10)
+    finally:
+        lanes.shutdown()
+    assert peak[0] == 2

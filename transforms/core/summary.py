@@ -10,6 +10,7 @@ would count it twice. `summarize` is the plain function that turns the sums into
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from collections import defaultdict
@@ -49,8 +50,10 @@ class _SumByName(beam.CombineFn):
 def _with_window(counts: dict[str, int], window: Any = beam.DoFn.WindowParam) -> dict[str, Any]:
     summary = summarize(counts)
     if isinstance(window, IntervalWindow):
-        summary["window"] = {"start": format_utc(window.start.to_utc_datetime(has_tz=True)),
-                             "end": format_utc(window.end.to_utc_datetime(has_tz=True))}
+        # A window at the end of time has nothing to say about itself.
+        with contextlib.suppress(OverflowError):
+            summary["window"] = {"start": format_utc(window.start.to_utc_datetime(has_tz=True)),
+                                 "end": format_utc(window.end.to_utc_datetime(has_tz=True))}
     return summary
 
 

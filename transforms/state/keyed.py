@@ -22,9 +22,10 @@ import apache_beam as beam
 from apache_beam.coders import FloatCoder
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
-from transforms.core import TALLIES, Composite, Entry, Tally, emitted
+from transforms.core import TALLIES, Composite, Entry, Tally, count, emitted
 from transforms.state.dedup import Deduplicated, SkipSeen
 from transforms.state.stores import LOOKUP_BATCH
 
@@ -62,6 +63,27 @@ class _RememberFn(beam.DoFn):
         yield from emitted([Tally("state.forgotten")])
 
 
+def _with_time(entry: Entry, timestamp: Any = beam.DoFn.TimestampParam) -> tuple[Entry, Any]:
+    return entry, timestamp
+
+
+@dataclasses.dataclass(eq=False)
+class _SkipSeenKeepingTime(SkipSeen):
+    """SkipSeen for a stream: batches of (entry, time) in, each entry out again with the time
+    of the poll that brought it in (a batch itself carries the end of its window)."""
+
+    def process(self, batch: list[tuple[Entry, Any]]) -> Iterator[Any]:  # type: ignore[override]
+        assert self._store is not None
+        seen = self._store.seen([entry.article_id for entry, _ in batch])
+        for entry, timestamp in batch:
+            if entry.article_id in seen:
+                count("entries.seen_before")
+                yield beam.pvalue.TaggedOutput(
+                    TALLIES, TimestampedValue(Tally("entries.seen_before"), timestamp))
+            else:
+                yield TimestampedValue(entry, timestamp)
+
+
 @dataclasses.dataclass(eq=False)
 class RememberEntries(Composite):
     """Entry -> one entry per article id within `ttl` seconds, remembered in keyed state; with
@@ -83,8 +105,9 @@ class RememberEntries(Composite):
             return Deduplicated(remembered.entries, remembered.tallies)
         new = (
             remembered.entries
+            | "WithTime" >> beam.Map(_with_time)
             | "Batch" >> beam.BatchElements(max_batch_size=LOOKUP_BATCH)
-            | "SkipSeen" >> beam.ParDo(SkipSeen(self.state_uri)).with_outputs(
+            | "SkipSeen" >> beam.ParDo(_SkipSeenKeepingTime(self.state_uri)).with_outputs(
                 TALLIES, main="entries")
         )
         tallies = (remembered.tallies, new.tallies) | "Tallies" >> beam.Flatten()

@@ -1,0 +1,92 @@
+"""When a stream polls a feed: its interval, what its server asks for, backing off a failing
+feed and recovering; durations as people write them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from pipeline.config import ConfigError, load_feeds
+from pipeline.durations import format_duration, parse_duration
+from transforms.core import Feed, FetchedFeed, Validators
+from transforms.feeds import FeedPoll, FeedState, after_poll, max_age, next_poll_in, rss_ttl
+from transforms.fetch import FetchError
+
+FEED = Feed("https://news.example/feed.xml")
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("90s", 90), ("5m", 300), ("1h30m", 5400), ("7d", 604800), ("45", 45), ("0.5s", 0.5),
+])
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5 minutes", "m5", "-5m", "0s", "5x", "1h-3m"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_durations_read_back() -> None:
+    assert format_duration(5400) == "1h30m" and parse_duration(format_duration(93784)) == 93784
+
+
+def test_a_feed_sets_its_own_poll_interval(tmp_path) -> None:
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds:\n  - url: https://a.example/feed\n    poll_interval: 15m\n"
+                     "  - https://b.example/feed\n")
+    assert [feed.poll_interval for feed in load_feeds(feeds)] == [900.0, None]
+    feeds.write_text("feeds:\n  - url: https://a.example/feed\n    poll_interval: often\n")
+    with pytest.raises(ConfigError, match=r"feeds\[0\].poll_interval: 'often' is not a duration"):
+        load_feeds(feeds)
+
+
+def test_what_servers_ask_for() -> None:
+    assert max_age("public, max-age=600") == 600
+    assert max_age("max-age=600, no-cache") is None  # must be asked again anyway
+    assert max_age(None) is None and max_age("private") is None
+    rss = b"<rss><channel><title>t</title><ttl>30</ttl><item><ttl>1</ttl></item></channel></rss>"
+    assert rss_ttl(rss) == 1800  # the channel's, not an item's
+    assert rss_ttl(b"<rss><channel><item><ttl>5</ttl></item></channel></rss>") is None
+
+
+def test_next_poll_is_never_sooner_than_the_server_asks_and_backs_off() -> None:
+    assert next_poll_in(300) == 300
+    assert next_poll_in(300, hints=(600, None)) == 600  # max-age of 10 minutes
+    assert next_poll_in(300, hints=(60,)) == 300  # a shorter hint does not poll more often
+    assert [next_poll_in(300, failures=n) for n in (1, 2, 3)] == [600, 1200, 2400]
+    assert next_poll_in(300, failures=20) == 300 * 32  # capped
+    assert next_poll_in(300, hints=(10**9,)) == 7 * 86400  # a hint is honoured up to a week
+
+
+def _fetched(body: bytes = b"<rss><channel><title>t</title></channel></rss>") -> FetchedFeed:
+    return FetchedFeed(FEED, FEED.url, 200, "application/rss+xml", body, datetime.now(UTC))
+
+
+def test_a_failing_feed_backs_off_and_recovers_when_it_answers() -> None:
+    state = FeedState(Validators('"v1"', None))
+    down = FeedPoll(None, False, FetchError("http_status", "HTTP 503", url=FEED.url, status=503),
+                    Validators(), None)
+    for failures in (1, 2, 3):
+        state = after_poll(state, down, 1000.0, 300)
+        assert (state.failures, state.next_due) == (failures, 1000.0 + 300 * 2 ** failures)
+    assert state.validators == Validators('"v1"', None)  # kept for when it answers again
+    throttled = FeedPoll(None, False, FetchError("http_status", "HTTP 429", url=FEED.url,
+                                                 status=429, retry_after=7200), Validators(),
+                         None)
+    assert after_poll(FeedState(), throttled, 0.0, 300).next_due == 7200  # as it asked
+    back = FeedPoll(None, True, None, state.validators, None)  # 304
+    recovered = after_poll(state, back, 5000.0, 300)
+    assert (recovered.failures, recovered.next_due) == (0, 5300.0)
+
+
+def test_a_full_answer_replaces_validators_and_its_hints_set_the_next_poll() -> None:
+    ttl = b"<rss><channel><title>t</title><ttl>60</ttl></channel></rss>"
+    fresh = FeedPoll(_fetched(ttl), False, None, Validators('"v2"', None), 600)
+    state = after_poll(FeedState(Validators('"v1"', None)), fresh, 0.0, 300)
+    assert state.validators == Validators('"v2"', None)
+    assert state.next_due == 3600  # the feed's <ttl> (an hour) beats max-age and interval
+    silent = FeedPoll(_fetched(), False, None, Validators(), None)  # no validators this time
+    assert after_poll(state, silent, 0.0, 300).validators == Validators()

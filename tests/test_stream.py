@@ -1,0 +1,206 @@
+"""The stream's semantics, poll by poll: TestStream ticks in place of the impulse (Beam's
+bundle-based DirectRunner, --streaming) against a loopback site whose feed changes between
+polls; then a bounded `newsbeam stream` with the real impulse."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import apache_beam as beam
+import psycopg
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+
+# Renamed so that pytest does not take it for a test class.
+from apache_beam.testing.test_stream import TestStream as ScriptedStream
+from apache_beam.transforms.window import TimestampedValue
+
+from pipeline import demo
+from pipeline.cli import main
+from pipeline.config import load_taxonomy
+from pipeline.loopback import LoopbackServer, RequestHandler, Route
+from pipeline.stream import StreamConfig, build_stream
+from tests.conftest import POSTGRES_URI
+from tests.helpers import LOOPBACK_HTTP
+from tests.servers import ConcurrencyMeter, delayed
+from transforms.core import Feed
+
+pytestmark = pytest.mark.slow  # whole streams
+
+HTML = {"Content-Type": "text/html; charset=utf-8"}
+LONG_AGO = "Mon, 01 Jan 2001 00:00:00 GMT"
+RECENT = "Tue, 04 Mar 2025 07:45:00 GMT"
+TTL = 3600.0
+
+
+class ChangingFeed:
+    """A feed whose n-th request is answered with its n-th version (the last one from then on),
+    each version with an ETag of its own, so an unchanged feed answers 304."""
+
+    def __init__(self, site: LoopbackServer, versions: list[list[tuple[int, str]]]) -> None:
+        self.site, self.versions, self.requests = site, versions, 0
+
+    def __call__(self, handler: RequestHandler) -> None:
+        number = min(self.requests, len(self.versions) - 1)
+        self.requests += 1
+        stories = demo.sample_articles()
+        items = "".join(
+            f"<item><title>{stories[n]['title']}</title><link>{self.site.url(stories[n]['path'])}"
+            f"</link><pubDate>{date}</pubDate></item>" for n, date in self.versions[number])
+        etag = f'"{json.dumps(self.versions[number])}"'.replace('"', "'")
+        handler.send_route(Route(
+            f"<?xml version='1.0'?><rss version='2.0'><channel><title>Desk</title>{items}"
+            "</channel></rss>".encode(),
+            headers={"Content-Type": "application/rss+xml", "ETag": f'"{hash(etag)}"'}))
+
+
+@pytest.fixture
+def site() -> Iterator[LoopbackServer]:
+    server = LoopbackServer({}).start()
+    for story in demo.sample_articles():
+        server.routes[story["path"]] = Route(demo.render_page(story, server.base_url),
+                                             headers=HTML)
+    yield server
+    server.stop()
+
+
+def _lines(out: Path, pattern: str) -> list[tuple[str, dict]]:
+    return [(path.name, json.loads(line)) for path in sorted(out.glob(pattern))
+            for line in path.open() if line.strip()]
+
+
+def _summaries(out: Path) -> list[dict]:
+    found = []
+    for path in sorted(out.glob("summary-*.json")):
+        text, decoder, position = path.read_text(), json.JSONDecoder(), 0
+        while text[position:].strip():
+            position += len(text[position:]) - len(text[position:].lstrip())
+            summary, position = decoder.raw_decode(text, position)
+            found.append(summary)
+    return found
+
+
+def test_each_poll_emits_only_what_is_new_and_an_id_is_new_again_after_its_ttl(
+    site: LoopbackServer, tmp_path: Path,
+) -> None:
+    stories = demo.sample_articles()
+    a, b, c, d = 0, 1, 2, 4  # four stories of the sample
+    feed = ChangingFeed(site, [
+        [(a, LONG_AGO), (b, RECENT)],  # poll 1
+        [(a, LONG_AGO), (b, RECENT), (c, RECENT)],  # poll 2: one new entry
+        [(a, LONG_AGO), (b, RECENT), (c, RECENT)],  # poll 3: unchanged, 304
+        [(a, LONG_AGO), (b, RECENT), (c, RECENT), (d, RECENT)],  # poll 4, after the TTL
+    ])
+    site.routes["/feed.xml"] = feed
+    # A stream's clock never runs ahead of real time: its ticks are in the past.
+    start = float(int(time.time()) - 3 * 3600)
+    ticks = ScriptedStream()
+    for offset in (0, 300, 600, 3720):  # the 4th poll is past the TTL of a and b, not of c
+        ticks = ticks.advance_watermark_to(start + offset).add_elements(
+            [TimestampedValue(start + offset, start + offset)])
+    ticks = ticks.advance_watermark_to_infinity()
+    config = StreamConfig(out=str(tmp_path), taxonomy=load_taxonomy(), http=LOOPBACK_HTTP,
+                          stream_id="s1", dedup_ttl=TTL, window=600)
+    options = PipelineOptions(["--runner=BundleBasedDirectRunner", "--streaming"])
+    with beam.Pipeline(options=options) as pipeline:
+        build_stream(pipeline | ticks, (Feed(site.url("/feed.xml")),), config)
+
+    assert feed.requests == 4
+    pages = Counter({path: n for path, n in site.requests.items() if path.endswith(".html")})
+    assert pages == Counter({stories[a]["path"]: 2, stories[b]["path"]: 2,
+                             stories[c]["path"]: 1, stories[d]["path"]: 1})
+    records = _lines(tmp_path, "articles-s1-*.jsonl")
+    assert Counter(record["title"] for _, record in records) == Counter({
+        stories[a]["title"]: 2, stories[b]["title"]: 2, stories[c]["title"]: 1,
+        stories[d]["title"]: 1})
+    # An article published long ago is written like any other.
+    assert any(record["published_at"].startswith("2001-01-01") for _, record in records)
+    # Files are cut by ingestion time: each record sits in the window of its fetched_at.
+    for name, record in records:
+        start_text, end_text = name.removeprefix("articles-s1-").split("-")[:2]
+        window = [datetime.strptime(t, "%Y%m%dT%H%M%SZ").timestamp()
+                  for t in (start_text, end_text)]
+        fetched = datetime.fromisoformat(record["fetched_at"].replace("Z", "+00:00"))
+        assert window[0] <= fetched.timestamp() < window[1], (name, record["fetched_at"])
+    summaries = _summaries(tmp_path)
+    assert all(summary["accounted"] == {"feeds": True, "entries": True} for summary in summaries)
+    totals = Counter()
+    for summary in summaries:
+        totals.update(summary["counts"])
+    assert totals["feeds.configured"] == 4 and totals["feeds.not_modified"] == 1
+    # Poll 2 saw a and b again, poll 4 saw c again (within its TTL).
+    assert totals["records.output"] == 6 and totals["entries.duplicate"] == 3
+    # a and b were forgotten by their timers when the clock passed their TTL, before poll 4
+    # (which is why it fetched them again): the state is bounded by the TTL. (The ids
+    # remembered after that are forgotten when the clock passes theirs; this stream ends
+    # first.)
+    assert totals["state.remembered"] == 6 and totals["state.forgotten"] == 2
+
+
+@pytest.mark.services
+def test_a_bounded_stream_writes_each_article_once_to_every_sink(
+    tmp_path: Path, postgres_uri: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    meters = {host: ConcurrencyMeter() for host in ("127.0.0.2", "127.0.0.3")}
+    sites = {host: LoopbackServer({}, host=host).start() for host in meters}
+    stories = demo.sample_articles()
+    for host, site in sites.items():
+        for story in stories:
+            site.routes[story["path"]] = delayed(
+                Route(demo.render_page(story, site.base_url), headers=HTML), 0.2, meters[host])
+    feeds = {
+        # Gains an entry, then loses one and changes another's title, then turns over.
+        "127.0.0.2": ChangingFeed(sites["127.0.0.2"], [
+            [(0, RECENT), (1, RECENT)], [(0, RECENT), (1, RECENT), (2, RECENT)],
+            [(1, LONG_AGO), (2, RECENT)], [(2, RECENT), (3, RECENT)]]),
+        "127.0.0.3": ChangingFeed(sites["127.0.0.3"], [
+            [(4, RECENT)], [(4, RECENT), (5, RECENT)], [(5, RECENT)]]),
+    }
+    for host, feed in feeds.items():
+        sites[host].routes["/feed.xml"] = feed
+    prefix = postgres_uri.split("table_prefix=")[1]
+    out = tmp_path / "out"
+    feeds_file = tmp_path / "feeds.yaml"
+    feeds_file.write_text("feeds:\n" + "".join(
+        f"  - {site.url('/feed.xml')}\n" for site in sites.values()))
+    try:
+        status = main([
+            "stream", "--feeds", str(feeds_file), "--out", str(out), "--allow-private-networks",
+            "--poll-interval=1s", "--stop-after=6s", "--window=1m", f"--state={postgres_uri}",
+            f"--sink=jsonl:{out}", f"--sink=parquet:{tmp_path / 'parquet'}",
+            f"--sink={POSTGRES_URI}?table={prefix}articles",
+        ])
+    finally:
+        for site in sites.values():
+            site.stop()
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    assert all(feed.requests >= 4 for feed in feeds.values())  # polled every second
+    assert all(meter.peak <= 2 for meter in meters.values())  # per-host limits held
+    records = _lines(out, "articles-stream-*.jsonl")
+    ids = Counter(record["id"] for _, record in records)
+    assert len(ids) == 6 and set(ids.values()) == {1}  # six articles, each written once
+    for name, record in records:
+        span = name.split("-")[3:5]  # articles-stream-<id>-<start>-<end>-...
+        window = [datetime.strptime(t, "%Y%m%dT%H%M%SZ").timestamp() for t in span]
+        fetched = datetime.fromisoformat(record["fetched_at"].replace("Z", "+00:00"))
+        assert window[0] <= fetched.timestamp() < window[1]
+    table = pq.read_table(sorted((tmp_path / "parquet").glob("articles-*.parquet")))
+    assert sorted(table.column("id").to_pylist()) == sorted(ids)
+    with psycopg.connect(POSTGRES_URI) as connection:
+        rows = connection.execute(f"SELECT id FROM {prefix}articles").fetchall()
+        remembered = connection.execute(
+            f"SELECT id FROM {prefix}seen_articles").fetchall()
+    assert sorted(row[0] for row in rows) == sorted(ids)
+    # What the stream wrote is in the state store, so a later run or stream skips it.
+    assert sorted(row[0] for row in remembered) == sorted(ids)
+    totals = json.loads(next(out.glob("stream-*.json")).read_text())
+    assert totals["accounted"] == {"feeds": True, "entries": True}
+    assert totals["entries"]["records"] == 6
+    assert "6 records" in printed
