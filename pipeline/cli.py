@@ -191,7 +191,13 @@ def _stream(args: argparse.Namespace, rest: list[str], flags: list[str]) -> int:
     taxonomy = load_taxonomy(args.topics)
     _prepare_out(args.out)
     logging.getLogger("newsbeam.summary").setLevel(logging.INFO)  # a line per window
-    return _report(run_stream(PipelineOptions(flags), feeds, taxonomy, args.out))
+    outcome = run_stream(PipelineOptions(flags), feeds, taxonomy, args.out)
+    if outcome.get("status") == "submitted":
+        print(f"stream {outcome['stream_id']} submitted to {outcome['runner']} as job"
+              f" {outcome['job_id']}: it runs until it is drained or cancelled; its windows'"
+              f" files and summaries go to {outcome['out']}")
+        return 0
+    return _report(outcome)
 
 
 def _demo(args: argparse.Namespace, rest: list[str]) -> int:

@@ -73,8 +73,9 @@ class NewsbeamOptions(PipelineOptions):
         )
         parser.add_argument(
             "--out", metavar="DIR", default=DEFAULT_OUT,
-            help=f"directory for articles-*.jsonl, dead-letters-*.jsonl and run.json"
-            f" (default: {DEFAULT_OUT})",
+            help="directory for summaries (run.json and summary-*.json; a stream's"
+            " stream-*.json), and for articles-*.jsonl and dead-letters-*.jsonl unless --sink"
+            f" and --dead-letters say otherwise (default: {DEFAULT_OUT})",
         )
         parser.add_argument(
             "--sink", metavar="URI", action="append", default=None,
@@ -197,6 +198,12 @@ class StreamOptions(PipelineOptions):
             metavar="DURATION",
             help="end the stream cleanly after this long (for trials and tests; needed on the"
             " in-process runner)",
+        )
+        parser.add_argument(
+            "--detach", action="store_true",
+            help="return once the runner has accepted the job, which then runs until it is"
+            " drained or cancelled (runners whose workers run elsewhere: Dataflow, Flink,"
+            " Spark, a PortableRunner job service)",
         )
 
 

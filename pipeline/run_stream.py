@@ -23,7 +23,7 @@ from pipeline.options import (
     politeness,
     sinks,
 )
-from pipeline.run import run_to_the_end
+from pipeline.run import RunFailedError, root_cause, run_to_the_end
 from pipeline.runners import PlacementError, check_paths, placement
 from pipeline.stream import StreamConfig, build_stream
 from transforms.core import DeadLetter, Feed, Record, matching_paths, redact, summarize
@@ -35,11 +35,13 @@ from transforms.topics import Taxonomy
 # its windows when it ends): a trial stream. Every other runner is a streaming runner.
 TRIAL_RUNNERS = frozenset({"FnApiRunner"})
 
+
 def run_stream(
     options: PipelineOptions, feeds: tuple[Feed, ...], taxonomy: Taxonomy, out: str
 ) -> dict[str, Any]:
     """Poll `feeds` on an impulse until the stream is stopped (or `--stop-after`), then return
-    (and save) the totals of its windows' summaries."""
+    (and save) the totals of its windows' summaries; with `--detach`, return (and save) the
+    stream's details once the runner has accepted it, with `job_id`."""
     standard = options.view_as(StandardOptions)
     if not standard.runner:
         standard.runner = DEFAULT_RUNNER
@@ -54,6 +56,10 @@ def run_stream(
             " it stops); for a stream that runs until stopped use a streaming runner"
             " (--runner DataflowRunner, FlinkRunner or PrismRunner), or, on one machine,"
             " newsbeam run --every")
+    if stream.detach and where.on_this_machine:
+        raise PlacementError(
+            f"stream: --detach needs a runner whose workers run elsewhere; {where.runner}"
+            " runs the job in this process, which would end it on exit")
     state_uri = None if newsbeam.state == "none" else newsbeam.state
     record_sinks, dead_letter_sink = sinks(options, out)
     check_paths(where, shared_filesystem=newsbeam.shared_filesystem, out=out,
@@ -75,7 +81,7 @@ def run_stream(
         sinks=record_sinks, dead_letter_sink=dead_letter_sink, politeness=politeness(options),
         isolation=isolation(options), poll_interval=stream.poll_interval,
         window=stream.window, dedup_ttl=stream.dedup_ttl,
-        state_uri=None if newsbeam.force else state_uri, streaming_runner=not trial,
+        state_uri=None if newsbeam.force else state_uri,
         spread_extraction=not (where.on_this_machine and where.worker_processes == 1),
     )
     started = time.time()
@@ -84,18 +90,39 @@ def run_stream(
     ticks = pipeline | "Ticks" >> PeriodicImpulse(
         start_timestamp=started, stop_timestamp=stop, fire_interval=tick)
     build_stream(ticks, feeds, config)
-    run_to_the_end(pipeline)
-    totals = stream_totals(out, stream_id)
-    totals.update(
-        stream_id=stream_id, runner=where.runner, duration_seconds=round(time.time() - started, 2),
-        poll_interval_seconds=stream.poll_interval, window_seconds=stream.window,
+    details = dict(
+        stream_id=stream_id, runner=where.runner, poll_interval_seconds=stream.poll_interval,
+        window_seconds=stream.window, dedup_ttl_seconds=stream.dedup_ttl,
         taxonomy_version=taxonomy.version, state=redact(state_uri) if state_uri else "none",
         sinks=[sink.shown for sink in record_sinks], dead_letters_sink=dead_letter_sink.shown,
         out=out,
     )
-    with FileSystems.create(FileSystems.join(out, f"{stream_id}.json")) as handle:
-        handle.write((json.dumps(totals, indent=2) + "\n").encode("utf-8"))
+    if stream.detach:
+        details.update(job_id=submit(pipeline), status="submitted")
+        _save(out, stream_id, details)
+        return details
+    run_to_the_end(pipeline)
+    totals = stream_totals(out, stream_id)
+    totals.update(details, duration_seconds=round(time.time() - started, 2))
+    _save(out, stream_id, totals)
     return totals
+
+
+def submit(pipeline: beam.Pipeline) -> str:
+    """Hand the pipeline to its runner without waiting for it; the runner's id for the job."""
+    try:
+        result = pipeline.run()
+    except Exception as error:  # whatever the runner raises, the user gets one line
+        raise RunFailedError(f"the stream was not started: {root_cause(error)}") from error
+    # Dataflow's result has job_id(); the portable runner's (Flink, Spark, job services) keeps
+    # the id its job service assigned in _job_id.
+    job_id = getattr(result, "job_id", None)
+    return str(job_id() if callable(job_id) else getattr(result, "_job_id", "unknown"))
+
+
+def _save(out: str, stream_id: str, content: dict[str, Any]) -> None:
+    with FileSystems.create(FileSystems.join(out, f"{stream_id}.json")) as handle:
+        handle.write((json.dumps(content, indent=2) + "\n").encode("utf-8"))
 
 
 def stream_totals(out: str, stream_id: str) -> dict[str, Any]:

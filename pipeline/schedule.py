@@ -1,6 +1,7 @@
 """`newsbeam run --every D`: the batch job on a schedule, for one machine without a streaming
-runner. Each run is incremental through the state store; one line is logged per run; SIGINT or
-SIGTERM lets the run in progress finish, then the loop ends."""
+runner. Each run is incremental through the state store; one line is logged per run; a run
+that fails (a sink or the state store away for a while) is logged and the next one goes ahead
+as planned; SIGINT or SIGTERM lets the run in progress finish, then the loop ends."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from pipeline.run import RunFailedError
 from transforms.core import summary_line
 
 log = logging.getLogger("newsbeam.schedule")
@@ -19,8 +21,8 @@ log = logging.getLogger("newsbeam.schedule")
 
 def run_every(interval: float, run: Callable[[], dict[str, Any]]) -> int:
     """Call `run` every `interval` seconds (from the start of one run to the next; a run that
-    takes longer is followed at once) until SIGINT or SIGTERM; returns the exit status: 0, or 3
-    if the last run did not account for every feed and entry."""
+    takes longer is followed at once) until SIGINT or SIGTERM; returns the exit status of the
+    last run: 0, 1 if it failed, 3 if it did not account for every feed and entry."""
     stop = threading.Event()
 
     def on_signal(number: int, frame: FrameType | None) -> None:
@@ -30,15 +32,20 @@ def run_every(interval: float, run: Callable[[], dict[str, Any]]) -> int:
 
     previous = {number: signal.signal(number, on_signal)
                 for number in (signal.SIGINT, signal.SIGTERM)}
-    accounted = True
+    status = 0
     try:
         while not stop.is_set():
             started = time.monotonic()
-            summary = run()
-            accounted = all(summary["accounted"].values())
-            log.info("run %s: %s", summary.get("run_id", ""), summary_line(summary))
+            try:
+                summary = run()
+            except RunFailedError as error:
+                log.error("%s; the next run starts as planned", error)
+                status = 1
+            else:
+                status = 0 if all(summary["accounted"].values()) else 3
+                log.info("run %s: %s", summary.get("run_id", ""), summary_line(summary))
             stop.wait(max(0.0, interval - (time.monotonic() - started)))
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
-    return 0 if accounted else 3
+    return status

@@ -30,9 +30,6 @@ from transforms.state import RememberEntries, RememberOutcomes
 from transforms.topics import Taxonomy
 
 DAY = 86400.0
-# How long a stream lets a batch of records bound for a database wait for more, where the
-# runner has processing-time timers.
-WRITE_BUFFERING = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,10 +48,6 @@ class StreamConfig:
     window: float = 600.0  # outputs are cut per window of this many seconds
     dedup_ttl: float = 7 * DAY  # an article id is remembered this long
     state_uri: str | None = None  # start where earlier runs left off, and tell later ones
-    # A streaming runner (Dataflow, Flink, Prism, Beam's bundle-based DirectRunner) has
-    # processing-time timers, and event-time timers that wait for the watermark; Beam's
-    # in-process runner, which runs bounded trial streams, has neither.
-    streaming_runner: bool = True
     spread_extraction: bool = False
 
 
@@ -71,12 +64,10 @@ def build_stream(
     ticks: beam.PCollection, feeds: tuple[Feed, ...], config: StreamConfig
 ) -> StreamOutputs:
     """Add the stream to the pipeline of `ticks`, a PCollection with one element per poll."""
-    buffering = config.streaming_runner
     fetched = ticks | "PollFeeds" >> PollFeeds(
         feeds, config.http, config.poll_interval, config.politeness
     )
-    dedup = RememberEntries(config.dedup_ttl, config.state_uri,
-                            forget_with_timers=config.streaming_runner)
+    dedup = RememberEntries(config.dedup_ttl, config.state_uri)
     core = feed_bytes_to_records(fetched.feeds, dedup, CoreConfig(
         config.taxonomy, config.http, config.politeness, config.isolation,
         spread_extraction=config.spread_extraction,
@@ -84,7 +75,7 @@ def build_stream(
     ))
     dead_letters = (fetched.dead_letters, *core.dead_letters) | "DeadLetters" >> (
         CollectDeadLetters())
-    cut = Cut(windowed=True, buffering=WRITE_BUFFERING if buffering else None)
+    cut = Cut(windowed=True)
     default = Sink("jsonl", f"jsonl:{config.out}", config.out)
     records = core.records | "ByIngestionTime" >> IntoWindows(config.window, "fetched_at")
     records | "WriteRecords" >> WriteRecords(config.sinks or (default,), config.stream_id, cut)
@@ -93,9 +84,8 @@ def build_stream(
         config.dead_letter_sink or default, config.stream_id, cut
     )
     if config.state_uri is not None:
-        (core.records, dead_letters.letters) | "RememberOutcomes" >> RememberOutcomes(
-            config.state_uri, config.stream_id, WRITE_BUFFERING if buffering else None
-        )
+        (records, letters) | "RememberOutcomes" >> RememberOutcomes(
+            config.state_uri, config.stream_id)
     summaries = (fetched.tallies, *core.tallies, dead_letters.tallies) | "Summarize" >> (
         Summarize(window=config.window))
     summaries | "WriteSummaries" >> WriteSummaries(config.out, f"summary-{config.stream_id}")

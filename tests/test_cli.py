@@ -161,6 +161,17 @@ def test_a_stream_on_the_in_process_runner_needs_an_end(
     assert "needs --stop-after" in line and "newsbeam run --every" in line
 
 
+def test_a_stream_detaches_only_from_a_runner_that_runs_elsewhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds: [https://ok.example/feed]\n")
+    status, _, err = _run(capsys, "stream", "--feeds", str(feeds), "--out", str(tmp_path / "o"),
+                          "--stop-after=1m", "--detach")
+    assert status == 2
+    assert "--detach needs a runner whose workers run elsewhere" in _error_line(err)
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["run", "--window=5m"], "unrecognized option '--window=5m'"),
     (["stream", "--poll-interval=often"], "'often' is not a duration"),

@@ -14,8 +14,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import psycopg
 import pytest
+from apache_beam.portability.api import beam_job_api_pb2, beam_job_api_pb2_grpc
 
 from pipeline import demo
 from pipeline.cli import main
@@ -129,3 +131,50 @@ def test_the_portable_runner_gives_what_an_in_process_run_gives(
     summary = json.loads((portable_out / "run.json").read_text())
     assert summary["runner"] == "PortableRunner"
     assert summary["accounted"] == {"feeds": True, "entries": True}
+
+
+def _job_state(job_port: int, job_id: str) -> str:
+    with grpc.insecure_channel(f"localhost:{job_port}") as channel:
+        reply = beam_job_api_pb2_grpc.JobServiceStub(channel).GetState(
+            beam_job_api_pb2.GetJobStateRequest(job_id=job_id), timeout=10)
+    return str(beam_job_api_pb2.JobState.Enum.Name(reply.state))
+
+
+def test_a_detached_stream_runs_on_in_the_job_service_and_writes_each_article_once(
+    portable: tuple[int, int], postgres_uri: str, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The job service runs pipelines on Beam's in-process runner, which fires event-time
+    # timers early: the stream's dedup must not forget ids because of it.
+    job_port, pool_port = portable
+    prefix = postgres_uri.split("table_prefix=")[1]
+    site: LoopbackServer = demo.sample_server()
+    out = tmp_path / "out"
+    try:
+        feeds = tmp_path / "feeds.yaml"
+        feeds.write_text("feeds:\n" + "".join(
+            f"  - {site.url('/feeds/' + name)}\n" for name, _, _ in demo.FEED_FILES))
+        status = main([
+            "stream", "--feeds", str(feeds), "--out", str(out), "--allow-private-networks",
+            f"--state={postgres_uri}", "--poll-interval=2s", "--window=5s", "--stop-after=8s",
+            f"--sink=jsonl:{out}", f"--sink={POSTGRES_URI}?table={prefix}articles",
+            "--runner=PortableRunner", f"--job_endpoint=localhost:{job_port}",
+            "--environment_type=EXTERNAL", f"--environment_config=localhost:{pool_port}",
+            "--shared-filesystem", "--detach",
+        ])
+        printed = capsys.readouterr().out
+        assert status == 0, printed
+        details = json.loads(next(out.glob("stream-*.json")).read_text())
+        assert details["status"] == "submitted" and details["job_id"] in printed
+        deadline, state = time.monotonic() + 90, "RUNNING"
+        while state not in ("DONE", "FAILED", "CANCELLED") and time.monotonic() < deadline:
+            time.sleep(1)
+            state = _job_state(job_port, details["job_id"])
+    finally:
+        site.stop()
+    assert state == "DONE"
+    ids = [record["id"] for record in _records(out)]
+    assert len(ids) == 6 and len(set(ids)) == 6  # the sample's six articles, each once
+    with psycopg.connect(POSTGRES_URI) as connection:
+        rows = connection.execute(f"SELECT id FROM {prefix}articles").fetchall()
+    assert sorted(row[0] for row in rows) == sorted(ids)

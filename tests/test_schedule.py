@@ -1,15 +1,21 @@
 """When a stream polls a feed: its interval, what its server asks for, backing off a failing
-feed and recovering; durations as people write them."""
+feed and recovering; durations as people write them; the batch job on a schedule."""
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
 
 from pipeline.config import ConfigError, load_feeds
 from pipeline.durations import format_duration, parse_duration
-from transforms.core import Feed, FetchedFeed, Validators
+from pipeline.run import RunFailedError
+from pipeline.schedule import run_every
+from transforms.core import Feed, FetchedFeed, Validators, summarize
 from transforms.feeds import FeedPoll, FeedState, after_poll, max_age, next_poll_in, rss_ttl
 from transforms.fetch import FetchError
 
@@ -90,3 +96,24 @@ def test_a_full_answer_replaces_validators_and_its_hints_set_the_next_poll() -> 
     assert state.next_due == 3600  # the feed's <ttl> (an hour) beats max-age and interval
     silent = FeedPoll(_fetched(), False, None, Validators(), None)  # no validators this time
     assert after_poll(state, silent, 0.0, 300).validators == Validators()
+
+
+def test_a_scheduled_run_that_fails_is_logged_and_the_next_one_goes_ahead(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    accounted = dict(summarize(Counter()), run_id="r2")  # a run with nothing to do
+    calls = []
+
+    def run() -> dict:
+        calls.append(len(calls) + 1)
+        if len(calls) == 1:
+            raise RunFailedError("the run failed, nothing was committed: sink went away")
+        os.kill(os.getpid(), signal.SIGTERM)  # stop after this run
+        return accounted
+
+    with caplog.at_level(logging.INFO, logger="newsbeam.schedule"):
+        status = run_every(0.01, run)
+    assert calls == [1, 2] and status == 0
+    messages = [record.getMessage() for record in caplog.records]
+    assert "sink went away; the next run starts as planned" in messages[0]
+    assert any(message.startswith("run r2: ") for message in messages)

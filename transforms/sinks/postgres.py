@@ -148,21 +148,18 @@ class WriteToPostgres(Composite):
 
     sink: Sink
     element: type = Record
-    buffering: float | None = None  # a stream's: wait at most this long for a batch
 
     def expand(self, elements: beam.PCollection) -> beam.PCollection:
         return (
             elements
-            | "Batch" >> batches(BATCH_SIZE, self.buffering)
+            | "Batch" >> batches(BATCH_SIZE)
             | "Upsert" >> beam.ParDo(_WriteBatches(self.sink, self.element))
         )
 
 
-def batches(size: int, buffering: float | None) -> beam.PTransform:
-    """Batches of `size` elements, each a round trip (a transaction, for PostgreSQL). Fixed-size:
-    adaptive batching starts at one element. With `buffering`, a stream's batch waits at most
-    that many seconds, so records reach the database as they come."""
-    if buffering:
-        return beam.BatchElements(min_batch_size=size, max_batch_size=size,
-                                  max_batch_duration_secs=buffering)
+def batches(size: int) -> beam.PTransform:
+    """Batches of up to `size` elements, each a round trip (a transaction, for PostgreSQL).
+    Fixed-size: adaptive batching starts at one element. A batch never outlives its bundle, so
+    in a stream records reach the database as their bundle ends (seconds, on a streaming
+    runner); no processing-time timer is involved, which not every runner handles."""
     return beam.BatchElements(min_batch_size=size, max_batch_size=size)

@@ -69,11 +69,10 @@ class WriteToRedisStream(Composite):
     """Append every element to the sink's Redis stream, in pipelined batches."""
 
     sink: Sink
-    buffering: float | None = None  # a stream's: wait at most this long for a batch
 
     def expand(self, elements: beam.PCollection) -> beam.PCollection:
         return (
             elements
-            | "Batch" >> batches(BATCH_SIZE, self.buffering)
+            | "Batch" >> batches(BATCH_SIZE)
             | "Append" >> beam.ParDo(_Append(self.sink))
         )

@@ -52,12 +52,10 @@ def _label(sink: Sink, index: int) -> str:
 @dataclasses.dataclass(frozen=True)
 class Cut:
     """How a job's output is cut: per run (a batch run's file set), or per window (a stream's
-    elements, already in their windows; databases written in batches that wait at most
-    `buffering` seconds, None: a bundle's worth, where the runner has no processing-time
-    timers)."""
+    elements, already in their windows: a file set per window; databases are written in
+    batches as bundles end)."""
 
     windowed: bool = False
-    buffering: float | None = None
 
 
 PER_RUN = Cut()
@@ -89,9 +87,9 @@ class _SinkWrite(Composite):
         if family == "parquet":
             return elements | WriteParquet(self.sink.target, self.prefix, self.element)
         if family == "postgresql":
-            return elements | WriteToPostgres(self.sink, self.element, self.cut.buffering)
+            return elements | WriteToPostgres(self.sink, self.element)
         if family == "redis":
-            return elements | WriteToRedisStream(self.sink, self.cut.buffering)
+            return elements | WriteToRedisStream(self.sink)
         if family == "bigquery":
             return elements | WriteToBigQuery(self.sink, streaming=self.cut.windowed)
         raise SinkError(f"sink {self.sink.shown}: no writer for {family}")

@@ -3,9 +3,13 @@
 Each article id is remembered (keyed by the id) when its entry first passes, with the time it
 did; the same id within `ttl` seconds is a duplicate, after that it is new again. Expiry is
 decided by comparing times, so it is exact on every runner; a timer also forgets the id at
-that time, so the state stays bounded however long the stream runs. (Beam's in-process runner
-fires event-time timers early under a periodic impulse: a trial stream there keeps its ids for
-its whole, bounded, life instead, see `forget_with_timers`.)
+that time, so the state stays bounded however long the stream runs.
+
+The timer is not trusted with correctness: Beam's in-process runner (also behind the Python
+job service of the PortableRunner) fires event-time timers at the end of a bundle under a
+periodic impulse, long before their time. A stream's event time is the time of its polls,
+never ahead of the wall clock, so a timer whose expiry the wall clock has not reached fired
+early, and the id is kept (until it is seen again, when the comparison decides).
 
 In a stream an id is remembered when its entry is first passed on, so a page that failed for a
 passing reason is asked for again only once the id expires; a scheduled batch run retries it
@@ -15,6 +19,7 @@ at its next run.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,7 +41,6 @@ FORGET = TimerSpec("forget", TimeDomain.WATERMARK)
 @dataclasses.dataclass(eq=False)
 class _RememberFn(beam.DoFn):
     ttl: float
-    forget_with_timers: bool
 
     def process(
         self,
@@ -52,13 +56,15 @@ class _RememberFn(beam.DoFn):
             yield from emitted([Tally("entries.duplicate")])
             return
         first_seen.write(now)
-        if self.forget_with_timers:
-            forget.set(Timestamp.of(now + self.ttl))
+        forget.set(Timestamp.of(now + self.ttl))
         yield from emitted([Tally("state.remembered")])
         yield entry
 
     @on_timer(FORGET)
     def forget_id(self, first_seen: Any = beam.DoFn.StateParam(FIRST_SEEN)) -> Iterator[Any]:
+        seen = first_seen.read()
+        if seen is None or time.time() < seen + self.ttl:
+            return  # fired early (see the module's docstring), or already forgotten
         first_seen.clear()
         yield from emitted([Tally("state.forgotten")])
 
@@ -91,14 +97,13 @@ class RememberEntries(Composite):
 
     ttl: float
     state_uri: str | None = None
-    forget_with_timers: bool = True
 
     def expand(self, entries: beam.PCollection) -> Deduplicated:
         remembered = (
             entries
             | "KeyByArticleId" >> beam.Map(lambda entry: (entry.article_id, entry))
             .with_output_types(tuple[str, Entry])
-            | "Remember" >> beam.ParDo(_RememberFn(self.ttl, self.forget_with_timers))
+            | "Remember" >> beam.ParDo(_RememberFn(self.ttl))
             .with_outputs(TALLIES, main="entries")
         )
         if self.state_uri is None:

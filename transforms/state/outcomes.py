@@ -1,20 +1,30 @@
-"""RememberOutcomes: a stream's articles done with, committed to the state store as they come.
+"""RememberOutcomes: a stream's articles done with, committed to the state store per window.
 
-The ids of articles written and of those that failed for good go to the store in small
-batches, under the stream's run id, so a restarted stream, or a batch run, does not fetch and
-write them again. (A batch run stages the same ids and commits them once it has finished; see
-transforms.state.staging.)
+The ids of articles written and of those that failed for good go to the store under the
+stream's run id, so a restarted stream, or a batch run, does not fetch and write them again.
+They are committed when their window closes, as the window's files are written: a stream
+cancelled or killed mid-window commits nothing of that window, and whatever runs next fetches
+its articles again (databases upsert them on their ids, so none is written twice). (A batch run
+stages the same ids and commits them once it has finished; see transforms.state.staging.)
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
 
 from transforms.core import Composite, DeadLetter, is_permanent
 from transforms.state.stores import StateStore, open_state
+
+COMMIT_BATCH = 500  # ids per transaction
+SHARDS = 16  # a window's ids are committed by up to this many workers at once
+
+
+def _shard(article_id: str) -> int:
+    return zlib.crc32(article_id.encode()) % SHARDS
 
 
 @dataclasses.dataclass(eq=False)
@@ -31,9 +41,11 @@ class _Commit(beam.DoFn):
             self._store.close()
             self._store = None
 
-    def process(self, ids: list[str]) -> Iterator[int]:
+    def process(self, shard: tuple[int, Iterable[str]]) -> Iterator[int]:
         assert self._store is not None
-        self._store.commit(self.run_id, {}, ids)
+        ids = list(shard[1])
+        for start in range(0, len(ids), COMMIT_BATCH):
+            self._store.commit(self.run_id, {}, ids[start:start + COMMIT_BATCH])
         yield len(ids)
 
 
@@ -43,13 +55,11 @@ def _failed_for_good(letter: DeadLetter) -> bool:
 
 @dataclasses.dataclass(eq=False)
 class RememberOutcomes(Composite):
-    """(records, dead letters) -> their article ids committed to the state store in batches,
-    waiting at most `buffering` seconds (None: a bundle's worth, for runners without
-    processing-time timers)."""
+    """(records, dead letters), in windows -> their article ids committed to the state store
+    when their window closes."""
 
     state_uri: str
     run_id: str
-    buffering: float | None = None
 
     def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> beam.PCollection:
         records, dead_letters = inputs
@@ -58,12 +68,10 @@ class RememberOutcomes(Composite):
             | "PermanentFailures" >> beam.Filter(_failed_for_good)
             | "FailedIds" >> beam.Map(lambda letter: letter.article_id)
         )
-        batch = (beam.BatchElements(max_batch_size=500,
-                                    max_batch_duration_secs=self.buffering)
-                 if self.buffering else beam.BatchElements(max_batch_size=500))
         return (
             (records | "RecordIds" >> beam.Map(lambda record: record.id), failed)
             | "AllIds" >> beam.Flatten()
-            | "Batch" >> batch
+            | "ByShard" >> beam.Map(lambda article_id: (_shard(article_id), article_id))
+            | "WhenTheWindowCloses" >> beam.GroupByKey()
             | "Commit" >> beam.ParDo(_Commit(self.state_uri, self.run_id))
         )
