@@ -14,7 +14,7 @@ from transforms.extract import DEFAULT_ISOLATION, IsolationSettings
 from transforms.feeds import FetchFeeds
 from transforms.fetch import DEFAULT_POLITENESS, HttpSettings, Politeness
 from transforms.sinks import Sink, WriteDeadLetters, WriteRecords
-from transforms.state import DedupEntries, StageStateUpdates
+from transforms.state import CommitStagedState, DedupEntries, StageStateUpdates
 from transforms.topics import Taxonomy
 
 
@@ -30,7 +30,8 @@ class BatchConfig:
     politeness: Politeness = DEFAULT_POLITENESS
     isolation: IsolationSettings = DEFAULT_ISOLATION
     run_id: str | None = None  # names this run's output files; None: plain "articles-..."
-    state_uri: str | None = None  # skip articles earlier runs wrote; None: no state
+    state_uri: str | None = None  # skip articles earlier runs wrote, and tell later ones
+    force: bool = False  # skip nothing (the state is still updated)
     staging_dir: str | None = None  # where the run stages its state changes for commit
     # Redistribute fetched pages before extraction: worth it where there is more than one
     # worker process to spread them over (a host's pages are all fetched by one worker).
@@ -59,20 +60,25 @@ def build_batch(
     fetched = pipeline | "Feeds" >> beam.Create(feeds) | "FetchFeeds" >> FetchFeeds(
         config.http, config.politeness
     )
-    core = feed_bytes_to_records(fetched.feeds, DedupEntries(config.state_uri), CoreConfig(
+    dedup = DedupEntries(None if config.force else config.state_uri)
+    core = feed_bytes_to_records(fetched.feeds, dedup, CoreConfig(
         config.taxonomy, config.http, config.politeness, config.isolation,
         spread_extraction=config.spread_extraction,
     ))
     dead_letters = (fetched.dead_letters, *core.dead_letters) | "DeadLetters" >> (
         CollectDeadLetters())
     default = Sink("jsonl", f"jsonl:{config.out}", config.out)
-    core.records | "WriteRecords" >> WriteRecords(config.sinks or (default,), config.run_id)
-    dead_letters.letters | "WriteDeadLetters" >> WriteDeadLetters(
+    written = core.records | "WriteRecords" >> WriteRecords(
+        config.sinks or (default,), config.run_id)
+    letters_written = dead_letters.letters | "WriteDeadLetters" >> WriteDeadLetters(
         config.dead_letter_sink or default, config.run_id
     )
-    if config.staging_dir is not None:
-        (core.records, dead_letters.letters, fetched.validators) | "StageState" >> (
+    if config.state_uri is not None and config.staging_dir is not None:
+        staged = (core.records, dead_letters.letters, fetched.validators) | "StageState" >> (
             StageStateUpdates(config.staging_dir))
+        # Last: the state says what the run did only once all of it is written.
+        (*written, letters_written, *staged) | "CommitState" >> CommitStagedState(
+            config.state_uri, config.run_id or "", config.staging_dir)
     summary = (fetched.tallies, *core.tallies, dead_letters.tallies) | "Summarize" >> Summarize(
         summary_path(config.out, config.run_id)
     )

@@ -173,11 +173,21 @@ def _run(args: argparse.Namespace, rest: list[str], flags: list[str]) -> int:
     _beam_flags(rest)
     if not args.feeds:
         raise UsageError("run: --feeds FILE is required")
+    if args.every is not None and args.detach:
+        raise UsageError("run: --every waits for each run before the next; it does not go"
+                         " with --detach")
     feeds = load_feeds(args.feeds)
     taxonomy = load_taxonomy(args.topics)
     _prepare_out(args.out)
     if args.every is None:
-        return _report(run_batch(PipelineOptions(flags), feeds, taxonomy, args.out))
+        outcome = run_batch(PipelineOptions(flags), feeds, taxonomy, args.out)
+        if outcome.get("status") == "submitted":
+            print(f"run {outcome['run_id']} submitted to {outcome['runner']} as job"
+                  f" {outcome['job_id']}; it commits its state when its outputs are written,"
+                  f" and writes its summary to {outcome['summary']}")
+            return 0
+        return _report(outcome)
+
     logging.getLogger("newsbeam.schedule").setLevel(logging.INFO)
     return run_every(args.every, lambda: run_batch(PipelineOptions(flags), feeds, taxonomy,
                                                    args.out))

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import lxml.etree
 import yaml
+from apache_beam.io.filesystems import FileSystems
 
 from pipeline.durations import parse_duration
 from transforms.core import Feed
@@ -242,6 +243,14 @@ def _term(item: Any, where: str) -> Term:
 
 
 def _read(path: str | Path) -> bytes:
+    """A config file's bytes: a local path, or a URL of a file system Beam has (gs://... for a
+    Dataflow Flex Template, whose launcher has no copy of the file)."""
+    if isinstance(path, str) and FileSystems.get_scheme(path) is not None:
+        try:
+            with FileSystems.open(path) as handle:
+                return bytes(handle.read())
+        except Exception as exc:  # Beam wraps a file system's errors in its own
+            raise ConfigError(f"{path}: cannot read: {str(exc).splitlines()[0]}") from None
     try:
         return Path(path).read_bytes()
     except FileNotFoundError:

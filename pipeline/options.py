@@ -102,6 +102,12 @@ class NewsbeamOptions(PipelineOptions):
             " run elsewhere (Dataflow, Flink, Spark, PortableRunner)",
         )
         parser.add_argument(
+            "--detach", action="store_true", default=False,
+            help="return once the runner has accepted the job, with its id; the job then runs"
+            " on its own (runners whose workers run elsewhere: Dataflow, Flink, Spark, a job"
+            " service; a Dataflow Flex Template launches this way)",
+        )
+        parser.add_argument(
             "--force", action="store_true", default=False,
             help="ignore the state: fetch every feed in full and every article again"
             " (the state is still updated)",
@@ -198,12 +204,6 @@ class StreamOptions(PipelineOptions):
             metavar="DURATION",
             help="end the stream cleanly after this long (for trials and tests; needed on the"
             " in-process runner)",
-        )
-        parser.add_argument(
-            "--detach", action="store_true",
-            help="return once the runner has accepted the job, which then runs until it is"
-            " drained or cancelled (runners whose workers run elsewhere: Dataflow, Flink,"
-            " Spark, a PortableRunner job service)",
         )
 
 

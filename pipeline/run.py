@@ -21,10 +21,10 @@ from pipeline.options import (
     politeness,
     sinks,
 )
-from pipeline.runners import check_paths, placement
+from pipeline.runners import check_detachable, check_paths, placement
 from transforms.core import DeadLetter, Feed, Record, format_utc, redact
 from transforms.sinks import prepare_sinks
-from transforms.state import commit_staged, discard_stale_staging, open_state, staging_dir
+from transforms.state import discard_stale_staging, open_state, staging_dir
 from transforms.topics import Taxonomy
 
 SUMMARY_FILE = "run.json"
@@ -38,8 +38,10 @@ class RunFailedError(Exception):
 def run_batch(
     options: PipelineOptions, feeds: tuple[Feed, ...], taxonomy: Taxonomy, out: str
 ) -> dict[str, Any]:
-    """Run one batch pass over `feeds`, wait for it, commit its state, and return (and save)
-    the run summary. `--state none` runs without state: everything is fetched and kept."""
+    """Run one batch pass over `feeds` (which commits its state as its last step), wait for
+    it, and return (and save) the run summary; with `--detach`, return (and save) the run's
+    details once the runner has it, with `job_id`. `--state none` runs without state:
+    everything is fetched and kept."""
     standard = options.view_as(StandardOptions)
     if not standard.runner:
         standard.runner = DEFAULT_RUNNER
@@ -51,6 +53,8 @@ def run_batch(
     # records, fails the run now.
     check_paths(where, shared_filesystem=newsbeam.shared_filesystem, out=out,
                 sinks=(*record_sinks, dead_letter_sink), state_uri=state_uri)
+    if newsbeam.detach:
+        check_detachable(where, "run")
     prepare_sinks(record_sinks, Record)
     prepare_sinks((dead_letter_sink,), DeadLetter)
     started = datetime.now(UTC)
@@ -70,36 +74,43 @@ def run_batch(
             out=out, taxonomy=taxonomy, http=http_settings(options), sinks=record_sinks,
             dead_letter_sink=dead_letter_sink,
             politeness=politeness(options), isolation=isolation(options), run_id=run_id,
-            state_uri=None if newsbeam.force else state_uri, staging_dir=staging,
+            state_uri=state_uri, force=bool(newsbeam.force), staging_dir=staging,
             spread_extraction=not (where.on_this_machine and where.worker_processes == 1),
         )
         pipeline = beam.Pipeline(options=options)
         build_batch(pipeline, feeds, config)
+        details = dict(
+            run_id=run_id,
+            started_at=format_utc(started),
+            runner=where.runner,
+            taxonomy_version=taxonomy.version,
+            state=redact(state_uri) if state_uri else "none",
+            forced=bool(newsbeam.force),
+            recovered_runs=recovered,
+            sinks=[sink.shown for sink in record_sinks],
+            dead_letters_sink=dead_letter_sink.shown,
+            out=out,
+        )
+        if newsbeam.detach:
+            details.update(job_id=submit(pipeline), status="submitted",
+                           summary=summary_path(out, run_id))
+            save_json(out, SUMMARY_FILE, details)
+            return details
         run_to_the_end(pipeline)
-        # Only now, with every output written, does the run's state become permanent.
-        if store and staging:
-            commit_staged(store, run_id, staging)
     finally:
         if store:
             store.close()
     summary = read_summary(summary_path(out, run_id))
-    summary.update(
-        run_id=run_id,
-        started_at=format_utc(started),
-        duration_seconds=round(time.monotonic() - clock, 2),
-        runner=where.runner,
-        taxonomy_version=taxonomy.version,
-        state=redact(state_uri) if state_uri else "none",
-        forced=bool(newsbeam.force),
-        recovered_runs=recovered,
-        sinks=[sink.shown for sink in record_sinks],
-        dead_letters_sink=dead_letter_sink.shown,
-        out=out,
-    )
-    # Through Beam's FileSystems, so --out may be a bucket (gs://...) as well as a local folder.
-    with FileSystems.create(FileSystems.join(out, SUMMARY_FILE)) as handle:
-        handle.write((json.dumps(summary, indent=2) + "\n").encode("utf-8"))
+    summary.update(details, duration_seconds=round(time.monotonic() - clock, 2))
+    save_json(out, SUMMARY_FILE, summary)
     return summary
+
+
+def save_json(out: str, name: str, content: dict[str, Any]) -> None:
+    """Write `content` to `out`/`name`, a local folder or a bucket (through Beam's
+    FileSystems)."""
+    with FileSystems.create(FileSystems.join(out, name)) as handle:
+        handle.write((json.dumps(content, indent=2) + "\n").encode("utf-8"))
 
 
 def run_to_the_end(pipeline: beam.Pipeline) -> None:
@@ -110,6 +121,19 @@ def run_to_the_end(pipeline: beam.Pipeline) -> None:
     except Exception as error:  # whatever the runner raises, the user gets one line
         message = f"the run failed, nothing was committed: {root_cause(error)}"
         raise RunFailedError(message) from error
+
+
+def submit(pipeline: beam.Pipeline) -> str:
+    """Hand the pipeline to its runner without waiting for it; the runner's id for the job
+    (RunFailedError with one line if the runner refuses it)."""
+    try:
+        result = pipeline.run()
+    except Exception as error:  # whatever the runner raises, the user gets one line
+        raise RunFailedError(f"the job was not started: {root_cause(error)}") from error
+    # Dataflow's result has job_id(); the portable runner's (Flink, Spark, job services) keeps
+    # the id its job service assigned in _job_id.
+    job_id = getattr(result, "job_id", None)
+    return str(job_id() if callable(job_id) else getattr(result, "_job_id", "unknown"))
 
 
 def root_cause(error: BaseException) -> str:

@@ -23,8 +23,8 @@ from pipeline.options import (
     politeness,
     sinks,
 )
-from pipeline.run import RunFailedError, root_cause, run_to_the_end
-from pipeline.runners import PlacementError, check_paths, placement
+from pipeline.run import run_to_the_end, save_json, submit
+from pipeline.runners import PlacementError, check_detachable, check_paths, placement
 from pipeline.stream import StreamConfig, build_stream
 from transforms.core import DeadLetter, Feed, Record, matching_paths, redact, summarize
 from transforms.sinks import prepare_sinks
@@ -56,10 +56,8 @@ def run_stream(
             " it stops); for a stream that runs until stopped use a streaming runner"
             " (--runner DataflowRunner, FlinkRunner or PrismRunner), or, on one machine,"
             " newsbeam run --every")
-    if stream.detach and where.on_this_machine:
-        raise PlacementError(
-            f"stream: --detach needs a runner whose workers run elsewhere; {where.runner}"
-            " runs the job in this process, which would end it on exit")
+    if newsbeam.detach:
+        check_detachable(where, "stream")
     state_uri = None if newsbeam.state == "none" else newsbeam.state
     record_sinks, dead_letter_sink = sinks(options, out)
     check_paths(where, shared_filesystem=newsbeam.shared_filesystem, out=out,
@@ -97,32 +95,15 @@ def run_stream(
         sinks=[sink.shown for sink in record_sinks], dead_letters_sink=dead_letter_sink.shown,
         out=out,
     )
-    if stream.detach:
+    if newsbeam.detach:
         details.update(job_id=submit(pipeline), status="submitted")
-        _save(out, stream_id, details)
+        save_json(out, f"{stream_id}.json", details)
         return details
     run_to_the_end(pipeline)
     totals = stream_totals(out, stream_id)
     totals.update(details, duration_seconds=round(time.time() - started, 2))
-    _save(out, stream_id, totals)
+    save_json(out, f"{stream_id}.json", totals)
     return totals
-
-
-def submit(pipeline: beam.Pipeline) -> str:
-    """Hand the pipeline to its runner without waiting for it; the runner's id for the job."""
-    try:
-        result = pipeline.run()
-    except Exception as error:  # whatever the runner raises, the user gets one line
-        raise RunFailedError(f"the stream was not started: {root_cause(error)}") from error
-    # Dataflow's result has job_id(); the portable runner's (Flink, Spark, job services) keeps
-    # the id its job service assigned in _job_id.
-    job_id = getattr(result, "job_id", None)
-    return str(job_id() if callable(job_id) else getattr(result, "_job_id", "unknown"))
-
-
-def _save(out: str, stream_id: str, content: dict[str, Any]) -> None:
-    with FileSystems.create(FileSystems.join(out, f"{stream_id}.json")) as handle:
-        handle.write((json.dumps(content, indent=2) + "\n").encode("utf-8"))
 
 
 def stream_totals(out: str, stream_id: str) -> dict[str, Any]:

@@ -70,6 +70,14 @@ def placement(options: PipelineOptions) -> Placement:
     return Placement(name, True, processes)
 
 
+def check_detachable(where: Placement, command: str) -> None:
+    """PlacementError unless a job on this runner outlives the program that launched it."""
+    if where.on_this_machine:
+        raise PlacementError(
+            f"{command}: --detach needs a runner whose workers run elsewhere; {where.runner}"
+            " runs the job in this process, which would end it on exit")
+
+
 def extraction_processes(where: Placement, requested: int) -> int:
     """Extraction processes per Beam worker process: as requested, or (0) about one per core of
     the machine. On this machine the cores are shared among its Beam worker processes; on

@@ -161,15 +161,22 @@ def test_a_stream_on_the_in_process_runner_needs_an_end(
     assert "needs --stop-after" in line and "newsbeam run --every" in line
 
 
-def test_a_stream_detaches_only_from_a_runner_that_runs_elsewhere(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+@pytest.mark.parametrize(("argv", "message"), [
+    (["stream", "--stop-after=1m", "--detach"],
+     "stream: --detach needs a runner whose workers run elsewhere"),
+    (["run", "--detach"], "run: --detach needs a runner whose workers run elsewhere"),
+    (["run", "--detach", "--every=5m", "--runner=DataflowRunner"],
+     "run: --every waits for each run before the next; it does not go with --detach"),
+])
+def test_a_job_detaches_only_from_a_runner_that_runs_elsewhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str,
 ) -> None:
     feeds = tmp_path / "feeds.yaml"
     feeds.write_text("feeds: [https://ok.example/feed]\n")
-    status, _, err = _run(capsys, "stream", "--feeds", str(feeds), "--out", str(tmp_path / "o"),
-                          "--stop-after=1m", "--detach")
+    status, _, err = _run(capsys, *argv, "--feeds", str(feeds), "--out", str(tmp_path / "o"),
+                          "--state=none")
     assert status == 2
-    assert "--detach needs a runner whose workers run elsewhere" in _error_line(err)
+    assert message in _error_line(err)
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from apache_beam.io.localfilesystem import LocalFileSystem
 
 from pipeline.config import ConfigError, load_feeds, load_taxonomy, parse_taxonomy
 
@@ -89,6 +91,32 @@ def test_bad_feeds_files_name_the_file_entry_and_problem(
 def test_missing_feeds_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
         load_feeds(tmp_path / "absent.yaml")
+
+
+class _FolderFileSystem(LocalFileSystem):
+    """A Beam file system for `folder://PATH` URLs, standing in for gs:// and s3:// (Beam
+    finds file systems by their scheme among the subclasses of FileSystem)."""
+
+    @classmethod
+    def scheme(cls) -> str:
+        return "folder"
+
+    def open(self, path: str, *args: Any, **kwargs: Any) -> Any:
+        return super().open(path.removeprefix("folder://"), *args, **kwargs)
+
+
+def test_config_files_are_read_through_beams_file_systems_when_given_a_url(
+    tmp_path: Path,
+) -> None:
+    # How a Dataflow Flex Template's launcher gets them: gs://..., read by Beam's FileSystems.
+    feeds_file = tmp_path / "feeds.yaml"
+    feeds_file.write_text("feeds: [https://news.example/rss]\n")
+    feeds = load_feeds(f"folder://{feeds_file}")
+    assert [feed.url for feed in feeds] == ["https://news.example/rss"]
+    with pytest.raises(ConfigError, match=r"^folder:///nowhere/feeds.yaml: cannot read: "):
+        load_feeds("folder:///nowhere/feeds.yaml")
+    with pytest.raises(ConfigError, match=r"^nofs://bucket/feeds.yaml: cannot read: Unable"):
+        load_feeds("nofs://bucket/feeds.yaml")  # a scheme Beam has no file system for
 
 
 def test_bundled_taxonomy_has_the_three_default_topics() -> None:

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline import demo, run
+import transforms.state.staging as staging_module
+from pipeline import demo
 from pipeline.config import load_taxonomy
 from pipeline.loopback import LoopbackServer
-from pipeline.run import run_batch
+from pipeline.run import RunFailedError, run_batch
 from transforms.state import STAGING_FOLDER, open_state
 
 pytestmark = pytest.mark.slow  # every test runs the whole pipeline, some twice
@@ -86,11 +87,12 @@ def test_state_is_only_committed_after_outputs_are_written(
     out = tmp_path / "out"
 
     def die(*args: object) -> None:
-        raise KeyboardInterrupt("killed between writing the outputs and committing the state")
+        raise RuntimeError("killed between writing the outputs and committing the state")
 
+    # The commit is the run's last step, in the pipeline (in this process on this runner).
     with monkeypatch.context() as patched:
-        patched.setattr(run, "commit_staged", die)
-        with pytest.raises(KeyboardInterrupt):
+        patched.setattr(staging_module, "commit_staged", die)
+        with pytest.raises(RunFailedError, match="killed between"):
             _run(site, out, state)
     store = open_state(state)
     assert store.seen(list(_record_ids(out))) == set()  # nothing committed

@@ -23,6 +23,7 @@ from pipeline import demo
 from pipeline.cli import main
 from pipeline.loopback import LoopbackServer
 from tests.conftest import POSTGRES_URI
+from transforms.state import STAGING_FOLDER
 
 pytestmark = pytest.mark.slow  # starts a job service and a worker pool
 
@@ -133,11 +134,56 @@ def test_the_portable_runner_gives_what_an_in_process_run_gives(
     assert summary["accounted"] == {"feeds": True, "entries": True}
 
 
-def _job_state(job_port: int, job_id: str) -> str:
-    with grpc.insecure_channel(f"localhost:{job_port}") as channel:
-        reply = beam_job_api_pb2_grpc.JobServiceStub(channel).GetState(
-            beam_job_api_pb2.GetJobStateRequest(job_id=job_id), timeout=10)
-    return str(beam_job_api_pb2.JobState.Enum.Name(reply.state))
+def _wait_for_job(job_port: int, job_id: str) -> str:
+    """The state a job the job service runs ends in (asked once a second, for up to 90 s)."""
+    deadline, state = time.monotonic() + 90, "RUNNING"
+    while state not in ("DONE", "FAILED", "CANCELLED") and time.monotonic() < deadline:
+        time.sleep(1)
+        with grpc.insecure_channel(f"localhost:{job_port}") as channel:
+            reply = beam_job_api_pb2_grpc.JobServiceStub(channel).GetState(
+                beam_job_api_pb2.GetJobStateRequest(job_id=job_id), timeout=10)
+        state = str(beam_job_api_pb2.JobState.Enum.Name(reply.state))
+    return state
+
+
+def test_a_detached_run_commits_its_state_itself_once_its_outputs_are_written(
+    portable: tuple[int, int], postgres_uri: str, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # How a Dataflow Flex Template launches a run: the launcher exits once the job is
+    # submitted, so nobody is left to commit the state but the pipeline.
+    job_port, pool_port = portable
+    prefix = postgres_uri.split("table_prefix=")[1]
+    site: LoopbackServer = demo.sample_server()
+    out = tmp_path / "out"
+    try:
+        feeds = tmp_path / "feeds.yaml"
+        feeds.write_text("feeds:\n" + "".join(
+            f"  - {site.url('/feeds/' + name)}\n" for name, _, _ in demo.FEED_FILES))
+        status = main([
+            "run", "--feeds", str(feeds), "--out", str(out), "--allow-private-networks",
+            f"--state={postgres_uri}", "--runner=PortableRunner",
+            f"--job_endpoint=localhost:{job_port}", "--environment_type=EXTERNAL",
+            f"--environment_config=localhost:{pool_port}", "--shared-filesystem", "--detach",
+        ])
+        printed = capsys.readouterr().out
+        assert status == 0, printed
+        details = json.loads((out / "run.json").read_text())
+        assert details["status"] == "submitted" and details["job_id"] in printed
+        state = _wait_for_job(job_port, details["job_id"])
+    finally:
+        site.stop()
+    assert state == "DONE"
+    ids = [record["id"] for record in _records(out)]
+    assert len(ids) == 6
+    summary = json.loads(Path(details["summary"]).read_text())
+    assert summary["accounted"] == {"feeds": True, "entries": True}
+    with psycopg.connect(POSTGRES_URI) as connection:
+        committed = connection.execute(
+            f"SELECT id FROM {prefix}seen_articles").fetchall()
+    # The 6 records and the 2 pages that failed for good (the PDF, the removed page).
+    assert set(ids) <= {row[0] for row in committed} and len(committed) == 8
+    assert not any((out / STAGING_FOLDER).glob("*"))  # the staged files are gone
 
 
 def test_a_detached_stream_runs_on_in_the_job_service_and_writes_each_article_once(
@@ -166,10 +212,7 @@ def test_a_detached_stream_runs_on_in_the_job_service_and_writes_each_article_on
         assert status == 0, printed
         details = json.loads(next(out.glob("stream-*.json")).read_text())
         assert details["status"] == "submitted" and details["job_id"] in printed
-        deadline, state = time.monotonic() + 90, "RUNNING"
-        while state not in ("DONE", "FAILED", "CANCELLED") and time.monotonic() < deadline:
-            time.sleep(1)
-            state = _job_state(job_port, details["job_id"])
+        state = _wait_for_job(job_port, details["job_id"])
     finally:
         site.stop()
     assert state == "DONE"

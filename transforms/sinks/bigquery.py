@@ -38,10 +38,12 @@ class WriteToBigQuery(Composite):
     sink: Sink
     streaming: bool = False
 
-    def expand(self, records: beam.PCollection) -> Any:
+    def expand(self, records: beam.PCollection) -> beam.PCollection:
+        """-> in a batch run, the table's load (and copy) jobs, each emitted once it has
+        finished; in a stream, the rows BigQuery refused (none: inserts are retried)."""
         method = (beam.io.WriteToBigQuery.Method.STREAMING_INSERTS if self.streaming
-                  else beam.io.WriteToBigQuery.Method.DEFAULT)
-        return (
+                  else beam.io.WriteToBigQuery.Method.FILE_LOADS)
+        result = (
             records
             | "ToRows" >> beam.Map(bigquery_row)
             | "Write" >> beam.io.WriteToBigQuery(
@@ -50,3 +52,7 @@ class WriteToBigQuery(Composite):
                 write_disposition=beam.io.BigQueryDisposition.WRITE_APPEND,
             )
         )
+        if self.streaming:
+            return result.failed_rows
+        return (result.destination_load_jobid_pairs, result.destination_copy_jobid_pairs) | (
+            "Jobs" >> beam.Flatten())

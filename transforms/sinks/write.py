@@ -70,7 +70,9 @@ class _SinkWrite(Composite):
     element: type
     cut: Cut = PER_RUN
 
-    def expand(self, elements: beam.PCollection) -> Any:
+    def expand(self, elements: beam.PCollection) -> beam.PCollection:
+        """-> a PCollection that is complete once every element is durably written (file
+        names, batch sizes or load jobs: something a later step can wait on)."""
         family = self.sink.family
         if self.cut.windowed and family in ("jsonl", "parquet"):
             suffix = ".jsonl" if family == "jsonl" else ".parquet"
@@ -103,10 +105,13 @@ class WriteRecords(Composite):
     run_id: str | None = None
     cut: Cut = PER_RUN
 
-    def expand(self, records: beam.PCollection) -> None:
+    def expand(self, records: beam.PCollection) -> tuple[beam.PCollection, ...]:
+        """-> one PCollection per sink, complete once the sink has every record."""
         prefix = run_prefix(RECORDS_PREFIX, self.run_id)
-        for index, sink in enumerate(self.sinks):
+        return tuple(
             records | _label(sink, index) >> _SinkWrite(sink, prefix, Record, self.cut)
+            for index, sink in enumerate(self.sinks)
+        )
 
 
 @dataclasses.dataclass(eq=False)
@@ -117,6 +122,8 @@ class WriteDeadLetters(Composite):
     run_id: str | None = None
     cut: Cut = PER_RUN
 
-    def expand(self, letters: beam.PCollection) -> None:
+    def expand(self, letters: beam.PCollection) -> beam.PCollection:
+        """-> a PCollection complete once the sink has every dead letter."""
         prefix = run_prefix(DEAD_LETTERS_PREFIX, self.run_id)
-        letters | _label(self.sink, 0) >> _SinkWrite(self.sink, prefix, DeadLetter, self.cut)
+        return letters | _label(self.sink, 0) >> _SinkWrite(
+            self.sink, prefix, DeadLetter, self.cut)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from transforms.state.outcomes import RememberOutcomes as RememberOutcomes
     from transforms.state.staging import (
         STAGING_FOLDER as STAGING_FOLDER,
+        CommitStagedState as CommitStagedState,
         StageStateUpdates as StageStateUpdates,
         commit_staged as commit_staged,
         discard_stale_staging as discard_stale_staging,

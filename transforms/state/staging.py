@@ -1,10 +1,13 @@
-"""Staging a batch run's state changes, and committing them once the run has succeeded.
+"""Staging a batch run's state changes, and committing them once its outputs are written.
 
 A run writes the ids of the articles it is done with (written, or failed for good) and the
 validators of the feeds it fetched in full as files in a staging folder beside its outputs.
-Only once the pipeline has finished, and so every output is durably written, does the driver
-`commit_staged` them into the state store in one transaction. A run that dies before that
-commits nothing, and the next run redoes its work.
+Its last step, CommitStagedState, waits for every sink to have all of its output and for the
+staged files (it takes each as a side input, which a runner computes in full first), then
+commits them to the state store in one transaction. It runs in the pipeline, not in the program
+that launched it, so a run handed to a remote runner and left to itself (--detach, a Dataflow
+Flex Template) commits its state too. A run that dies before that commits nothing, and the next
+run redoes its work.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from transforms.core import (
     matching_paths,
     read_lines,
 )
-from transforms.state.stores import StateStore
+from transforms.state.stores import StateStore, open_state
 
 STAGING_FOLDER = ".newsbeam-staging"
 STAGED_IDS = "ids"
@@ -48,30 +51,69 @@ def _validators_line(item: tuple[str, Validators]) -> str:
 
 @dataclasses.dataclass(eq=False)
 class StageStateUpdates(Composite):
-    """(records, dead letters, (feed URL, Validators) pairs) -> files in `staging_dir` for the
-    driver to commit once the run succeeds."""
+    """(records, dead letters, (feed URL, Validators) pairs) -> files in `staging_dir`, to be
+    committed once the run's outputs are written; returns the two files' PCollections, each
+    complete once its file is."""
 
     staging_dir: str
 
     def expand(
         self, inputs: tuple[beam.PCollection, beam.PCollection, beam.PCollection]
-    ) -> None:
+    ) -> tuple[beam.PCollection, beam.PCollection]:
         records, dead_letters, validators = inputs
         failed_for_good = (
             dead_letters
             | "PermanentFailures" >> beam.Filter(_failed_for_good)
             | "FailedIds" >> beam.Map(lambda letter: letter.article_id)
         )
-        (
+        ids = (
             (records | "RecordIds" >> beam.Map(lambda record: record.id), failed_for_good)
             | "AllIds" >> beam.Flatten()
             | "WriteIds" >> beam.io.WriteToText(FileSystems.join(self.staging_dir, STAGED_IDS))
         )
-        (
+        feeds = (
             validators
             | "ValidatorsToJson" >> beam.Map(_validators_line)
             | "WriteValidators" >> beam.io.WriteToText(
                 FileSystems.join(self.staging_dir, STAGED_VALIDATORS))
+        )
+        return ids, feeds
+
+
+@dataclasses.dataclass(eq=False)
+class _CommitFn(beam.DoFn):
+    state_uri: str
+    staging_dir: str
+
+    def process(self, run_id: str, *written: int) -> Iterator[int]:
+        store = open_state(self.state_uri)
+        try:
+            yield commit_staged(store, run_id, self.staging_dir)
+        finally:
+            store.close()
+
+
+@dataclasses.dataclass(eq=False)
+class CommitStagedState(Composite):
+    """(a PCollection per output, each complete once its output is written) -> the run's
+    staged state committed to the store after all of them, as the run's last step."""
+
+    state_uri: str
+    run_id: str
+    staging_dir: str
+
+    def expand(self, written: tuple[beam.PCollection, ...]) -> beam.PCollection:
+        # A side input is computed in full before the step that reads it starts: waiting on
+        # each output's count is waiting for the output.
+        done = [
+            output | f"Written{index}" >> beam.combiners.Count.Globally()
+            for index, output in enumerate(written)
+        ]
+        return (
+            written[0].pipeline
+            | "RunId" >> beam.Create([self.run_id])
+            | "Commit" >> beam.ParDo(_CommitFn(self.state_uri, self.staging_dir),
+                                     *[beam.pvalue.AsSingleton(count) for count in done])
         )
 
 
@@ -84,7 +126,8 @@ def commit_staged(store: StateStore, run_id: str, staging: str) -> int:
         item = json.loads(line)
         validators[item["feed_url"]] = Validators(item["etag"], item["last_modified"])
     store.commit(run_id, validators, ids)
-    FileSystems.delete([staging])
+    if FileSystems.exists(staging):  # a retried commit finds it gone
+        FileSystems.delete([staging])
     return len(ids)
 
 
