@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import logging
 import sys
@@ -15,7 +17,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentP
 
 from pipeline import demo
 from pipeline.config import ConfigError, load_feeds, load_taxonomy
-from pipeline.options import DEFAULT_RUNNER, NewsbeamOptions, StreamOptions, duration
+from pipeline.options import DEFAULT_RUNNER, NewsbeamOptions, StreamOptions, duration, sinks
 from pipeline.run import RunFailedError, run_batch
 from pipeline.run_stream import run_stream
 from pipeline.runners import PlacementError
@@ -69,6 +71,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.debug("the run failed", exc_info=error)
         _fail(parser, str(error), EXIT_FAILED)
     parser.error(f"unknown command {args.command!r}")
+
+
+def command_parser(command: str) -> argparse.ArgumentParser:
+    """The argument parser of one command (`run`, `stream`, ...), e.g. to read its options'
+    help."""
+    for action in _parser()._actions:  # argparse offers no public way to its subcommands
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[command]
+    raise KeyError(command)
+
+
+def check_command_line(argv: Sequence[str]) -> argparse.Namespace:
+    """Check a newsbeam command line as `main` would, without running anything or connecting
+    anywhere (how the files under deploy/ are kept honest): the options, their values, the
+    sink URIs. UsageError (SinkError for a sink) with the first problem."""
+    parser = _parser()
+    complaint = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(complaint):
+            args, rest = parser.parse_known_args(list(argv))
+    except SystemExit:
+        raise UsageError(complaint.getvalue().strip().splitlines()[-1]) from None
+    if args.command in ("run", "stream", "demo"):
+        _beam_flags(rest)
+    else:
+        _no_extra(rest)
+    if args.command in ("run", "stream"):
+        sinks(PipelineOptions(_options_after(list(argv), args.command)), args.out)
+    return args
 
 
 def _configure_logging(level: str) -> None:

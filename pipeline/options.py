@@ -79,7 +79,8 @@ class NewsbeamOptions(PipelineOptions):
         )
         parser.add_argument(
             "--sink", metavar="URI", action="append", default=None,
-            help="where records go, repeatable: jsonl:DIR, parquet:DIR, "
+            help="where records go, repeatable (or several URIs separated by spaces): jsonl:DIR,"
+            " parquet:DIR, "
             "postgresql://USER@HOST:PORT/DB?table=NAME, redis://HOST:PORT/DB?stream=NAME"
             "[&maxlen=N], bigquery:PROJECT:DATASET.TABLE (default: jsonl: in --out)",
         )
@@ -211,9 +212,11 @@ def sinks(options: PipelineOptions, out: str) -> tuple[tuple[Sink, ...], Sink]:
     """The record sinks and the dead-letter sink these options name, JSON Lines in `out` by
     default (SinkError if one is bad)."""
     view = options.view_as(NewsbeamOptions)
+    # URIs have no spaces, so one value may name several sinks (a launcher that passes each
+    # option once, like a Dataflow Flex Template, needs that).
     records = tuple(
         parse_sink(uri, default_table=DEFAULT_RECORDS_TABLE)
-        for uri in (view.sink or [f"jsonl:{out}"])
+        for value in (view.sink or [f"jsonl:{out}"]) for uri in value.split()
     )
     letters = parse_sink(view.dead_letters or f"jsonl:{out}",
                          default_table=DEFAULT_DEAD_LETTERS_TABLE)

@@ -71,6 +71,11 @@ if TYPE_CHECKING:
     from transforms.core.redaction import (
         redact as redact,
     )
+    from transforms.core.secrets import (
+        PASSWORD_SECRET as PASSWORD_SECRET,
+        SecretError as SecretError,
+        with_secret_password as with_secret_password,
+    )
     from transforms.core.shared import per_process as per_process
     from transforms.core.summary import (
         Summarize as Summarize,

@@ -14,7 +14,14 @@ from typing import Any
 
 import apache_beam as beam
 
-from transforms.core import SCHEMA_VERSION, Composite, Record, plain_values
+from transforms.core import (
+    SCHEMA_VERSION,
+    Composite,
+    Record,
+    SecretError,
+    plain_values,
+    with_secret_password,
+)
 from transforms.sinks.schema import postgres_columns
 from transforms.sinks.uris import Sink, SinkError
 
@@ -26,8 +33,9 @@ def _connect(sink: Sink) -> Any:
     import psycopg  # imported here: only runs that write to PostgreSQL need the driver
 
     try:
-        return psycopg.connect(sink.target, connect_timeout=10, autocommit=False)
-    except psycopg.Error as exc:
+        return psycopg.connect(with_secret_password(sink.target), connect_timeout=10,
+                               autocommit=False)
+    except (psycopg.Error, SecretError) as exc:
         raise SinkError(f"sink {sink.shown}: cannot connect: {_first_line(exc)}") from None
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from transforms.core import Validators, redact
+from transforms.core import SecretError, Validators, redact, with_secret_password
 
 DEFAULT_STATE = "sqlite:.newsbeam/state.db"
 LOOKUP_BATCH = 500
@@ -169,7 +169,8 @@ class PostgresState:
         conninfo = urlunsplit(parts._replace(
             query="&".join(f"{k}={v[0]}" for k, v in options.items())))
         try:
-            self._db = psycopg.connect(conninfo, connect_timeout=10, autocommit=False)
+            self._db = psycopg.connect(with_secret_password(conninfo), connect_timeout=10,
+                                       autocommit=False)
             with self._db.transaction():
                 self._db.execute(
                     f"CREATE TABLE IF NOT EXISTS {self._t['feed_validators']} ("
@@ -182,7 +183,7 @@ class PostgresState:
                     f"CREATE TABLE IF NOT EXISTS {self._t['runs']} ("
                     " run_id TEXT PRIMARY KEY, records INTEGER NOT NULL,"
                     " committed_at TIMESTAMPTZ NOT NULL)")
-        except psycopg.Error as exc:
+        except (psycopg.Error, SecretError) as exc:
             raise StateError(f"cannot use state database {redact(uri)}: "
                              f"{str(exc).strip().splitlines()[0]}") from exc
 

@@ -1,0 +1,529 @@
+"""The files under deploy/ are kept honest without a network or a Docker daemon: they parse and
+have what their kind requires, every newsbeam command line in them is one newsbeam accepts,
+the Flex Templates' parameters are the CLI's options, the versions agree, and no credential is
+written in them."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shlex
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import apache_beam
+import pytest
+import yaml
+from apache_beam.options.pipeline_options import FlinkRunnerOptions
+from packaging.specifiers import SpecifierSet
+
+from pipeline.cli import check_command_line, command_parser
+from pipeline.flex_template import template_metadata
+from pipeline.launch import command_line
+from pipeline.options import duration
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
+FLEX_PARAMETER_TYPES = {
+    "DEFAULT", "TEXT", "GCS_READ_BUCKET", "GCS_WRITE_BUCKET", "GCS_READ_FILE", "GCS_WRITE_FILE",
+    "GCS_READ_FOLDER", "GCS_WRITE_FOLDER", "PUBSUB_TOPIC", "PUBSUB_SUBSCRIPTION",
+    "BIGQUERY_TABLE", "JAVASCRIPT_UDF_FILE", "SERVICE_ACCOUNT", "MACHINE_TYPE", "KMS_KEY_NAME",
+    "WORKER_REGION", "WORKER_ZONE", "BOOLEAN", "ENUM", "NUMBER",
+}
+# BeamRunPythonPipelineOperator's parameters (apache-airflow-providers-apache-beam), and the
+# BaseOperator ones the DAG uses.
+BEAM_OPERATOR_PARAMETERS = {
+    "py_file", "runner", "default_pipeline_options", "pipeline_options", "py_interpreter",
+    "py_options", "py_requirements", "py_system_site_packages", "gcp_conn_id",
+    "dataflow_config", "deferrable", "task_id", "retries", "retry_delay", "execution_timeout",
+}
+DATAFLOW_CONFIGURATION_PARAMETERS = {
+    "job_name", "append_job_name", "project_id", "location", "gcp_conn_id",
+    "poll_sleep", "impersonation_chain", "drain_pipeline", "cancel_timeout",
+    "wait_until_finished", "multiple_jobs", "check_if_running", "service_account_email",
+}
+# Values for the placeholders deploy files leave to their users.
+SAMPLES = {
+    "PROJECT": "news-project", "REGION": "europe-west1", "BUCKET": "news-bucket",
+    "REGISTRY": "registry.example.org/news", "NEWSBEAM_DB_PASSWORD": "from-the-shell",
+    "JOB_ID": "0123456789abcdef",
+    "NEWSBEAM_POSTGRES_URI": "postgresql://newsbeam@db.internal:5432/news",
+}
+
+
+def _files(*suffixes: str) -> list[Path]:
+    return sorted(path for path in DEPLOY.rglob("*") if path.suffix in suffixes)
+
+
+def _documents(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+def _kinds() -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for path in _files(".yaml", ".yml"):
+        for document in _documents(path):
+            found.setdefault(document.get("kind", path.name), []).append(document)
+    return found
+
+
+def _containers(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every container of a Kubernetes or Flink operator document, wherever it sits."""
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if key in ("containers", "initContainers") and isinstance(value, list):
+                yield from value
+            else:
+                yield from _containers(value)
+    elif isinstance(document, list):
+        for item in document:
+            yield from _containers(item)
+
+
+def _newsbeam_args(container: dict[str, Any]) -> list[str] | None:
+    """The newsbeam command line a container runs, if it runs one, with the $(NAME) references
+    Kubernetes fills from the container's environment filled with samples (a reference to a
+    variable the container does not define would be passed on as it is: an error here)."""
+    command, args = container.get("command", []), [str(a) for a in container.get("args", [])]
+    if not (command == ["newsbeam"] or (not command and args[:1] in (["run"], ["stream"]))):
+        return None
+    defined = {item["name"] for item in container.get("env", [])}
+
+    def sample(match: re.Match[str]) -> str:
+        assert match.group(1) in defined, f"$({match.group(1)}) is not in the container's env"
+        return SAMPLES[match.group(1)]
+    return [re.sub(r"\$\((\w+)\)", sample, arg) for arg in args]
+
+
+def _expand(text: str, values: dict[str, str]) -> str:
+    """Shell variables ($NAME, ${NAME}) replaced by `values`, else by SAMPLES."""
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        return values.get(name, SAMPLES.get(name, f"sample-{name.lower()}"))
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", value, text)
+
+
+def _shell_commands(markdown: str) -> list[str]:
+    """The commands in a Markdown file's code blocks, continuation lines joined."""
+    commands = []
+    for block in re.findall(r"```\n(.*?)```", markdown, flags=re.S):
+        joined = re.sub(r"\\\n\s*", " ", block)
+        commands += [line.strip() for line in joined.splitlines()
+                     if line.strip() and not line.strip().startswith("#")]
+    return commands
+
+
+def _exports(commands: list[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for command in commands:
+        if command.startswith("export "):
+            for word in shlex.split(command)[1:]:
+                name, _, value = word.partition("=")
+                values[name] = _expand(value, values)
+    return values
+
+
+def _readme_newsbeam_commands(path: Path) -> list[list[str]]:
+    """The newsbeam command lines a README shows: `newsbeam ...`, and `docker compose ... run
+    --rm newsbeam ...` (the Compose service's entry point is newsbeam)."""
+    commands = _shell_commands(path.read_text())
+    values = _exports(commands)
+    found = []
+    for command in commands:
+        if not re.search(r"newsbeam (?:run|stream)\b", command) or "[" in command:
+            continue  # not one, or a synopsis (`newsbeam run --feeds FILE [--topics FILE]`)
+        words = shlex.split(_expand(command.split(" # ")[0].split(" &")[0], values))
+        for start, word in enumerate(words):
+            if word.endswith("newsbeam") and words[start + 1:start + 2] in (["run"], ["stream"]):
+                found.append(words[start + 1:])
+                break
+    return found
+
+
+# -- every file parses and has what its kind requires ---------------------------------------
+
+def test_every_yaml_and_json_file_parses() -> None:
+    yaml_files, json_files = _files(".yaml", ".yml"), _files(".json")
+    assert len(yaml_files) >= 4 and len(json_files) == 2
+    for path in yaml_files:
+        assert _documents(path), path
+    for path in json_files:
+        assert isinstance(json.loads(path.read_text()), dict), path
+
+
+def test_the_cronjob_runs_newsbeam_every_so_often_never_two_at_once() -> None:
+    (cronjob,) = _kinds()["CronJob"]
+    assert cronjob["apiVersion"] == "batch/v1"
+    spec = cronjob["spec"]
+    assert len(spec["schedule"].split()) == 5
+    assert spec["concurrencyPolicy"] == "Forbid"
+    pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] in ("Never", "OnFailure")
+    (container,) = pod["containers"]
+    args = _newsbeam_args(container)
+    assert args is not None and args[0] == "run"
+    # Feeds and taxonomy come from the ConfigMap mounted where the arguments look for them.
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    config = volumes[next(n for n, p in mounts.items() if p == "/config")]
+    assert config["configMap"]["name"] == "newsbeam-config"
+    assert {"--feeds=/config/feeds.yaml", "--topics=/config/topics.yaml"} <= set(args)
+    # Resources sized from the measured memory: the feeding process and one extraction
+    # process per requested core (benchmarks/extraction_memory.py: about 250 and 260 MiB).
+    requests = container["resources"]["requests"]
+    cores = int(requests["cpu"])
+    assert f"--extract-processes={cores}" in args
+    assert _mebibytes(requests["memory"]) >= 250 + cores * 260
+    assert _mebibytes(container["resources"]["limits"]["memory"]) > _mebibytes(requests["memory"])
+
+
+def _mebibytes(quantity: str) -> float:
+    number, unit = re.fullmatch(r"([0-9.]+)(Mi|Gi|m)?", quantity).groups()  # type: ignore[union-attr]
+    return float(number) * {"Mi": 1, "Gi": 1024, "m": 1, None: 1 / 2**20}[unit]
+
+
+def test_the_flink_deployment_has_the_worker_pool_beside_each_task_manager() -> None:
+    (deployment,) = _kinds()["FlinkDeployment"]
+    assert deployment["apiVersion"] == "flink.apache.org/v1beta1"
+    spec = deployment["spec"]
+    assert {"image", "flinkVersion", "jobManager", "taskManager"} <= set(spec)
+    for manager in ("jobManager", "taskManager"):
+        assert {"memory", "cpu"} <= set(spec[manager]["resource"])
+    configuration = spec["flinkConfiguration"]
+    assert duration(configuration["execution.checkpointing.interval"]) > 0
+    assert configuration["execution.checkpointing.mode"] == "EXACTLY_ONCE"
+    sidecars = spec["taskManager"]["podTemplate"]["spec"]["containers"]
+    (pool,) = [c for c in sidecars if c.get("args") == ["--worker_pool"]]
+    assert 50000 in [port["containerPort"] for port in pool["ports"]]
+    # The submission points the task managers at that pool, over localhost.
+    (submit,) = _kinds()["Job"]
+    args = _newsbeam_args(next(_containers(submit)))
+    assert args is not None and args[0] == "stream"
+    assert {"--environment_type=EXTERNAL", "--environment_config=localhost:50000",
+            "--detach"} <= set(args)
+
+
+def test_the_compose_file_is_a_session_cluster_with_its_worker_pool() -> None:
+    (compose,) = _documents(DEPLOY / "flink" / "docker-compose.yaml")
+    services = compose["services"]
+    assert {"jobmanager", "taskmanager", "worker-pool", "job-server", "newsbeam"} <= set(services)
+    for name, service in services.items():
+        assert "image" in service or "build" in service, name
+    assert services["worker-pool"]["network_mode"] == "service:taskmanager"
+    assert services["worker-pool"]["command"] == ["--worker_pool"]
+    assert services["newsbeam"]["entrypoint"] == ["newsbeam"]
+    for build in (s["build"] for s in services.values() if "build" in s):
+        context = (DEPLOY / "flink" / build["context"]).resolve()
+        assert (context / build["dockerfile"]).is_file()
+
+
+def test_the_flex_template_metadata_has_the_fields_dataflow_requires() -> None:
+    for path in _files(".json"):
+        metadata = json.loads(path.read_text())
+        assert metadata["name"] and metadata["description"]
+        names = [parameter["name"] for parameter in metadata["parameters"]]
+        assert len(names) == len(set(names)), path
+        for parameter in metadata["parameters"]:
+            assert re.fullmatch(r"[a-z][a-z0-9_]*", parameter["name"])
+            assert parameter["label"] and parameter["helpText"]
+            assert parameter["paramType"] in FLEX_PARAMETER_TYPES
+            assert isinstance(parameter.get("isOptional", False), bool)
+            for regex in parameter["regexes"]:
+                re.compile(regex)
+        assert metadata.get("streaming", False) == path.name.startswith("stream")
+
+
+# -- every newsbeam command line in them is one newsbeam accepts ----------------------------
+
+def test_every_command_line_in_the_manifests_is_accepted_by_newsbeam() -> None:
+    checked = 0
+    for path in _files(".yaml", ".yml"):
+        for document in _documents(path):
+            for container in _containers(document):
+                args = _newsbeam_args(container)
+                if args is not None:
+                    check_command_line(args)
+                    checked += 1
+    assert checked == 2  # the CronJob's run and the Flink submission's stream
+
+
+@pytest.mark.parametrize("readme", [
+    "README.md", "deploy/flink/README.md", "deploy/kubernetes/README.md",
+])
+def test_every_newsbeam_command_in_the_readmes_is_accepted(readme: str) -> None:
+    commands = _readme_newsbeam_commands(ROOT / readme)
+    for argv in commands:
+        check_command_line(argv)
+    if readme != "deploy/kubernetes/README.md":  # that one only applies the manifest
+        assert commands, readme
+
+
+def test_a_command_line_newsbeam_refuses_is_caught() -> None:
+    # The check the tests above rely on does fail: a renamed option, a bad value, a bad sink.
+    from pipeline.cli import UsageError
+    from transforms.sinks import SinkError
+
+    with pytest.raises(UsageError, match="--poll_intervall"):
+        check_command_line(["stream", "--feeds=f.yaml", "--poll_intervall=5m"])
+    with pytest.raises(UsageError, match="not a duration"):
+        check_command_line(["stream", "--feeds=f.yaml", "--window=often"])
+    with pytest.raises(SinkError):
+        check_command_line(["run", "--feeds=f.yaml", "--sink=bigquery:no-dataset"])
+
+
+def _flex_launches() -> list[tuple[str, dict[str, str]]]:
+    """(command, parameters) of every `gcloud dataflow flex-template run` in the README."""
+    commands = _shell_commands((DEPLOY / "dataflow" / "README.md").read_text())
+    values = _exports(commands)
+    launches = []
+    for command in commands:
+        if command.startswith("gcloud dataflow flex-template run"):
+            words = shlex.split(_expand(command, values))
+            template = words[words.index("--template-file-gcs-location") + 1]
+            name = re.search(r"newsbeam-(run|stream)\.json$", template).group(1)  # type: ignore[union-attr]
+            raw = words[words.index("--parameters") + 1]
+            separator = raw[1:raw.index("^", 1)] if raw.startswith("^") else ","
+            body = raw[raw.index("^", 1) + 1:] if raw.startswith("^") else raw
+            parameters = dict(item.split("=", 1) for item in body.split(separator))
+            launches.append((name, parameters))
+    return launches
+
+
+def test_the_flex_template_launch_commands_pass_the_templates_and_newsbeam() -> None:
+    launches = _flex_launches()
+    assert sorted(command for command, _ in launches) == ["run", "stream"]
+    for command, parameters in launches:
+        metadata = json.loads((DEPLOY / "dataflow" / f"{command}-metadata.json").read_text())
+        declared = {p["name"]: p for p in metadata["parameters"]}
+        required = {name for name, p in declared.items() if not p.get("isOptional")}
+        assert required <= set(parameters) <= set(declared), command
+        for name, value in parameters.items():
+            assert all(re.fullmatch(regex, value) for regex in declared[name]["regexes"]), name
+        # What the template's launcher then runs (deploy/launch.py in the image).
+        argv = [f"--{name}={value}" for name, value in parameters.items()]
+        argv += ["--runner=DataflowRunner", "--project=news-project", "--region=europe-west1",
+                 "--temp_location=gs://news-bucket/tmp", "--job_name=newsbeam"]
+        line = command_line(argv, {"NEWSBEAM_COMMAND": command,
+                                   "FLEX_TEMPLATE_PYTHON_PY_FILE": "/opt/newsbeam/launch.py",
+                                   "NEWSBEAM_SDK_IMAGE": "registry.example.org/newsbeam:1"})
+        assert line[0] == command and "--detach" in line
+        assert "--sdk_container_image=registry.example.org/newsbeam:1" in line
+        check_command_line(line)
+
+
+def _dag_operator_calls() -> tuple[list[ast.Call], dict[str, Any]]:
+    tree = ast.parse((DEPLOY / "airflow" / "newsbeam_dag.py").read_text())
+    constants = {
+        target.id: ast.literal_eval(node.value)
+        for node in tree.body if isinstance(node, ast.Assign)
+        for target in node.targets if isinstance(target, ast.Name)
+        and isinstance(node.value, ast.Dict) and target.id.isupper()
+        and not any(isinstance(v, ast.Call) for v in ast.walk(node.value))
+    }
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+             and getattr(node.func, "id", "") == "BeamRunPythonPipelineOperator"]
+    return calls, constants
+
+
+def _rendered(value: Any) -> Any:
+    """What Airflow's templates render to, with sample variables and connections."""
+    if isinstance(value, list):
+        return [_rendered(item) for item in value]
+    if not isinstance(value, str):
+        return value
+
+    def sample(match: re.Match[str]) -> str:
+        expression = match.group(1).strip()
+        if expression.startswith("conn."):
+            return "postgres://newsbeam:from-the-connection@db.internal:5432/news"
+        name = expression.removeprefix("var.value.")
+        return {
+            "newsbeam_feeds": "/opt/newsbeam/config/feeds.yaml",
+            "newsbeam_topics": "/opt/newsbeam/config/topics.yaml",
+            "newsbeam_out": "/srv/newsbeam",
+            "newsbeam_bucket": "news-bucket",
+            "newsbeam_bigquery_table": "news-project:news.articles",
+            "newsbeam_dataflow_state": "postgresql://newsbeam@10.0.0.5:5432/news"
+            "?password_secret=projects/news-project/secrets/newsbeam-db/versions/latest",
+        }.get(name, f"sample-{name}")
+    return re.sub(r"\{\{(.*?)\}\}", sample, value)
+
+
+def _beam_options_to_args(options: dict[str, Any]) -> list[str]:
+    """As the Beam provider's beam_options_to_args turns pipeline_options into arguments."""
+    args = []
+    for name, value in options.items():
+        if value is None or value is True:
+            args.append(f"--{name}")
+        elif value is False:
+            continue
+        elif isinstance(value, list):
+            args += [f"--{name}={item}" for item in value]
+        else:
+            args.append(f"--{name}={value}")
+    return args
+
+
+def test_the_dag_compiles_and_names_only_options_that_exist() -> None:
+    source = (DEPLOY / "airflow" / "newsbeam_dag.py").read_text()
+    compile(source, "newsbeam_dag.py", "exec")
+    calls, constants = _dag_operator_calls()
+    assert len(calls) == 2
+    runners = set()
+    for call in calls:
+        keywords = {k.arg: k.value for k in call.keywords}
+        assert set(keywords) <= BEAM_OPERATOR_PARAMETERS
+        assert ast.literal_eval(keywords["py_options"]) == ["-m"]
+        assert ast.literal_eval(keywords["py_file"]) == "pipeline.launch"
+        runner = ast.literal_eval(keywords["runner"])
+        runners.add(runner)
+        options: dict[str, Any] = {}
+        for key, value in zip(keywords["pipeline_options"].keys,  # type: ignore[attr-defined]
+                              keywords["pipeline_options"].values,  # type: ignore[attr-defined]
+                              strict=True):
+            if key is None:  # **COMMON_OPTIONS
+                options.update(constants[value.id])
+            else:
+                options[ast.literal_eval(key)] = ast.literal_eval(value)
+        options = {name: _rendered(value) for name, value in options.items()}
+        options["runner"] = runner
+        if "dataflow_config" in keywords:
+            config = keywords["dataflow_config"]
+            assert {k.arg for k in config.keywords} <= DATAFLOW_CONFIGURATION_PARAMETERS  # type: ignore[attr-defined]
+            # What the operator adds from its Dataflow configuration.
+            options.update(project="news-project", region="europe-west1",
+                           job_name="newsbeam-run-0a1b2c3d", labels=["airflow-version=v2"])
+        line = command_line(_beam_options_to_args(options), {})
+        assert line[:2] == ["--log-level=INFO", "run"]
+        check_command_line(line)
+    assert runners == {"DirectRunner", "DataflowRunner"}
+
+
+# -- the Flex Templates' parameters are the CLI's options ------------------------------------
+
+@pytest.mark.parametrize("command", ["run", "stream"])
+def test_the_template_parameters_are_the_cli_options_with_their_help(command: str) -> None:
+    committed = json.loads((DEPLOY / "dataflow" / f"{command}-metadata.json").read_text())
+    assert committed == template_metadata(command), (
+        f"regenerate: python -m pipeline.flex_template {command} >"
+        f" deploy/dataflow/{command}-metadata.json")
+    options = {flag: action for action in command_parser(command)._actions
+               for flag in action.option_strings}
+    for parameter in committed["parameters"]:
+        action = options[f"--{parameter['name']}"]
+        assert parameter["helpText"] == action.help
+        assert action.nargs is None and action.const is None  # takes --name=value
+
+
+def test_the_duration_and_sink_regexes_agree_with_the_cli() -> None:
+    stream = {p["name"]: p for p in template_metadata("stream")["parameters"]}
+    (duration_regex,) = stream["poll_interval"]["regexes"]
+    for text in ("90s", "5m", "1h30m", "7d", "45", "0.5s", "often", "5 m", "-5m", "m", ""):
+        try:
+            duration(text)
+            accepted = True
+        except Exception:
+            accepted = False
+        assert bool(re.fullmatch(duration_regex, text)) == accepted, text
+    (sink_regex,) = stream["sink"]["regexes"]
+    assert re.fullmatch(sink_regex, "bigquery:p-1:news.articles parquet:gs://b/news")
+    assert not re.fullmatch(sink_regex, "jsonl:/local/folder")  # workers would lose it
+    assert not re.fullmatch(sink_regex, "bigquery:p:news.articles  ")
+
+
+# -- the versions agree ------------------------------------------------------------------------
+
+def _dockerfile_args() -> dict[str, str]:
+    return dict(re.findall(r"^ARG (\w+)=(\S+)", DOCKERFILE.read_text(), flags=re.M))
+
+
+def test_the_beam_version_is_the_same_everywhere() -> None:
+    beam = _dockerfile_args()["BEAM_VERSION"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (requirement,) = [d for d in project["dependencies"] if d.startswith("apache-beam")]
+    assert SpecifierSet(requirement.removeprefix("apache-beam")).contains(beam)
+    assert beam == apache_beam.__version__  # what the tests ran with is what the image has
+    text = DOCKERFILE.read_text()
+    python = re.search(r"apache/beam_python(\d+\.\d+)_sdk:\$\{BEAM_VERSION\}", text).group(1)  # type: ignore[union-attr]
+    assert SpecifierSet(project["requires-python"]).contains(f"{python}.0")
+    # Every other Beam version written under deploy/ (an image, a jar, a pin) is the same one.
+    written = (r"apache/beam_[\w.]+:(\d+\.\d+\.\d+)", r"beam-runners-[\w.-]+?-(\d+\.\d+\.\d+)\.jar",
+               r"apache-beam[^=\s]*==(\d+\.\d+\.\d+)")
+    others = [found for path in DEPLOY.rglob("*") if path.is_file() and path != DOCKERFILE
+              for pattern in written for found in re.findall(pattern, path.read_text())]
+    assert others and set(others) == {beam}
+
+
+def test_the_flink_version_is_the_same_everywhere_and_one_beam_publishes() -> None:
+    flink = _dockerfile_args()["FLINK_VERSION"]
+    assert flink in FlinkRunnerOptions.PUBLISHED_FLINK_VERSIONS
+    texts = {path: path.read_text() for path in (DEPLOY / "flink").iterdir()}
+    versions = set()
+    for text in texts.values():
+        versions.update(re.findall(r"image: flink:(\d+\.\d+)", text))
+        versions.update(re.findall(r"beam_flink(\d+\.\d+)_job_server", text))
+        versions.update(v.replace("_", ".") for v in re.findall(r"flinkVersion: v(\d+_\d+)", text))
+        versions.update(re.findall(r"--flink_version=(\d+\.\d+)", text))
+    assert versions == {flink}
+
+
+def test_the_image_runs_beams_boot_and_the_launcher_it_was_built_with() -> None:
+    text = DOCKERFILE.read_text()
+    assert 'ENTRYPOINT ["/opt/apache/beam/boot"]' in text
+    launcher = re.search(r"FLEX_TEMPLATE_PYTHON_PY_FILE=(\S+)", text).group(1)  # type: ignore[union-attr]
+    workdir = re.search(r"^WORKDIR (\S+)", text, flags=re.M).group(1)  # type: ignore[union-attr]
+    copies = [line.split()[1:] for line in text.splitlines()
+              if line.startswith("COPY ") and not line.split()[1].startswith("--")]
+    assert ["deploy/launch.py", f"./{Path(launcher).relative_to(workdir)}"] in copies
+    for *sources, _ in copies:
+        assert all((ROOT / source).exists() for source in sources), sources
+
+
+# -- no credential is written in them ----------------------------------------------------------
+
+def _credentials(text: str) -> list[str]:
+    """Passwords written out: in a URI, in a Secret, or as a literal value of a variable named
+    for one. A reference ($NAME, ${NAME}, $(NAME), {{ ... }}) is not one."""
+    reference = r"(?:\$\{?\w+\}?|\$\(\w+\)|\{\{.*?\}\})"
+    found = [m.group(0) for m in re.finditer(r"\w+://[^\s:/@]+:([^\s@]+)@", text)
+             if not re.fullmatch(reference, m.group(1))]
+    found += [m.group(0) for m in re.finditer(
+        r"(?im)^[ \t]*-?[ \t]*\w*(?:PASSWORD|SECRET|TOKEN)\w*[ \t]*[:=][ \t]*(\S+)", text)
+        if not re.fullmatch(reference, m.group(1).strip("\"'"))]
+    found += re.findall(r"--(?:conn-password|from-literal=\w*password\w*=)[ =]?(?!\"?\$)\S+",
+                        text)
+    return found
+
+
+def _literal_secret_variables(document: dict[str, Any]) -> list[str]:
+    """Containers' environment variables named for a secret but given a literal value."""
+    return [item["name"] for container in _containers(document)
+            for item in container.get("env", [])
+            if re.search(r"PASSWORD|SECRET|TOKEN", item["name"], re.I) and "value" in item]
+
+
+def test_no_credential_is_written_in_deploy() -> None:
+    for path in DEPLOY.rglob("*"):
+        if path.is_file():
+            assert _credentials(path.read_text()) == [], path
+    for path in _files(".yaml", ".yml"):
+        for document in _documents(path):
+            assert _literal_secret_variables(document) == [], path
+            if document.get("kind") == "Secret":
+                assert not document.get("data") and not document.get("stringData"), path
+
+
+def test_the_credential_check_finds_written_out_passwords() -> None:
+    assert _credentials("--state=postgresql://newsbeam:hunter2@db:5432/news")
+    assert _credentials("POSTGRES_PASSWORD: hunter2")
+    assert _credentials('--from-literal=password=hunter2')
+    assert not _credentials("--state=postgresql://newsbeam@db:5432/news")
+    assert not _credentials('--from-literal=password="$NEWSBEAM_DB_PASSWORD"')
+    assert not _credentials("- name: PGPASSWORD\n  valueFrom:")
+    pod = {"containers": [{"env": [{"name": "DB_PASSWORD", "value": "hunter2"},
+                                   {"name": "PGPASSWORD", "valueFrom": {}}]}]}
+    assert _literal_secret_variables(pod) == ["DB_PASSWORD"]
