@@ -71,6 +71,14 @@ def portable(tmp_path: Path) -> Iterator[tuple[int, int]]:
             process.wait(timeout=30)
 
 
+def _sample_feeds_file(site: LoopbackServer, tmp_path: Path) -> Path:
+    """A feeds file listing the demo sample's three feeds on `site`."""
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds:\n" + "".join(
+        f"  - {site.url('/feeds/' + name)}\n" for name, _, _ in demo.FEED_FILES))
+    return feeds
+
+
 def _records(out: Path) -> list[dict]:
     return [json.loads(line) for f in sorted(out.glob("articles-*.jsonl")) for line in f.open()]
 
@@ -95,9 +103,7 @@ def test_the_portable_runner_gives_what_an_in_process_run_gives(
     prefix = postgres_uri.split("table_prefix=")[1]
     site: LoopbackServer = demo.sample_server()
     try:
-        feeds = tmp_path / "feeds.yaml"
-        feeds.write_text("feeds:\n" + "".join(
-            f"  - {site.url('/feeds/' + name)}\n" for name, _, _ in demo.FEED_FILES))
+        feeds = _sample_feeds_file(site, tmp_path)
         local_out = tmp_path / "local"
         assert main(["run", "--feeds", str(feeds), "--out", str(local_out), "--state=none",
                      "--allow-private-networks"]) == 0
@@ -146,34 +152,41 @@ def _wait_for_job(job_port: int, job_id: str) -> str:
     return state
 
 
+def _detached(
+    portable: tuple[int, int], capsys: pytest.CaptureFixture[str], out: Path, saved: str,
+    argv: list[str],
+) -> dict:
+    """Run a newsbeam command detached on the job service, wait for its job to end well, and
+    return the details the command saved in `out` (file `saved`, a glob)."""
+    job_port, pool_port = portable
+    status = main([
+        *argv, "--runner=PortableRunner", f"--job_endpoint=localhost:{job_port}",
+        "--environment_type=EXTERNAL", f"--environment_config=localhost:{pool_port}",
+        "--shared-filesystem", "--detach",
+    ])
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    details: dict = json.loads(next(out.glob(saved)).read_text())
+    assert details["status"] == "submitted" and details["job_id"] in printed
+    assert _wait_for_job(job_port, details["job_id"]) == "DONE"
+    return details
+
+
 def test_a_detached_run_commits_its_state_itself_once_its_outputs_are_written(
     portable: tuple[int, int], postgres_uri: str, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # How a Dataflow Flex Template launches a run: the launcher exits once the job is
     # submitted, so nobody is left to commit the state but the pipeline.
-    job_port, pool_port = portable
     prefix = postgres_uri.split("table_prefix=")[1]
     site: LoopbackServer = demo.sample_server()
     out = tmp_path / "out"
     try:
-        feeds = tmp_path / "feeds.yaml"
-        feeds.write_text("feeds:\n" + "".join(
-            f"  - {site.url('/feeds/' + name)}\n" for name, _, _ in demo.FEED_FILES))
-        status = main([
-            "run", "--feeds", str(feeds), "--out", str(out), "--allow-private-networks",
-            f"--state={postgres_uri}", "--runner=PortableRunner",
-            f"--job_endpoint=localhost:{job_port}", "--environment_type=EXTERNAL",
-            f"--environment_config=localhost:{pool_port}", "--shared-filesystem", "--detach",
-        ])
-        printed = capsys.readouterr().out
-        assert status == 0, printed
-        details = json.loads((out / "run.json").read_text())
-        assert details["status"] == "submitted" and details["job_id"] in printed
-        state = _wait_for_job(job_port, details["job_id"])
+        details = _detached(portable, capsys, out, "run.json", [
+            "run", "--feeds", str(_sample_feeds_file(site, tmp_path)), "--out", str(out),
+            "--allow-private-networks", f"--state={postgres_uri}"])
     finally:
         site.stop()
-    assert state == "DONE"
     ids = [record["id"] for record in _records(out)]
     assert len(ids) == 6
     summary = json.loads(Path(details["summary"]).read_text())
@@ -192,30 +205,17 @@ def test_a_detached_stream_runs_on_in_the_job_service_and_writes_each_article_on
 ) -> None:
     # The job service runs pipelines on Beam's in-process runner, which fires event-time
     # timers early: the stream's dedup must not forget ids because of it.
-    job_port, pool_port = portable
     prefix = postgres_uri.split("table_prefix=")[1]
     site: LoopbackServer = demo.sample_server()
     out = tmp_path / "out"
     try:
-        feeds = tmp_path / "feeds.yaml"
-        feeds.write_text("feeds:\n" + "".join(
-            f"  - {site.url('/feeds/' + name)}\n" for name, _, _ in demo.FEED_FILES))
-        status = main([
-            "stream", "--feeds", str(feeds), "--out", str(out), "--allow-private-networks",
-            f"--state={postgres_uri}", "--poll-interval=2s", "--window=5s", "--stop-after=8s",
-            f"--sink=jsonl:{out}", f"--sink={POSTGRES_URI}?table={prefix}articles",
-            "--runner=PortableRunner", f"--job_endpoint=localhost:{job_port}",
-            "--environment_type=EXTERNAL", f"--environment_config=localhost:{pool_port}",
-            "--shared-filesystem", "--detach",
-        ])
-        printed = capsys.readouterr().out
-        assert status == 0, printed
-        details = json.loads(next(out.glob("stream-*.json")).read_text())
-        assert details["status"] == "submitted" and details["job_id"] in printed
-        state = _wait_for_job(job_port, details["job_id"])
+        _detached(portable, capsys, out, "stream-*.json", [
+            "stream", "--feeds", str(_sample_feeds_file(site, tmp_path)), "--out", str(out),
+            "--allow-private-networks", f"--state={postgres_uri}", "--poll-interval=2s",
+            "--window=5s", "--stop-after=8s",
+            f"--sink=jsonl:{out}", f"--sink={POSTGRES_URI}?table={prefix}articles"])
     finally:
         site.stop()
-    assert state == "DONE"
     ids = [record["id"] for record in _records(out)]
     assert len(ids) == 6 and len(set(ids)) == 6  # the sample's six articles, each once
     with psycopg.connect(POSTGRES_URI) as connection:
