@@ -15,6 +15,7 @@ import argparse
 import json
 import random
 import re
+import resource
 import time
 from collections import Counter
 from pathlib import Path
@@ -90,6 +91,10 @@ def main() -> None:
         rate = measure(matcher, items, args.megabytes)
         print(f"{name}: {terms} terms, compiled in {built * 1000:.0f} ms,"
               f" {hits:.0f} matches per article, {rate:.1f} MB/s of article text on one core")
+    # What a worker holding a taxonomy's matcher needs (this process also loaded the corpus
+    # and built all three).
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak memory of this process: {peak:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
+import yaml
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
 
@@ -26,11 +27,16 @@ from pipeline.summary import format_summary
 from transforms.sinks import SinkError
 from transforms.state import StateError
 from transforms.topics import (
+    LabelledText,
+    Relevance,
     TopicMatcher,
     describe_tag,
     evaluate,
+    explain_signals,
     format_evaluation,
     labelled_text,
+    tune,
+    with_relevance,
 )
 
 log = logging.getLogger(__name__)
@@ -63,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _topics_tag(args)
         if args.command == "topics" and args.topics_command == "eval":
             return _topics_eval(args)
+        if args.command == "topics" and args.topics_command == "tune":
+            return _topics_tune(args)
         if args.command == "topics" and args.topics_command == "explain":
             return _topics_explain(args)
     except (ConfigError, UsageError, StateError, SinkError, PlacementError) as error:
@@ -173,6 +181,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("file", metavar="FILE.jsonl", help="labelled JSON Lines file")
     evaluate.add_argument("--topics", metavar="FILE", help="topic taxonomy YAML (default: bundled)")
+    evaluate.add_argument(
+        "--tune-on", "--tune_on", dest="tune_on", metavar="TRAIN.jsonl",
+        help="first choose the relevance thresholds on these labelled texts (as 'topics tune'"
+        " does), then score FILE with them: figures for texts the thresholds were not chosen on")
+    evaluate.add_argument(
+        "--without-borderline", "--without_borderline", dest="without_borderline",
+        action="store_true",
+        help="leave out the items marked borderline: true (where annotators could disagree)")
+    tune = topic_commands.add_parser(
+        "tune", allow_abbrev=False, help="choose the relevance thresholds on labelled JSON lines",
+        description="Try every combination of relevance thresholds on labelled JSON lines and"
+        " print the one that tags them best (the worst topic's F1 first, then the average), as"
+        " a 'relevance' block for the topics file. Check it on other labelled texts with"
+        " 'topics eval OTHER.jsonl --tune-on FILE.jsonl'.",
+    )
+    tune.add_argument("file", metavar="FILE.jsonl", help="labelled JSON Lines file")
+    tune.add_argument("--topics", metavar="FILE", help="topic taxonomy YAML (default: bundled)")
     explain = topic_commands.add_parser(
         "explain", allow_abbrev=False, help="show which topics apply to one text, and why",
     )
@@ -322,18 +347,42 @@ def _topics_tag(args: argparse.Namespace) -> int:
 
 
 def _topics_eval(args: argparse.Namespace) -> int:
-    matcher = TopicMatcher(load_taxonomy(args.topics))
+    taxonomy = load_taxonomy(args.topics)
+    if args.tune_on:
+        tuned = tune(taxonomy, _labelled(args.tune_on))
+        print(f"thresholds chosen on {args.tune_on}: {_relevance_line(tuned.relevance)}")
+        taxonomy = with_relevance(taxonomy, tuned.relevance)
+    items = _labelled(args.file)
+    if args.without_borderline:
+        items = [item for item in items if not item.borderline]
+    print(format_evaluation(evaluate(TopicMatcher(taxonomy), items)))
+    return 0
+
+
+def _topics_tune(args: argparse.Namespace) -> int:
+    tuned = tune(load_taxonomy(args.topics), _labelled(args.file))
+    print(f"# chosen on {args.file} ({tuned.ties} combinations tied; the middle one)")
+    print("# F1 there: " + ", ".join(f"{name} {f1:.3f}" for name, f1 in tuned.f1.items()))
+    print(yaml.safe_dump({"relevance": tuned.relevance.to_dict()}, sort_keys=False), end="")
+    return 0
+
+
+def _labelled(path: str) -> list[LabelledText]:
     items = []
-    with _open_input(args.file) as lines:
+    with _open_input(path) as lines:
         for number, line in enumerate(lines, start=1):
             if line.strip():
-                where = f"{args.file}:{number}"
+                where = f"{path}:{number}"
                 try:
                     items.append(labelled_text(_json_object(line, where), where))
                 except ValueError as exc:
                     raise UsageError(str(exc)) from None
-    print(format_evaluation(evaluate(matcher, items)))
-    return 0
+    return items
+
+
+def _relevance_line(relevance: Relevance) -> str:
+    return ", ".join(f"{name} {'off' if value is None else f'{value:g}'}"
+                     for name, value in relevance.to_dict().items())
 
 
 def _topics_explain(args: argparse.Namespace) -> int:
@@ -341,14 +390,15 @@ def _topics_explain(args: argparse.Namespace) -> int:
     matcher = TopicMatcher(taxonomy)
     with _open_input(args.text) as handle:
         text = handle.read()
-    tags = {tag.name: tag for tag in matcher.tag(args.title, text)}
+    tags = {tag.name: (tag, found) for tag, found in matcher.tag_with_signals(args.title, text)}
     print(f"taxonomy {taxonomy.version}: {len(taxonomy.topics)} topics")
     for topic in taxonomy.topics:
-        tag = tags.get(topic.name)
+        tag, found = tags.get(topic.name, (None, None))
         verdict = tag.relevance.upper() if tag else "no"
         print(f"{topic.name:<16} {verdict:<8} {describe_tag(tag)}")
-        if tag:
-            print(f"{'':<25} thresholds: about >= {topic.about:g}, mention >= {topic.mention:g}")
+        if found is not None:
+            for line in explain_signals(found, taxonomy.thresholds(topic)):
+                print(f"{'':<25} {line}")
     return 0
 
 

@@ -20,7 +20,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipeline.durations import parse_duration
 from transforms.core import Feed
 from transforms.fetch import FetchError, validate_url
-from transforms.topics import Taxonomy, Term, Topic
+from transforms.topics import DEFAULT_RELEVANCE, INFINITE, Relevance, Taxonomy, Term, Topic
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +28,12 @@ DEFAULT_TOPICS = "default_topics.yaml"
 
 _TOPIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _TOPIC_KEYS = {
-    "name", "description", "terms", "aliases", "patterns", "exclude", "title_boost",
-    "lead_boost", "about", "mention", "reference_words",
+    "name", "description", "terms", "aliases", "patterns", "exclude", "mention", "relevance",
 }
+# Keys of topics files written for the tagger before its relevance followed the article's
+# layout: still accepted, so those files load, and reported as unused.
+_RETIRED_TOPIC_KEYS = {"title_boost", "lead_boost", "about", "reference_words"}
+_RELEVANCE_KEYS = {field.name for field in dataclasses.fields(Relevance)}
 _TERM_KEYS = {"term", "weight", "case_sensitive"}
 _FEED_KEYS = {"url", "name", "tags", "poll_interval"}
 
@@ -159,22 +162,49 @@ def parse_taxonomy(text: str, source: str) -> Taxonomy:
     document = _yaml(text, source)
     if not isinstance(document, dict):
         raise ConfigError(f"{source}: expected a mapping with 'version' and 'topics'")
-    _no_unknown_keys(document, {"version", "topics"}, source)
+    _no_unknown_keys(document, {"version", "topics", "relevance"}, source)
     version = document.get("version")
     if not isinstance(version, (str, int, float)) or not str(version).strip():
         raise ConfigError(f"{source}: 'version' is required (a string such as '2026.11')")
     items = document.get("topics")
     if not isinstance(items, list) or not items:
         raise ConfigError(f"{source}: 'topics' must be a non-empty list")
-    topics = [_topic(item, f"{source}: topics[{i}]") for i, item in enumerate(items)]
+    relevance = _relevance(document.get("relevance"), f"{source}: relevance",
+                           DEFAULT_RELEVANCE) or DEFAULT_RELEVANCE
+    topics = [_topic(item, f"{source}: topics[{i}]", relevance) for i, item in enumerate(items)]
     names = [topic.name for topic in topics]
     for name in names:
         if names.count(name) > 1:
             raise ConfigError(f"{source}: topic {name!r} is defined more than once")
-    return Taxonomy(version=str(version).strip(), topics=tuple(topics))
+    retired = sorted({key for item in items for key in item} & _RETIRED_TOPIC_KEYS)
+    if retired:
+        log.warning("%s: %s no longer used: a topic is 'about' an article by where its terms"
+                    " are and how much of the text they cover (see 'relevance' in the README)",
+                    source, ", ".join(retired))
+    return Taxonomy(version=str(version).strip(), topics=tuple(topics), relevance=relevance)
 
 
-def _topic(item: Any, where: str) -> Topic:
+def _relevance(item: Any, where: str, base: Relevance) -> Relevance | None:
+    """Relevance thresholds from a `relevance` mapping (None where there is none); a key left
+    out keeps `base`'s value, and null turns a criterion off."""
+    if item is None:
+        return None
+    if not isinstance(item, dict):
+        raise ConfigError(f"{where}: expected a mapping of thresholds, got {_kind(item)}")
+    _no_unknown_keys(item, _RELEVANCE_KEYS, where)
+    values: dict[str, float] = {}
+    for key, value in item.items():
+        if value is None:
+            values[key] = INFINITE
+            continue
+        number = _number(value, f"{where}.{key}")
+        if number <= 0:
+            raise ConfigError(f"{where}.{key}: expected a positive number, got {value!r}")
+        values[key] = number
+    return dataclasses.replace(base, **values)
+
+
+def _topic(item: Any, where: str, taxonomy_relevance: Relevance) -> Topic:
     if not isinstance(item, dict):
         raise ConfigError(f"{where}: expected a mapping, got {_kind(item)}")
     name = item.get("name")
@@ -184,7 +214,7 @@ def _topic(item: Any, where: str) -> Topic:
             f"{name!r}"
         )
     where = f"{where} ({name})"
-    _no_unknown_keys(item, _TOPIC_KEYS, where)
+    _no_unknown_keys(item, _TOPIC_KEYS | _RETIRED_TOPIC_KEYS, where)
     terms = [_term(t, f"{where}.terms[{i}]") for i, t in enumerate(item.get("terms") or [])]
     terms += [Term(text=a) for a in _string_list(item.get("aliases", []), f"{where}.aliases")]
     for i, pattern in enumerate(_string_list(item.get("patterns", []), f"{where}.patterns")):
@@ -195,25 +225,17 @@ def _topic(item: Any, where: str) -> Topic:
         terms.append(Term(text=pattern, pattern=True))
     if not terms:
         raise ConfigError(f"{where}: needs at least one of 'terms', 'aliases' or 'patterns'")
-    defaults = Topic(name=name, description="", terms=())
-    about = _number(item.get("about", defaults.about), f"{where}.about")
-    mention = _number(item.get("mention", defaults.mention), f"{where}.mention")
-    if not 0 < mention <= about:
-        raise ConfigError(f"{where}: thresholds need 0 < mention ({mention}) <= about ({about})")
-    reference_words = _number(item.get("reference_words", defaults.reference_words),
-                              f"{where}.reference_words")
-    if reference_words < 1:
-        raise ConfigError(f"{where}.reference_words: expected at least 1, got {reference_words}")
+    mention = _number(item.get("mention", Topic(name, "", ()).mention), f"{where}.mention")
+    if mention <= 0:
+        raise ConfigError(f"{where}.mention: expected a positive number, got {mention:g}")
     return Topic(
         name=name,
         description=_optional(item.get("description"), str, f"{where}.description") or "",
         terms=tuple(terms),
         exclusions=_string_list(item.get("exclude", []), f"{where}.exclude"),
-        title_boost=_number(item.get("title_boost", defaults.title_boost), f"{where}.title_boost"),
-        lead_boost=_number(item.get("lead_boost", defaults.lead_boost), f"{where}.lead_boost"),
-        about=about,
         mention=mention,
-        reference_words=reference_words,
+        # A topic's own thresholds complete the taxonomy's.
+        relevance=_relevance(item.get("relevance"), f"{where}.relevance", taxonomy_relevance),
     )
 
 

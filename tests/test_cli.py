@@ -47,12 +47,13 @@ def test_bad_topics_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     feeds = tmp_path / "feeds.yaml"
     feeds.write_text("feeds: [https://ok.example/feed]\n")
     topics = tmp_path / "topics.yaml"
-    topics.write_text("version: 1\ntopics:\n  - name: trade\n    terms: [trade]\n    about: lots\n")
+    topics.write_text("version: 1\ntopics:\n  - name: trade\n    terms: [trade]\n"
+                      "    relevance: {share: lots}\n")
     status, _, err = _run(capsys, "run", "--feeds", str(feeds), "--topics", str(topics))
     assert status == 2
     assert _error_line(err) == (
-        f"newsbeam: error: {topics}: topics[0] (trade).about: expected a non-negative number,"
-        " got 'lots'"
+        f"newsbeam: error: {topics}: topics[0] (trade).relevance.share: expected a non-negative"
+        " number, got 'lots'"
     )
 
 

@@ -134,7 +134,8 @@ topics:
     aliases: [半导体]
     patterns: ['\\bchip ?makers?\\b']
     exclude: [potato chips]
-    about: 5
+    mention: 2
+    relevance: {headline: 1.5, section: null}
 """))
     (topic,) = taxonomy.topics
     assert taxonomy.version == "7"
@@ -142,7 +143,9 @@ topics:
         ("semiconductor", 1.0, False, False), ("TSMC", 2.0, True, False),
         ("半导体", 1.0, False, False), ("\\bchip ?makers?\\b", 1.0, False, True),
     ]
-    assert topic.exclusions == ("potato chips",) and topic.about == 5.0
+    assert topic.exclusions == ("potato chips",) and topic.mention == 2.0
+    assert topic.relevance is not None and topic.relevance.headline == 1.5
+    assert topic.relevance.section == float("inf")
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -152,10 +155,12 @@ topics:
     ("version: 1\ntopics:\n  - name: a\n    terms: [x]\n    treshold: 2",
      "topics[0] (a): unknown key 'treshold'"),
     ("version: 1\ntopics:\n  - name: a", "topics[0] (a): needs at least one of"),
-    ("version: 1\ntopics:\n  - name: a\n    terms: [x]\n    about: high",
-     "topics[0] (a).about: expected a non-negative number, got 'high'"),
-    ("version: 1\ntopics:\n  - name: a\n    terms: [x]\n    about: 1\n    mention: 2",
-     "thresholds need 0 < mention (2.0) <= about (1.0)"),
+    ("version: 1\ntopics:\n  - name: a\n    terms: [x]\n    relevance: {share: high}",
+     "topics[0] (a).relevance.share: expected a non-negative number, got 'high'"),
+    ("version: 1\ntopics:\n  - name: a\n    terms: [x]\n    relevance: {shares: 0.2}",
+     "topics[0] (a).relevance: unknown key 'shares'"),
+    ("version: 1\ntopics:\n  - name: a\n    terms: [x]\n    mention: 0",
+     "topics[0] (a).mention: expected a positive number, got 0"),
     ("version: 1\ntopics:\n  - name: a\n    patterns: ['(unclosed']",
      "topics[0] (a).patterns[0]: invalid regular expression"),
     ("version: 1\ntopics:\n  - name: a\n    terms: [{weight: 2}]",

@@ -1,13 +1,26 @@
-"""The topic matcher: the seed article, exclusions, word boundaries, zones and evidence."""
+"""The topic tagger: the seed article, exclusions, word boundaries, zones and evidence; the
+layout of a text; relevance by where a topic is and how much of the text develops it; tuning
+the thresholds on one labelled set and scoring on the other."""
 
 from __future__ import annotations
 
 import json
 
+import yaml
+
 from pipeline import demo
 from pipeline.cli import main
-from pipeline.config import load_taxonomy, parse_taxonomy
-from transforms.topics import TopicMatcher, evaluate, labelled_text
+from pipeline.config import ConfigError, load_taxonomy, parse_taxonomy
+from transforms.topics import (
+    INFINITE,
+    Relevance,
+    TopicMatcher,
+    evaluate,
+    labelled_text,
+    text_layout,
+    tune,
+    with_relevance,
+)
 
 SEED_PATH = "/world/2023/06/18/blinken-meets-qin-gang-beijing.html"
 
@@ -70,28 +83,125 @@ def test_evidence_counts_terms_and_zones() -> None:
     (evidence,) = tag.evidence
     assert (evidence.term, evidence.count, evidence.zones) == (
         "fentanyl", 3, ("title", "lead", "body"))
-    # weight 2: x5 in the title, x2 in the lead, x1 in the body (the text is under 300 words)
-    assert tag.score == 2 * 5 + 2 * 2 + 2 * 1
+    # About by its headline: term weight 2 where 0.5 is enough, four times the threshold.
+    assert tag.score == 4.0
 
 
-def test_body_mentions_count_less_in_long_texts() -> None:
+def test_the_layout_of_the_three_shapes_of_text() -> None:
+    pipeline_text = "First paragraph. It has two sentences.\nSecond paragraph!\nThird? Yes."
+    shape = text_layout(pipeline_text)
+    assert (shape.paragraphs, shape.sentences) == (3, 5)
+    assert shape.sentence_paragraphs == (0, 0, 1, 2, 2)
+    web = "A wrapped\nparagraph. Two.\n\nAnother one.\n\n\nLast."
+    assert (text_layout(web).paragraphs, text_layout(web).sentences) == (3, 4)
+    wire = "The first paragraph is\nhard-wrapped here.\n    The second\nstarts indented.\n"
+    assert (text_layout(wire).paragraphs, text_layout(wire).sentences) == (2, 2)
+    # The lead: whole paragraphs until about 100 words.
+    long = "\n".join(["word " * 60] * 4)
+    assert text_layout(long).lead_end == len("word " * 60) * 2 + 1
+
+
+LONG_FILLER = "The council debated parks, libraries and the bus timetable at length. " * 6
+
+
+def _long_article(middle: list[str]) -> str:
+    """Twenty paragraphs of council business, with `middle` paragraphs halfway through."""
+    paragraphs = [LONG_FILLER] * 10 + middle + [LONG_FILLER] * 10
+    return "\n".join(paragraphs)
+
+
+def test_a_passing_aside_is_a_mention_however_often_words_occur() -> None:
     matcher = TopicMatcher(load_taxonomy())
-    lead = "The council met on Monday to discuss the city budget and new bus routes. " * 8
-    aside = "A speaker mentioned tariffs on imported steel in passing."
-    short = f"{lead}\n{aside}"
-    long = f"{lead}\n{aside}\n" + "The debate on parks and libraries went on. " * 200
-    (in_short,) = matcher.tag("Council budget", short)
-    (in_long,) = matcher.tag("Council budget", long)
-    assert in_long.score < in_short.score
-    assert in_long.relevance == "mention"
+    aside = "A speaker said tariffs, tariffs and more tariffs on imported steel hurt the city."
+    (tag,) = matcher.tag("Council budget", _long_article([aside]))
+    assert (tag.name, tag.relevance) == ("trade", "mention")
 
 
-def test_default_taxonomy_meets_the_f1_target_on_the_labelled_corpus(corpus) -> None:
-    items = [json.loads(line) for line in (corpus / "topics" / "dev.jsonl").open()]
-    evaluation = evaluate(TopicMatcher(load_taxonomy()),
-                          [labelled_text(item, item["id"]) for item in items])
-    for score in evaluation.scores:
-        assert score.f1 >= 0.92, (score.topic, score.f1)
+def test_a_topic_developed_in_one_section_of_a_long_article_is_about() -> None:
+    matcher = TopicMatcher(load_taxonomy())
+    section = [
+        "Then the debate turned to tariffs. The mayor said the new tariffs on steel would"
+        " raise the cost of the bridge. Importers have already raised their prices.",
+        "A councillor said the trade war with China had cut exports from the port by a third."
+        " Another asked whether the city could claim an exemption from the import duties.",
+    ]
+    tags = {tag.name: tag for tag in matcher.tag("Council budget", _long_article(section))}
+    assert tags["trade"].relevance == "about"
+    assert tags["trade"].score >= 1
+
+
+def test_a_topic_defined_only_by_its_terms_tags_sensibly() -> None:
+    matcher = TopicMatcher(parse_taxonomy("""
+version: t
+topics:
+  - name: chips
+    terms: [semiconductor, chipmaker, foundry]
+""", "t.yaml"))
+    assert _tags("Chipmaker opens a foundry", "Work began.", matcher) == {"chips": "about"}
+    aside = "One speaker works for a chipmaker."
+    assert _tags("Council budget", _long_article([aside]), matcher) == {"chips": "mention"}
+
+
+def test_each_criterion_alone_makes_about_and_can_be_turned_off() -> None:
+    text = "\n".join([LONG_FILLER] * 3 + ["Taiwan said so. Taiwan did it. Taiwan again."]
+                     + [LONG_FILLER] * 3)
+    taxonomy = load_taxonomy()
+    only_share = Relevance(headline=INFINITE, lead=INFINITE, share=0.05, sentences=3,
+                           section=INFINITE)
+    assert _tags("", text, TopicMatcher(with_relevance(taxonomy, only_share)))["taiwan"] == (
+        "about")
+    nothing = Relevance(headline=INFINITE, lead=INFINITE, share=INFINITE, section=INFINITE)
+    assert _tags("Taiwan", text, TopicMatcher(with_relevance(taxonomy, nothing)))["taiwan"] == (
+        "mention")
+
+
+def test_relevance_thresholds_in_the_topics_file(caplog) -> None:
+    taxonomy = parse_taxonomy("""
+version: t
+relevance: {share: 0.3, section: null}
+topics:
+  - name: chips
+    terms: [chip]
+    relevance: {headline: 2}
+  - name: boats
+    terms: [boat]
+""", "t.yaml")
+    chips, boats = taxonomy.topics
+    assert taxonomy.thresholds(boats).share == 0.3 and taxonomy.thresholds(boats).section == (
+        INFINITE)
+    assert taxonomy.thresholds(chips).headline == 2 and taxonomy.thresholds(chips).share == 0.3
+    try:
+        parse_taxonomy("version: t\nrelevance: {share: 0}\ntopics: [{name: a, terms: [a]}]",
+                       "t.yaml")
+    except ConfigError as error:
+        assert str(error) == "t.yaml: relevance.share: expected a positive number, got 0"
+    else:
+        raise AssertionError("a zero threshold was accepted")
+    # Files written for the earlier scoring still load; their retired keys are reported.
+    parse_taxonomy("version: t\ntopics: [{name: a, terms: [a], about: 5, title_boost: 4}]",
+                   "old.yaml")
+    assert "old.yaml: about, title_boost no longer used" in caplog.text
+
+
+def _labelled_set(corpus, name: str) -> list:
+    return [labelled_text(item, item["id"]) for item in
+            map(json.loads, (corpus / "topics" / f"{name}.jsonl").open())]
+
+
+def test_thresholds_chosen_on_one_labelled_set_hold_on_the_other(corpus) -> None:
+    # Figures for text the thresholds were not chosen on (README, "Topics file"); the
+    # bundled ones were chosen on both sets.
+    taxonomy = load_taxonomy()
+    sets = {name: _labelled_set(corpus, name) for name in ("dev", "dev2")}
+    for train, test in (("dev", "dev2"), ("dev2", "dev")):
+        tuned = tune(taxonomy, sets[train])
+        evaluation = evaluate(TopicMatcher(with_relevance(taxonomy, tuned.relevance)),
+                              sets[test])
+        for score in evaluation.scores:
+            assert score.f1 >= 0.88, (train, test, score.topic, score.f1)
+    for name, items in sets.items():
+        for score in evaluate(TopicMatcher(taxonomy), items).scores:
+            assert score.f1 >= 0.91, (name, score.topic, score.f1)
 
 
 def test_topics_eval_and_explain_commands(tmp_path, capsys) -> None:
@@ -113,4 +223,15 @@ def test_topics_eval_and_explain_commands(tmp_path, capsys) -> None:
                  str(text)]) == 0
     out = capsys.readouterr().out
     assert "taiwan           ABOUT" in out and "Taiwan x2 (title/lead)" in out
+    assert "MET headline  term weight 1 in the headline (takes 0.5)" in out
+    assert ("    developed named in 1 sentence(s), 50% of the text, in 1 paragraph(s)"
+            " (takes 12% in 3 and 1)") in out
     assert "trade            no" in out
+
+    assert main(["topics", "tune", str(labelled)]) == 0
+    out = capsys.readouterr().out
+    assert "# F1 there: taiwan 1.000, trade 1.000, fentanyl 1.000" in out
+    assert set(yaml.safe_load(out)["relevance"]) == {
+        "headline", "lead", "lead_sentences", "share", "sentences", "paragraphs", "section"}
+    assert main(["topics", "eval", str(labelled), "--tune-on", str(labelled)]) == 0
+    assert capsys.readouterr().out.startswith(f"thresholds chosen on {labelled}: headline ")

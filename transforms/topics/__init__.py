@@ -13,8 +13,20 @@ if TYPE_CHECKING:
         format_evaluation as format_evaluation,
         labelled_text as labelled_text,
     )
+    from transforms.topics.layout import (
+        Layout as Layout,
+        text_layout as text_layout,
+    )
     from transforms.topics.matcher import (
         TopicMatcher as TopicMatcher,
+    )
+    from transforms.topics.relevance import (
+        DEFAULT_RELEVANCE as DEFAULT_RELEVANCE,
+        INFINITE as INFINITE,
+        Relevance as Relevance,
+        Signals as Signals,
+        explain_signals as explain_signals,
+        judge as judge,
     )
     from transforms.topics.tag import (
         TagTopics as TagTopics,
@@ -23,6 +35,11 @@ if TYPE_CHECKING:
         Taxonomy as Taxonomy,
         Term as Term,
         Topic as Topic,
+    )
+    from transforms.topics.tuning import (
+        Tuned as Tuned,
+        tune as tune,
+        with_relevance as with_relevance,
     )
 
 __getattr__, __all__ = lazy_exports(__name__, __file__)

@@ -21,6 +21,7 @@ class LabelledText:
     title: str
     text: str
     labels: frozenset[str]
+    borderline: bool = False  # a second annotator could reasonably disagree
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +73,7 @@ def labelled_text(item: Mapping[str, Any], where: str) -> LabelledText:
     return LabelledText(
         id=str(item.get("id", where)), title=str(item.get("title") or ""),
         text=str(item.get("text") or ""), labels=frozenset(labels),
+        borderline=bool(item.get("borderline")),
     )
 
 

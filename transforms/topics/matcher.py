@@ -2,8 +2,9 @@
 
 The matcher compiles every literal term and exclusion of every topic into one Aho-Corasick
 automaton per case mode, so tagging costs one pass over the text however many topics there are;
-regular expressions are the opt-in exception. Scores add each match's weight, boosted in the
-title and the lead; thresholds turn a score into `about` or `mention`.
+regular expressions are the opt-in exception. A topic whose matches weigh at least its
+`mention` threshold is tagged; where its matches are in the article's layout decides whether
+it is `about` the article (transforms.topics.relevance).
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from collections.abc import Sequence
 import ahocorasick
 
 from transforms.core import Evidence, TopicTag
+from transforms.topics.layout import Layout, text_layout
+from transforms.topics.relevance import Signals, ratios, signals
 from transforms.topics.taxonomy import Taxonomy, Term, Topic
 
 ZONES = ("title", "lead", "body")
 # The zones named by each bit mask of zone indexes (bit 0: title, 1: lead, 2: body).
 _ZONE_SETS = tuple(tuple(z for i, z in enumerate(ZONES) if mask >> i & 1) for mask in range(8))
-# The lead is the first paragraphs up to this many words: two paragraphs of a typical story,
-# several lines of hard-wrapped wire copy.
-LEAD_WORDS = 100
+_NO_TEXT = Layout((), (), 0, 0)
 
 
 class TopicMatcher:
@@ -60,16 +61,24 @@ class TopicMatcher:
 
     def tag(self, title: str, text: str) -> tuple[TopicTag, ...]:
         """Topics that reach at least the `mention` threshold, highest score first."""
+        return tuple(tag for tag, _ in self.tag_with_signals(title, text))
+
+    def tag_with_signals(
+        self, title: str, text: str
+    ) -> list[tuple[TopicTag, Signals]]:
+        """The tags, each with the signals it was judged on (for explaining and tuning)."""
         in_title, in_text = self._hits(title), self._hits(text)
-        lead_end, words = lead_length(text), len(text.split())
-        topics = self.taxonomy.topics
-        tags = [
-            tag
-            for index in in_title.keys() | in_text.keys()
-            if (tag := score_topic(topics[index], in_title.get(index, ()),
-                                   in_text.get(index, ()), lead_end, words)) is not None
-        ]
-        return tuple(sorted(tags, key=lambda t: (-t.score, t.name)))
+        shape = text_layout(text) if in_text else _NO_TEXT
+        topics, taxonomy = self.taxonomy.topics, self.taxonomy
+        tagged = []
+        for index in in_title.keys() | in_text.keys():
+            topic = topics[index]
+            found = tag_topic(topic, in_title.get(index, ()), in_text.get(index, ()), shape,
+                              taxonomy)
+            if found is not None:
+                tagged.append(found)
+        tagged.sort(key=lambda pair: (-pair[0].score, pair[0].name))
+        return tagged
 
     def _hits(self, text: str) -> dict[int, list[tuple[int, int, Term]]]:
         """(start, end, term) of every counted match in the text, by topic, in one pass per
@@ -128,18 +137,6 @@ class TopicMatcher:
         return kept
 
 
-def lead_length(text: str) -> int:
-    """Characters of the lead: whole paragraphs from the start until LEAD_WORDS are reached."""
-    words = 0
-    position = 0
-    for line in text.split("\n"):
-        position += len(line) + 1
-        words += len(line.split())
-        if words >= LEAD_WORDS:
-            break
-    return position
-
-
 def _same_length_lower(text: str) -> str:
     """Lower case with every character kept in place, so match positions line up with `text`
     (str.lower turns a few characters, such as "İ", into two)."""
@@ -167,50 +164,44 @@ def _suffix_end(text: str, end: int) -> int | None:
     return stop if stop == len(text) or not _is_word_char(text[stop]) else None
 
 
-def score_topic(
+def tag_topic(
     topic: Topic,
     in_title: Sequence[tuple[int, int, Term]],
     in_text: Sequence[tuple[int, int, Term]],
-    lead_end: int,
-    words: int,
-) -> TopicTag | None:
-    """The tag for one topic from its (start, end, term) matches in the title and in the text,
-    or None when they weigh less than `mention` in all. Text matches before `lead_end` are in
-    the lead; `words` is the text's length.
-
-    The relevance score follows the labelling rule: a topic in the headline or the lead counts
-    heavily (title_boost, lead_boost); in the body it must be developed, so body matches count
-    in proportion to the text's length: fully up to `reference_words`, less in longer texts,
-    where a few passing mentions are expected.
-    """
-    # Two plain loops rather than one over a generator: this runs for every tagged topic of
-    # every article, and is most of the tagger's cost when a taxonomy has hundreds of topics.
-    weights = [0.0, 0.0, 0.0]
+    shape: Layout,
+    taxonomy: Taxonomy,
+) -> tuple[TopicTag, Signals] | None:
+    """The tag for one topic from its (start, end, term) matches in the title and in the text
+    of an article laid out as `shape`, with its signals; None when the matches weigh less than
+    `mention` in all."""
+    headline = 0.0
     seen: dict[str, list[int]] = {}  # term -> [count, bit mask of its zones]
     for _, _, term in in_title:
-        weights[0] += term.weight
+        headline += term.weight
         entry = seen.get(term.text)
         if entry is None:
             seen[term.text] = [1, 1]
         else:
             entry[0] += 1
             entry[1] |= 1
+    lead_end = shape.lead_end
+    total = headline
     for start, _, term in in_text:
-        zone = 1 if start < lead_end else 2
-        weights[zone] += term.weight
+        total += term.weight
+        zone = 2 if start < lead_end else 4
         entry = seen.get(term.text)
         if entry is None:
-            seen[term.text] = [1, 1 << zone]
+            seen[term.text] = [1, zone]
         else:
             entry[0] += 1
-            entry[1] |= 1 << zone
-    if not seen or weights[0] + weights[1] + weights[2] < topic.mention:
+            entry[1] |= zone
+    if not seen or total < topic.mention:
         return None
-    body_share = min(1.0, topic.reference_words / words) if words else 1.0
-    score = topic.title_boost * weights[0] + topic.lead_boost * weights[1] + (
-        weights[2] * body_share)
+    found = signals(headline, in_text, shape)
+    score = max(ratios(found, taxonomy.thresholds(topic)))
+    relevance = "about" if score >= 1 else "mention"
+    score = round(score, 3)
     items = seen.items() if len(seen) == 1 else sorted(
         seen.items(), key=lambda item: (-item[1][0], item[0]))
     evidence = tuple([Evidence(term, n, _ZONE_SETS[mask]) for term, (n, mask) in items])
-    relevance = "about" if score >= topic.about else "mention"
-    return TopicTag(topic.name, relevance, round(score, 3), evidence)
+    return TopicTag(topic.name, relevance, score, evidence), found

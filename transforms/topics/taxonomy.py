@@ -1,4 +1,4 @@
-"""A topic taxonomy as plain data: topics, their terms, exclusions, boosts and thresholds.
+"""A topic taxonomy as plain data: topics, their terms, exclusions and relevance thresholds.
 
 Loaded from YAML by `pipeline.config`; compiled for matching by `TopicMatcher`.
 """
@@ -6,6 +6,8 @@ Loaded from YAML by `pipeline.config`; compiled for matching by `TopicMatcher`.
 from __future__ import annotations
 
 import dataclasses
+
+from transforms.topics.relevance import DEFAULT_RELEVANCE, Relevance
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,17 +22,15 @@ class Term:
 
 @dataclasses.dataclass(frozen=True)
 class Topic:
-    """One topic: its terms, the contexts that cancel a match, boosts and thresholds."""
+    """One topic: its terms, the contexts that cancel a match, and its thresholds (`relevance`:
+    its own, or None for the taxonomy's)."""
 
     name: str
     description: str
     terms: tuple[Term, ...]
     exclusions: tuple[str, ...] = ()
-    title_boost: float = 4.0
-    lead_boost: float = 2.0
-    about: float = 5.0
-    mention: float = 1.0
-    reference_words: float = 300.0
+    mention: float = 1.0  # total term weight that makes a mention
+    relevance: Relevance | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,3 +39,8 @@ class Taxonomy:
 
     version: str
     topics: tuple[Topic, ...]
+    relevance: Relevance = DEFAULT_RELEVANCE  # for topics without their own
+
+    def thresholds(self, topic: Topic) -> Relevance:
+        """The relevance thresholds `topic` is judged by."""
+        return topic.relevance or self.relevance

@@ -1,0 +1,148 @@
+"""How relevant a topic is to an article: `about` or `mention`, following the labelling rule.
+
+A topic is `about` an article when it is a subject of the headline or the lead, or when the
+body develops it: it is named in a good share of the sentences, or in several sentences of one
+section (consecutive paragraphs). A topic named in a sentence or two elsewhere is a `mention`,
+however long the text. What decides is where the topic's terms are and how much of the text
+they cover, never how many times words occur in the whole text: a long article that keeps
+returning to a subject has many matches and so does a long article with a passing aside,
+while their shares of sentences differ.
+
+`Relevance` holds the thresholds (global, so a topic defined by its terms alone is judged like
+any other; a taxonomy or a topic may set its own); `Signals` are what one topic's matches show
+in one article; `judge` compares the two.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from bisect import bisect_right
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from transforms.topics.layout import Layout
+
+INFINITE = math.inf  # a criterion that never applies
+
+
+@dataclasses.dataclass(frozen=True)
+class Relevance:
+    """The thresholds that make a topic `about` an article; any one criterion is enough."""
+
+    # The defaults are those of the bundled taxonomy (chosen with `topics tune`).
+    headline: float = 0.5  # total term weight in the headline
+    lead: float = 2.0  # total term weight in the lead ...
+    lead_sentences: float = 2  # ... over at least this many of its sentences
+    share: float = 0.12  # share of the text's sentences that name the topic ...
+    sentences: float = 3  # ... at least this many of them ...
+    paragraphs: float = 1  # ... in at least this many paragraphs
+    section: float = 5  # or this many sentences naming it in consecutive paragraphs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: (None if value == INFINITE else value)
+                for name, value in dataclasses.asdict(self).items()}
+
+
+DEFAULT_RELEVANCE = Relevance()
+
+
+class Signals(NamedTuple):
+    """What one topic's matches show in one article. (A NamedTuple: one is made for every
+    topic of every article.)"""
+
+    headline: float  # term weight in the headline
+    lead: float  # term weight in the lead
+    lead_sentences: int  # sentences of the lead with a match
+    sentences: int  # sentences of the text with a match
+    share: float  # their share of the text's sentences
+    paragraphs: int  # paragraphs with a match
+    section: int  # the most sentences with a match in one run of consecutive paragraphs
+
+
+def signals(
+    headline: float, text_matches: Sequence[tuple[int, int, Any]], layout: Layout
+) -> Signals:
+    """The signals of a topic from its term weight in the headline and its (start, end, term)
+    matches in the text (a term has a `weight`)."""
+    starts = layout.sentence_starts
+    lead_end = layout.lead_end
+    if len(text_matches) == 1:  # most topics of most articles: no sets, no runs
+        ((start, _, term),) = text_matches
+        in_lead = start < lead_end
+        return Signals(headline, term.weight if in_lead else 0.0, int(in_lead), 1,
+                       1 / max(1, layout.sentences), 1, 1)
+    if not text_matches:
+        return Signals(headline, 0.0, 0, 0, 0.0, 0, 0)
+    lead = 0.0
+    matched: set[int] = set()
+    lead_matched: set[int] = set()
+    for start, _, term in text_matches:
+        sentence = bisect_right(starts, start) - 1
+        matched.add(sentence)
+        if start < lead_end:
+            lead += term.weight
+            lead_matched.add(sentence)
+    # The longest run of consecutive paragraphs with a match, counted in matched sentences.
+    section = run = paragraphs = 0
+    previous = -2
+    owners = layout.sentence_paragraphs
+    for sentence in sorted(matched):
+        paragraph = owners[sentence] if sentence >= 0 else 0
+        if paragraph != previous:
+            paragraphs += 1
+            if paragraph - previous > 1:
+                run = 0
+        run += 1
+        previous = paragraph
+        if run > section:
+            section = run
+    return Signals(
+        headline=headline, lead=lead, lead_sentences=len(lead_matched),
+        sentences=len(matched), share=len(matched) / max(1, layout.sentences),
+        paragraphs=paragraphs, section=section,
+    )
+
+
+CRITERIA = ("headline", "lead", "developed", "section")
+
+
+def ratios(found: Signals, thresholds: Relevance) -> tuple[float, float, float, float]:
+    """How far the article is toward each criterion (CRITERIA): 1 or more meets it."""
+    return (
+        found.headline / thresholds.headline,
+        min(found.lead / thresholds.lead, found.lead_sentences / thresholds.lead_sentences),
+        min(found.share / thresholds.share, found.sentences / thresholds.sentences,
+            found.paragraphs / thresholds.paragraphs),
+        found.section / thresholds.section,
+    )
+
+
+def judge(found: Signals, thresholds: Relevance) -> tuple[str, float, tuple[str, ...]]:
+    """("about" or "mention", score, the criteria met). The score is how far the strongest
+    criterion is past its threshold: 1 or more is `about`."""
+    reached = ratios(found, thresholds)
+    score = max(reached)
+    met = tuple(name for name, ratio in zip(CRITERIA, reached, strict=True) if ratio >= 1)
+    return ("about" if score >= 1 else "mention"), round(score, 3), met
+
+
+def explain_signals(found: Signals, thresholds: Relevance) -> list[str]:
+    """For a person: each criterion, what the article shows against what it takes."""
+    def limit(value: float) -> str:
+        return "off" if value == INFINITE else f"{value:g}"
+
+    _, _, met = judge(found, thresholds)
+    rows = [
+        ("headline", f"term weight {found.headline:g} in the headline"
+                     f" (takes {limit(thresholds.headline)})"),
+        ("lead", f"term weight {found.lead:g} in {found.lead_sentences} sentence(s) of the lead"
+                 f" (takes {limit(thresholds.lead)} in {limit(thresholds.lead_sentences)})"),
+        ("developed", f"named in {found.sentences} sentence(s), {found.share:.0%} of the text,"
+                      f" in {found.paragraphs} paragraph(s) (takes"
+                      f" {'off' if thresholds.share == INFINITE else f'{thresholds.share:.0%}'}"
+                      f" in {limit(thresholds.sentences)} and {limit(thresholds.paragraphs)})"),
+        ("section", f"{found.section} sentence(s) in one run of consecutive paragraphs"
+                    f" (takes {limit(thresholds.section)})"),
+    ]
+    return [f"{'MET ' if name in met else '    '}{name:<9} {text}" for name, text in rows]
