@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from bisect import bisect_right
 
 # The lead is the first paragraphs up to this many words: two paragraphs of a typical story,
 # several lines of wire copy.
@@ -21,7 +22,14 @@ LEAD_WORDS = 100
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 _INDENTED_LINE = re.compile(r"\n(?=[ \t]{2,}\S)")
 _LINE = re.compile(r"\n")
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"”’')\]]*\s+(?=[\"“‘(\[]?[A-Z0-9])")
+# A sentence ends at `.`, `!` or `?`, closing quotes or brackets and white space, before what
+# can open a sentence. One pattern per mark: a pattern that opens with a literal character lets
+# the regex engine jump from one candidate to the next, several times faster on news text than
+# one pattern opening with a set of characters (or with a lookbehind).
+_SENTENCE_ENDS = tuple(
+    re.compile(re.escape(mark) + r"[\"”’')\]]*\s+(?=[\"“‘(\[]?[A-Z0-9])") for mark in ".!?"
+)
+_NON_SPACE = re.compile(r"\S")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,25 +55,23 @@ def text_layout(text: str) -> Layout:
         separator = _INDENTED_LINE
     else:
         separator = _LINE
-    starts: list[int] = []
-    owners: list[int] = []
-    paragraph = 0
+    paragraph_starts: list[int] = []  # offset of each non-blank paragraph's first character
     lead_end = -1
     words = 0
     position = 0
     for boundary in (*(m.start() for m in separator.finditer(text)), len(text)):
-        chunk = text[position:boundary]
-        if chunk.strip():
+        first = _NON_SPACE.search(text, position, boundary)
+        if first is not None:
+            paragraph_starts.append(first.start())
             if lead_end < 0:
-                words += len(chunk.split())
+                words += len(text[position:boundary].split())
                 if words >= LEAD_WORDS:
                     lead_end = boundary
-            starts.append(position + len(chunk) - len(chunk.lstrip()))
-            owners.append(paragraph)
-            for end in _SENTENCE_END.finditer(chunk):
-                starts.append(position + end.end())
-                owners.append(paragraph)
-            paragraph += 1
         position = boundary + 1
-    return Layout(tuple(starts), tuple(owners), paragraph,
+    # One pass over the whole text; a sentence end before a paragraph break gives that
+    # paragraph's start, which the set holds once.
+    starts = sorted({*paragraph_starts,
+                     *(m.end() for pattern in _SENTENCE_ENDS for m in pattern.finditer(text))})
+    owners = tuple(bisect_right(paragraph_starts, start) - 1 for start in starts)
+    return Layout(tuple(starts), owners, len(paragraph_starts),
                   len(text) if lead_end < 0 else lead_end)

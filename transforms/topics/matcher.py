@@ -10,19 +10,23 @@ it is `about` the article (transforms.topics.relevance).
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
+from operator import itemgetter
 
 import ahocorasick
 
 from transforms.core import Evidence, TopicTag
 from transforms.topics.layout import Layout, text_layout
-from transforms.topics.relevance import Signals, ratios, signals
+from transforms.topics.relevance import Relevance, Signals, ratios, signals
 from transforms.topics.taxonomy import Taxonomy, Term, Topic
 
 ZONES = ("title", "lead", "body")
 # The zones named by each bit mask of zone indexes (bit 0: title, 1: lead, 2: body).
 _ZONE_SETS = tuple(tuple(z for i, z in enumerate(ZONES) if mask >> i & 1) for mask in range(8))
+_LEAD, _BODY = ("lead",), ("body",)
+_NAME, _SCORE = itemgetter(0), itemgetter(2)  # of a TopicTag
 _NO_TEXT = Layout((), (), 0, 0)
 
 
@@ -31,6 +35,7 @@ class TopicMatcher:
 
     def __init__(self, taxonomy: Taxonomy) -> None:
         self.taxonomy = taxonomy
+        self._thresholds = [taxonomy.thresholds(topic) for topic in taxonomy.topics]
         # Automaton values: (is a term, topic index, term or exclusion phrase) for each key.
         self._folded = ahocorasick.Automaton()
         self._exact = ahocorasick.Automaton()
@@ -52,8 +57,9 @@ class TopicMatcher:
         for folded, automaton, keys in ((True, self._folded, folded_keys),
                                         (False, self._exact, exact_keys)):
             for key, values in keys.items():
-                # Whether each end of the key must sit on a word boundary (not for CJK).
-                automaton.add_word(key, (len(key), _is_word_char(key[0]),
+                # From the match's last character to its first, and whether each end of the
+                # key must sit on a word boundary (not for CJK).
+                automaton.add_word(key, (len(key) - 1, _is_word_char(key[0]),
                                          _is_word_char(key[-1]), tuple(values)))
             if keys:
                 automaton.make_automaton()
@@ -61,24 +67,32 @@ class TopicMatcher:
 
     def tag(self, title: str, text: str) -> tuple[TopicTag, ...]:
         """Topics that reach at least the `mention` threshold, highest score first."""
-        return tuple(tag for tag, _ in self.tag_with_signals(title, text))
+        return tuple(self._tag(title, text)[0])
 
     def tag_with_signals(
         self, title: str, text: str
     ) -> list[tuple[TopicTag, Signals]]:
         """The tags, each with the signals it was judged on (for explaining and tuning)."""
+        tags, found = self._tag(title, text)
+        return [(tag, found[tag.name]) for tag in tags]
+
+    def _tag(self, title: str, text: str) -> tuple[list[TopicTag], dict[str, Signals]]:
         in_title, in_text = self._hits(title), self._hits(text)
         shape = text_layout(text) if in_text else _NO_TEXT
-        topics, taxonomy = self.taxonomy.topics, self.taxonomy
-        tagged = []
+        topics, thresholds = self.taxonomy.topics, self._thresholds
+        tags = []
+        found = {}
+        single_verdicts: dict[tuple[bool, float, int], tuple[str, float, Signals]] = {}
         for index in in_title.keys() | in_text.keys():
-            topic = topics[index]
-            found = tag_topic(topic, in_title.get(index, ()), in_text.get(index, ()), shape,
-                              taxonomy)
-            if found is not None:
-                tagged.append(found)
-        tagged.sort(key=lambda pair: (-pair[0].score, pair[0].name))
-        return tagged
+            judged = tag_topic(topics[index], in_title.get(index, ()), in_text.get(index, ()),
+                               shape, thresholds[index], single_verdicts)
+            if judged is not None:
+                tags.append(judged[0])
+                found[judged[0].name] = judged[1]
+        # Highest score first, then by name: two stable sorts on keys read in C.
+        tags.sort(key=_NAME)
+        tags.sort(key=_SCORE, reverse=True)
+        return tags, found
 
     def _hits(self, text: str) -> dict[int, list[tuple[int, int, Term]]]:
         """(start, end, term) of every counted match in the text, by topic, in one pass per
@@ -94,8 +108,8 @@ class TopicMatcher:
         for folded, automaton in self._searches:
             haystack = lowered if folded else text
             stacks: dict[int, list[tuple[int, int, Term]]] = {}
-            for last, (length, left, right, values) in automaton.iter(haystack):
-                start, end = last - length + 1, last + 1
+            for last, (offset, left, right, values) in automaton.iter(haystack):
+                start, end = last - offset, last + 1
                 # Word boundaries, inlined (this loop runs for every candidate): a letter or
                 # digit outside the CJK range next to the match means it is inside a word.
                 if left and start > 0:
@@ -115,12 +129,14 @@ class TopicMatcher:
                     stack = stacks.get(topic)
                     if stack is None:
                         stacks[topic] = [(start, end, item)]
-                        continue
-                    while stack and stack[-1][1] > start and start <= stack[-1][0]:
-                        stack.pop()  # covered by this longer match
-                    if stack and stack[-1][1] > start:
-                        continue  # overlaps an earlier match only in part: leftmost wins
-                    stack.append((start, end, item))
+                    elif stack[-1][1] <= start:  # the usual case: after the topic's last match
+                        stack.append((start, end, item))
+                    else:
+                        while stack and stack[-1][1] > start and start <= stack[-1][0]:
+                            stack.pop()  # covered by this longer match
+                        # One that overlaps an earlier match only in part is dropped.
+                        if not stack or stack[-1][1] <= start:
+                            stack.append((start, end, item))
             for topic, stack in stacks.items():
                 if topic in kept:
                     kept[topic].extend(stack)
@@ -169,11 +185,36 @@ def tag_topic(
     in_title: Sequence[tuple[int, int, Term]],
     in_text: Sequence[tuple[int, int, Term]],
     shape: Layout,
-    taxonomy: Taxonomy,
+    thresholds: Relevance,
+    single_verdicts: dict[tuple[bool, float, int], tuple[str, float, Signals]],
 ) -> tuple[TopicTag, Signals] | None:
     """The tag for one topic from its (start, end, term) matches in the title and in the text
-    of an article laid out as `shape`, with its signals; None when the matches weigh less than
-    `mention` in all."""
+    of an article laid out as `shape`, judged by `thresholds`, with its signals; None when the
+    matches weigh less than the topic's `mention` in all. `single_verdicts` holds, for one
+    article, the judgments of topics with a single match.
+
+    One pass over the matches gathers the evidence and the signals together: this runs for
+    every topic matched in every article, the tagger's inner loop with a large taxonomy.
+    """
+    if not in_title and len(in_text) == 1:  # most topics of an article with a large taxonomy
+        ((start, _, term),) = in_text
+        weight = term.weight
+        if weight < topic.mention:
+            return None
+        in_lead = start < shape.lead_end
+        # Every topic named once in the text of an article, by a term of the same weight in
+        # the same zone, is judged the same by the same thresholds: judge it once.
+        key = (in_lead, weight, id(thresholds))
+        verdict = single_verdicts.get(key)
+        if verdict is None:
+            found = Signals(0.0, weight if in_lead else 0.0, int(in_lead), 1,
+                            1 / (shape.sentences or 1), 1, 1)
+            score = max(ratios(found, thresholds))
+            verdict = single_verdicts[key] = (
+                "about" if score >= 1 else "mention", round(score, 3), found)
+        relevance, score, found = verdict
+        return TopicTag(topic.name, relevance, score,
+                        (Evidence(term.text, 1, _LEAD if in_lead else _BODY),)), found
     headline = 0.0
     seen: dict[str, list[int]] = {}  # term -> [count, bit mask of its zones]
     for _, _, term in in_title:
@@ -185,23 +226,39 @@ def tag_topic(
             entry[0] += 1
             entry[1] |= 1
     lead_end = shape.lead_end
-    total = headline
+    starts = shape.sentence_starts
+    total = lead = 0.0
+    matched: set[int] = set()  # sentences with a match
+    lead_matches = lead_matched = 0
     for start, _, term in in_text:
-        total += term.weight
-        zone = 2 if start < lead_end else 4
+        weight = term.weight
+        total += weight
+        if start < lead_end:
+            lead += weight
+            lead_matches += 1
+            zone = 2
+        else:
+            zone = 4
         entry = seen.get(term.text)
         if entry is None:
             seen[term.text] = [1, zone]
         else:
             entry[0] += 1
             entry[1] |= zone
-    if not seen or total < topic.mention:
+        matched.add(bisect_right(starts, start))
+    if headline + total < topic.mention:
         return None
-    found = signals(headline, in_text, shape)
-    score = max(ratios(found, taxonomy.thresholds(topic)))
-    relevance = "about" if score >= 1 else "mention"
-    score = round(score, 3)
-    items = seen.items() if len(seen) == 1 else sorted(
-        seen.items(), key=lambda item: (-item[1][0], item[0]))
-    evidence = tuple([Evidence(term, n, _ZONE_SETS[mask]) for term, (n, mask) in items])
-    return TopicTag(topic.name, relevance, score, evidence), found
+    if lead_matches:
+        # Sentence numbers count from 1 (bisect_right): the lead's are those up to its end.
+        lead_matched = sum(1 for sentence in matched
+                           if not sentence or starts[sentence - 1] < lead_end)
+    found = signals(headline, lead, lead_matched, matched, shape)
+    score = max(ratios(found, thresholds))
+    items = seen.items() if len(seen) == 1 else sorted(seen.items(), key=_most_found_first)
+    tag = TopicTag(topic.name, "about" if score >= 1 else "mention", round(score, 3),
+                   tuple([Evidence(term, n, _ZONE_SETS[mask]) for term, (n, mask) in items]))
+    return tag, found
+
+
+def _most_found_first(item: tuple[str, list[int]]) -> tuple[int, str]:
+    return -item[1][0], item[0]

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from bisect import bisect_right
-from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from transforms.topics.layout import Layout
@@ -61,34 +59,21 @@ class Signals(NamedTuple):
 
 
 def signals(
-    headline: float, text_matches: Sequence[tuple[int, int, Any]], layout: Layout
+    headline: float, lead: float, lead_sentences: int, matched: set[int], layout: Layout
 ) -> Signals:
-    """The signals of a topic from its term weight in the headline and its (start, end, term)
-    matches in the text (a term has a `weight`)."""
-    starts = layout.sentence_starts
-    lead_end = layout.lead_end
-    if len(text_matches) == 1:  # most topics of most articles: no sets, no runs
-        ((start, _, term),) = text_matches
-        in_lead = start < lead_end
-        return Signals(headline, term.weight if in_lead else 0.0, int(in_lead), 1,
-                       1 / max(1, layout.sentences), 1, 1)
-    if not text_matches:
-        return Signals(headline, 0.0, 0, 0, 0.0, 0, 0)
-    lead = 0.0
-    matched: set[int] = set()
-    lead_matched: set[int] = set()
-    for start, _, term in text_matches:
-        sentence = bisect_right(starts, start) - 1
-        matched.add(sentence)
-        if start < lead_end:
-            lead += term.weight
-            lead_matched.add(sentence)
+    """The signals of a topic from its term weight in the headline and in the lead, the number
+    of sentences of the lead with a match, and the numbers of all sentences with a match
+    (`layout.sentence_starts` index + 1)."""
+    sentences = layout.sentences or 1
+    if len(matched) <= 1:  # most topics of most articles: no runs to follow
+        count = len(matched)
+        return Signals(headline, lead, lead_sentences, count, count / sentences, count, count)
     # The longest run of consecutive paragraphs with a match, counted in matched sentences.
     section = run = paragraphs = 0
     previous = -2
     owners = layout.sentence_paragraphs
     for sentence in sorted(matched):
-        paragraph = owners[sentence] if sentence >= 0 else 0
+        paragraph = owners[sentence - 1] if sentence else 0
         if paragraph != previous:
             paragraphs += 1
             if paragraph - previous > 1:
@@ -97,11 +82,8 @@ def signals(
         previous = paragraph
         if run > section:
             section = run
-    return Signals(
-        headline=headline, lead=lead, lead_sentences=len(lead_matched),
-        sentences=len(matched), share=len(matched) / max(1, layout.sentences),
-        paragraphs=paragraphs, section=section,
-    )
+    return Signals(headline, lead, lead_sentences, len(matched), len(matched) / sentences,
+                   paragraphs, section)
 
 
 CRITERIA = ("headline", "lead", "developed", "section")
