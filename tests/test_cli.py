@@ -228,3 +228,16 @@ def test_run_every_finishes_the_run_in_progress_on_sigterm(tmp_path: Path) -> No
     assert len(runs) == 2 and all(line.endswith("[ok]") for line in runs), err
     assert "6 records" in runs[0] and "0 records" in runs[1]  # the second one was incremental
     assert len(requests) == 2  # and no third run started
+
+
+def test_the_command_exits_at_once_with_every_output_written(tmp_path) -> None:
+    # The console script skips the interpreter's teardown (pipeline.cli.console): what the
+    # run wrote, what it printed into a pipe and its exit status must all be there regardless.
+    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "demo", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "run.json").read_text())
+    records = [json.loads(line) for path in tmp_path.glob("articles-*.jsonl")
+               for line in path.read_text().splitlines()]
+    assert len(records) == summary["entries"]["records"] == 6
+    assert done.stdout.rstrip().endswith(f"output   {tmp_path}")
