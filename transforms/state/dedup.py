@@ -9,7 +9,8 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 
 from transforms.core import TALLIES, Composite, Entry, Tally, emitted
-from transforms.state.stores import LOOKUP_BATCH, StateStore, open_state
+from transforms.state.store_fn import StateStoreFn
+from transforms.state.stores import LOOKUP_BATCH
 
 
 def first_of_duplicates(entries: Iterable[Entry]) -> tuple[Entry, int]:
@@ -32,23 +33,11 @@ class _KeepFirst(beam.DoFn):
 
 
 @dataclasses.dataclass(eq=False)
-class SkipSeen(beam.DoFn):
+class SkipSeen(StateStoreFn):
     """Drop entries whose article an earlier run already wrote (looked up in batches)."""
 
-    state_uri: str
-    _store: StateStore | None = dataclasses.field(default=None, init=False, repr=False)
-
-    def setup(self) -> None:
-        self._store = open_state(self.state_uri)
-
-    def teardown(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-
     def process(self, batch: list[Entry]) -> Iterator[Any]:
-        assert self._store is not None
-        seen = self._store.seen([entry.article_id for entry in batch])
+        seen = self.store().seen([entry.article_id for entry in batch])
         if seen:
             yield from emitted([Tally("entries.seen_before",
                                       sum(1 for e in batch if e.article_id in seen))])

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 import apache_beam as beam
 
 from transforms.core import Composite, DeadLetter, is_permanent
-from transforms.state.stores import StateStore, open_state
+from transforms.state.store_fn import StateStoreFn
 
 COMMIT_BATCH = 500  # ids per transaction
 SHARDS = 16  # a window's ids are committed by up to this many workers at once
@@ -28,24 +28,14 @@ def _shard(article_id: str) -> int:
 
 
 @dataclasses.dataclass(eq=False)
-class _Commit(beam.DoFn):
-    state_uri: str
+class _Commit(StateStoreFn):
     run_id: str
-    _store: StateStore | None = dataclasses.field(default=None, init=False, repr=False)
-
-    def setup(self) -> None:
-        self._store = open_state(self.state_uri)
-
-    def teardown(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
 
     def process(self, shard: tuple[int, Iterable[str]]) -> Iterator[int]:
-        assert self._store is not None
+        store = self.store()
         ids = list(shard[1])
         for start in range(0, len(ids), COMMIT_BATCH):
-            self._store.commit(self.run_id, {}, ids[start:start + COMMIT_BATCH])
+            store.commit(self.run_id, {}, ids[start:start + COMMIT_BATCH])
         yield len(ids)
 
 

@@ -207,8 +207,8 @@ def tag_topic(
         key = (in_lead, weight, id(thresholds))
         verdict = single_verdicts.get(key)
         if verdict is None:
-            found = Signals(0.0, weight if in_lead else 0.0, int(in_lead), 1,
-                            1 / (shape.sentences or 1), 1, 1)
+            found = signals(0.0, weight if in_lead else 0.0, int(in_lead),
+                            {bisect_right(shape.sentence_starts, start)}, shape)
             score = max(ratios(found, thresholds))
             verdict = single_verdicts[key] = (
                 "about" if score >= 1 else "mention", round(score, 3), found)
