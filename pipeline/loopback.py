@@ -98,7 +98,9 @@ class LoopbackServer:
         self.requests: Counter[str] = Counter()
         self.lock = threading.Lock()
         self._httpd = _QuietServer((host, port), self)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # serve_forever looks for a shutdown request every poll_interval: stop() waits that long.
+        self._thread = threading.Thread(target=self._httpd.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def base_url(self) -> str:
