@@ -47,6 +47,7 @@ _PARAMETERS: dict[str, tuple[str, str, str, bool]] = {
     "poll_interval": ("Poll interval", _DURATION, "TEXT", False),
     "window": ("Output window", _DURATION, "TEXT", False),
     "dedup_ttl": ("How long an article id is remembered", _DURATION, "TEXT", False),
+    "retry_after": ("Retry after a passing failure", _DURATION, "TEXT", False),
     "stop_after": ("Stop after", _DURATION, "TEXT", False),
 }
 

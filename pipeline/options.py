@@ -175,6 +175,7 @@ class NewsbeamOptions(PipelineOptions):
 DEFAULT_POLL_INTERVAL = 300.0
 DEFAULT_WINDOW = 600.0
 DEFAULT_DEDUP_TTL = 7 * 86400.0
+DEFAULT_RETRY_AFTER = 3600.0
 
 
 class StreamOptions(PipelineOptions):
@@ -199,6 +200,13 @@ class StreamOptions(PipelineOptions):
             default=DEFAULT_DEDUP_TTL, metavar="DURATION",
             help="how long an article id is remembered; seen again after that, it is new"
             f" (default: {format_duration(DEFAULT_DEDUP_TTL)})",
+        )
+        parser.add_argument(
+            "--retry-after", "--retry_after", dest="retry_after", type=duration,
+            default=DEFAULT_RETRY_AFTER, metavar="DURATION",
+            help="with --state: an article whose page failed for a passing reason (a timeout,"
+            " a 5xx) is asked for again when its entry is seen this long after; must be"
+            f" longer than --window (default: {format_duration(DEFAULT_RETRY_AFTER)})",
         )
         parser.add_argument(
             "--stop-after", "--stop_after", dest="stop_after", type=duration, default=None,

@@ -14,6 +14,8 @@ from apache_beam.transforms.periodicsequence import PeriodicImpulse
 from apache_beam.utils.timestamp import MAX_TIMESTAMP
 
 from pipeline import incremental
+from pipeline.config import ConfigError
+from pipeline.durations import format_duration
 from pipeline.options import (
     DEFAULT_RUNNER,
     NewsbeamOptions,
@@ -56,6 +58,11 @@ def run_stream(
             " it stops); for a stream that runs until stopped use a streaming runner"
             " (--runner DataflowRunner, FlinkRunner or PrismRunner), or, on one machine,"
             " newsbeam run --every")
+    if stream.retry_after <= stream.window:
+        raise ConfigError(
+            f"stream: --retry-after ({format_duration(stream.retry_after)}) must be longer than"
+            f" --window ({format_duration(stream.window)}): what a window wrote is committed"
+            " to the state store when it closes")
     if newsbeam.detach:
         check_detachable(where, "stream")
     state_uri = None if newsbeam.state == "none" else newsbeam.state
@@ -79,6 +86,9 @@ def run_stream(
         sinks=record_sinks, dead_letter_sink=dead_letter_sink, politeness=politeness(options),
         isolation=isolation(options), poll_interval=stream.poll_interval,
         window=stream.window, dedup_ttl=stream.dedup_ttl,
+        # A trial stream writes its windows, and commits their ids, only when it ends: it
+        # retries failed pages at its next run, not while it runs.
+        retry_after=stream.dedup_ttl if trial else stream.retry_after,
         state_uri=None if newsbeam.force else state_uri,
         spread_extraction=not (where.on_this_machine and where.worker_processes == 1),
     )
@@ -91,6 +101,7 @@ def run_stream(
     details = dict(
         stream_id=stream_id, runner=where.runner, poll_interval_seconds=stream.poll_interval,
         window_seconds=stream.window, dedup_ttl_seconds=stream.dedup_ttl,
+        retry_after_seconds=config.retry_after,
         taxonomy_version=taxonomy.version, state=redact(state_uri) if state_uri else "none",
         sinks=[sink.shown for sink in record_sinks], dead_letters_sink=dead_letter_sink.shown,
         out=out,

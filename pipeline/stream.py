@@ -48,6 +48,10 @@ class StreamConfig:
     window: float = 600.0  # outputs are cut per window of this many seconds
     dedup_ttl: float = 7 * DAY  # an article id is remembered this long
     state_uri: str | None = None  # start where earlier runs left off, and tell later ones
+    # With a state store: an article id is held in keyed state this long only (longer than a
+    # window, whose close commits what was done for good to the store), so an article whose
+    # page failed for a passing reason is asked for again once its entry is seen after it.
+    retry_after: float = 3600.0
     spread_extraction: bool = False
 
 
@@ -67,7 +71,12 @@ def build_stream(
     fetched = ticks | "PollFeeds" >> PollFeeds(
         feeds, config.http, config.poll_interval, config.politeness
     )
-    dedup = RememberEntries(config.dedup_ttl, config.state_uri)
+    # Without a store, keyed state is all the stream remembers. With one, the store remembers
+    # what was written or failed for good, and keyed state holds ids only while their outcome
+    # may not be committed yet: a page that failed for a passing reason is retried after that.
+    memory = (config.dedup_ttl if config.state_uri is None
+              else min(config.retry_after, config.dedup_ttl))
+    dedup = RememberEntries(memory, config.state_uri)
     core = feed_bytes_to_records(fetched.feeds, dedup, CoreConfig(
         config.taxonomy, config.http, config.politeness, config.isolation,
         spread_extraction=config.spread_extraction,

@@ -162,6 +162,19 @@ def test_a_stream_on_the_in_process_runner_needs_an_end(
     assert "needs --stop-after" in line and "newsbeam run --every" in line
 
 
+def test_a_stream_retries_failed_pages_only_after_their_window_is_committed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds: [https://ok.example/feed]\n")
+    status, _, err = _run(capsys, "stream", "--feeds", str(feeds), "--out", str(tmp_path / "o"),
+                          "--stop-after=1m", "--window=10m", "--retry-after=5m")
+    assert status == 2
+    assert _error_line(err) == (
+        "newsbeam: error: stream: --retry-after (5m) must be longer than --window (10m): what a"
+        " window wrote is committed to the state store when it closes")
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["stream", "--stop-after=1m", "--detach"],
      "stream: --detach needs a runner whose workers run elsewhere"),

@@ -143,6 +143,55 @@ def test_each_poll_emits_only_what_is_new_and_an_id_is_new_again_after_its_ttl(
     assert totals["state.remembered"] == 6 and totals["state.forgotten"] == 2
 
 
+def test_with_a_state_store_a_page_that_failed_for_a_passing_reason_is_asked_for_again(
+    site: LoopbackServer, tmp_path: Path,
+) -> None:
+    stories = demo.sample_articles()
+    a, b, c, d = 0, 1, 2, 4
+    feed = ChangingFeed(site, [
+        [(a, RECENT), (b, RECENT)],  # poll 1: a's page is down for now (503)
+        [(a, RECENT), (b, RECENT), (c, RECENT)],  # poll 2: a seen within --retry-after
+        [(a, RECENT), (b, RECENT), (c, RECENT), (d, RECENT)],  # poll 3: past it
+    ])
+    site.routes["/feed.xml"] = feed
+    page = site.routes[stories[a]["path"]]
+    assert isinstance(page, Route)
+    answers = iter([Route(b"busy", 503), Route(b"busy", 503)])  # both attempts of poll 1
+    site.routes[stories[a]["path"]] = lambda handler: handler.send_route(next(answers, page))
+    # Records are windowed by when their pages were fetched (now): for their window to have
+    # closed, and its ids to be in the store, by poll 3, poll 3 is scripted an hour ahead.
+    start = float(int(time.time()) - 600)
+    ticks = ScriptedStream()
+    for offset in (0, 300, 300 + TTL + 60):
+        ticks = ticks.advance_watermark_to(start + offset).add_elements(
+            [TimestampedValue(start + offset, start + offset)])
+    ticks = ticks.advance_watermark_to_infinity()
+    config = StreamConfig(out=str(tmp_path), taxonomy=load_taxonomy(), http=LOOPBACK_HTTP,
+                          stream_id="s2", window=600, retry_after=TTL,
+                          state_uri=f"sqlite:{tmp_path / 'state.db'}")
+    options = PipelineOptions(["--runner=BundleBasedDirectRunner", "--streaming"])
+    with beam.Pipeline(options=options) as pipeline:
+        build_stream(pipeline | ticks, (Feed(site.url("/feed.xml")),), config)
+
+    pages = Counter({path: n for path, n in site.requests.items() if path.endswith(".html")})
+    # a: twice on poll 1 (an attempt and its retry), once more on poll 3; b and c, done for
+    # good by then, are found in the store on poll 3 and not asked for again.
+    assert pages == Counter({stories[a]["path"]: 3, stories[b]["path"]: 1,
+                             stories[c]["path"]: 1, stories[d]["path"]: 1})
+    records = _lines(tmp_path, "articles-s2-*.jsonl")
+    assert sorted(record["title"] for _, record in records) == sorted(
+        stories[n]["title"] for n in (a, b, c, d))
+    letters = _lines(tmp_path, "dead-letters-s2-*.jsonl")
+    assert [(letter["stage"], letter["reason"], letter["url"]) for _, letter in letters] == [
+        ("fetch_pages", "http_status", site.url(stories[a]["path"]))]
+    totals: Counter[str] = Counter()
+    for summary in _summaries(tmp_path):
+        assert summary["accounted"] == {"feeds": True, "entries": True}
+        totals.update(summary["counts"])
+    assert totals["entries.duplicate"] == 2  # a and b on poll 2
+    assert totals["entries.seen_before"] == 2  # b and c on poll 3
+
+
 @pytest.mark.services
 def test_a_bounded_stream_writes_each_article_once_to_every_sink(
     tmp_path: Path, postgres_uri: str, capsys: pytest.CaptureFixture[str],

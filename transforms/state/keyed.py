@@ -11,9 +11,10 @@ periodic impulse, long before their time. A stream's event time is the time of i
 never ahead of the wall clock, so a timer whose expiry the wall clock has not reached fired
 early, and the id is kept (until it is seen again, when the comparison decides).
 
-In a stream an id is remembered when its entry is first passed on, so a page that failed for a
-passing reason is asked for again only once the id expires; a scheduled batch run retries it
-at its next run.
+An id is remembered when its entry is first passed on, whatever becomes of its page: a page
+that failed for a passing reason is asked for again only once the id expires. A stream with a
+state store therefore keeps ids here only until their outcomes are committed to the store
+(pipeline.stream), which then remembers the articles done for good.
 """
 
 from __future__ import annotations
