@@ -58,14 +58,15 @@ def run_stream(
             " it stops); for a stream that runs until stopped use a streaming runner"
             " (--runner DataflowRunner, FlinkRunner or PrismRunner), or, on one machine,"
             " newsbeam run --every")
-    if stream.retry_after <= stream.window:
+    if newsbeam.detach:
+        check_detachable(where, "stream")
+    state_uri = None if newsbeam.state == "none" else newsbeam.state
+    # --retry-after matters where a store remembers outcomes while the stream runs.
+    if state_uri and not newsbeam.force and not trial and stream.retry_after <= stream.window:
         raise ConfigError(
             f"stream: --retry-after ({format_duration(stream.retry_after)}) must be longer than"
             f" --window ({format_duration(stream.window)}): what a window wrote is committed"
             " to the state store when it closes")
-    if newsbeam.detach:
-        check_detachable(where, "stream")
-    state_uri = None if newsbeam.state == "none" else newsbeam.state
     record_sinks, dead_letter_sink = sinks(options, out)
     check_paths(where, shared_filesystem=newsbeam.shared_filesystem, out=out,
                 sinks=(*record_sinks, dead_letter_sink), state_uri=state_uri)

@@ -13,6 +13,7 @@ import pytest
 from pipeline import demo
 from pipeline.cli import main
 from pipeline.loopback import RequestHandler
+from tests.conftest import POSTGRES_URI
 from tests.servers import Hold
 
 
@@ -168,7 +169,8 @@ def test_a_stream_retries_failed_pages_only_after_their_window_is_committed(
     feeds = tmp_path / "feeds.yaml"
     feeds.write_text("feeds: [https://ok.example/feed]\n")
     status, _, err = _run(capsys, "stream", "--feeds", str(feeds), "--out", str(tmp_path / "o"),
-                          "--stop-after=1m", "--window=10m", "--retry-after=5m")
+                          "--runner=DataflowRunner", "--window=10m", "--retry-after=5m",
+                          f"--state={POSTGRES_URI}")
     assert status == 2
     assert _error_line(err) == (
         "newsbeam: error: stream: --retry-after (5m) must be longer than --window (10m): what a"
