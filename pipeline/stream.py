@@ -26,7 +26,7 @@ from transforms.sinks import (
     WriteRecords,
     WriteSummaries,
 )
-from transforms.state import RememberEntries, RememberOutcomes
+from transforms.state import RememberEntries, RememberLostEntries, RememberOutcomes
 from transforms.topics import Taxonomy
 
 DAY = 86400.0
@@ -82,7 +82,9 @@ def build_stream(
         spread_extraction=config.spread_extraction,
         grouping=Grouping(streaming=True),
     ))
-    dead_letters = (fetched.dead_letters, *core.dead_letters) | "DeadLetters" >> (
+    # An entry without a link stays in its feed: a dead letter once, not on every poll.
+    lost = core.dead_letters | "LostEntriesOnce" >> RememberLostEntries(config.dedup_ttl)
+    dead_letters = (fetched.dead_letters, lost.letters) | "DeadLetters" >> (
         CollectDeadLetters())
     cut = Cut(windowed=True)
     default = Sink("jsonl", f"jsonl:{config.out}", config.out)
@@ -95,7 +97,7 @@ def build_stream(
     if config.state_uri is not None:
         (records, letters) | "RememberOutcomes" >> RememberOutcomes(
             config.state_uri, config.stream_id)
-    summaries = (fetched.tallies, *core.tallies, dead_letters.tallies) | "Summarize" >> (
-        Summarize(window=config.window))
+    tallies = (fetched.tallies, *core.tallies, lost.tallies, dead_letters.tallies)
+    summaries = tallies | "Summarize" >> Summarize(window=config.window)
     summaries | "WriteSummaries" >> WriteSummaries(config.out, f"summary-{config.stream_id}")
     return StreamOutputs(records=records, dead_letters=letters, summaries=summaries)

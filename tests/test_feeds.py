@@ -46,6 +46,18 @@ def test_json_feed_1_1() -> None:
     assert [d.reason for d in parsed.dead_letters] == ["entry_without_link"]
 
 
+def test_an_entry_without_a_link_keeps_its_dead_letter_id_wherever_it_sits_in_the_feed() -> None:
+    def letters(*items: dict) -> list[str]:
+        body = json.dumps({"version": "https://jsonfeed.org/version/1.1", "items": items})
+        return [letter.id for letter in _parse(body.encode()).dead_letters]
+
+    lost, other = {"title": "No link at all"}, {"title": "Another without one"}
+    story = {"id": "1", "url": "/a", "content_text": "text"}
+    (first,) = letters(lost, story)
+    assert letters(story, story | {"id": "2", "url": "/b"}, lost) == [first]  # a later version
+    assert letters(other, lost)[1] == first and letters(other, lost)[0] != first
+
+
 def test_json_feed_1_with_feed_author_and_text_content() -> None:
     parsed = _parse(json.dumps({
         "version": "https://jsonfeed.org/version/1", "author": {"name": "Bob"},

@@ -43,8 +43,10 @@ class ChangingFeed:
     """A feed whose n-th request is answered with its n-th version (the last one from then on),
     each version with an ETag of its own, so an unchanged feed answers 304."""
 
-    def __init__(self, site: LoopbackServer, versions: list[list[tuple[int, str]]]) -> None:
+    def __init__(self, site: LoopbackServer, versions: list[list[tuple[int, str]]],
+                 extra_items: str = "") -> None:
         self.site, self.versions, self.requests = site, versions, 0
+        self.extra_items = extra_items  # RSS items in every version, after the stories
 
     def __call__(self, handler: RequestHandler) -> None:
         number = min(self.requests, len(self.versions) - 1)
@@ -56,7 +58,7 @@ class ChangingFeed:
         etag = f'"{json.dumps(self.versions[number])}"'.replace('"', "'")
         handler.send_route(Route(
             f"<?xml version='1.0'?><rss version='2.0'><channel><title>Desk</title>{items}"
-            "</channel></rss>".encode(),
+            f"{self.extra_items}</channel></rss>".encode(),
             headers={"Content-Type": "application/rss+xml", "ETag": f'"{hash(etag)}"'}))
 
 
@@ -141,6 +143,44 @@ def test_each_poll_emits_only_what_is_new_and_an_id_is_new_again_after_its_ttl(
     # remembered after that are forgotten when the clock passes theirs; this stream ends
     # first.)
     assert totals["state.remembered"] == 6 and totals["state.forgotten"] == 2
+
+
+def test_an_entry_without_a_link_is_a_dead_letter_once_while_it_stays_in_its_feed(
+    site: LoopbackServer, tmp_path: Path,
+) -> None:
+    stories = demo.sample_articles()
+    feed = ChangingFeed(site, [[(0, RECENT)], [(0, RECENT), (1, RECENT)],
+                               [(0, RECENT), (1, RECENT), (2, RECENT)]],
+                        extra_items="<item><title>Opinion: no link here</title>"
+                        "<guid isPermaLink='false'>n-1</guid></item>")
+    site.routes["/feed.xml"] = feed
+    start = float(int(time.time()) - 3 * 3600)
+    ticks = ScriptedStream()
+    for offset in (0, 300, 600):
+        ticks = ticks.advance_watermark_to(start + offset).add_elements(
+            [TimestampedValue(start + offset, start + offset)])
+    ticks = ticks.advance_watermark_to_infinity()
+    config = StreamConfig(out=str(tmp_path), taxonomy=load_taxonomy(), http=LOOPBACK_HTTP,
+                          stream_id="s3", dedup_ttl=TTL, window=600)
+    options = PipelineOptions(["--runner=BundleBasedDirectRunner", "--streaming"])
+    with beam.Pipeline(options=options) as pipeline:
+        build_stream(pipeline | ticks, (Feed(site.url("/feed.xml")),), config)
+
+    assert feed.requests == 3  # three polls, each answered in full
+    letters = _lines(tmp_path, "dead-letters-s3-*.jsonl")
+    assert [(letter["reason"], letter["url"]) for _, letter in letters] == [
+        ("entry_without_link", "n-1")]
+    records = _lines(tmp_path, "articles-s3-*.jsonl")
+    assert sorted(record["title"] for _, record in records) == sorted(
+        stories[n]["title"] for n in (0, 1, 2))
+    totals: Counter[str] = Counter()
+    for summary in _summaries(tmp_path):
+        assert summary["accounted"] == {"feeds": True, "entries": True}
+        totals.update(summary["counts"])
+    # Polls parsed 2, 3 and 4 entries. Poll 2 saw story 0 and the link-less entry again, poll
+    # 3 stories 0 and 1 and the link-less entry: duplicates.
+    assert totals["entries.parsed"] == 9 and totals["entries.dead_letter"] == 1
+    assert totals["entries.duplicate"] == 2 + 3
 
 
 def test_with_a_state_store_a_page_that_failed_for_a_passing_reason_is_asked_for_again(

@@ -69,9 +69,12 @@ def dead_letter(
     message: str,
     error_type: str = "",
     article_id: str = "",
+    lost: str = "",
     at: datetime | None = None,
 ) -> DeadLetter:
-    """Build a dead letter, refusing unknown stages, reasons and subjects (they are a contract)."""
+    """Build a dead letter, refusing unknown stages, reasons and subjects (they are a contract).
+    `lost` names what was lost where there is no article id (an entry without a link: its
+    link and title); it keys the dead letter's id in place of the URL."""
     if stage not in STAGES:
         raise ValueError(f"unknown dead-letter stage {stage!r}")
     if reason not in REASONS:
@@ -80,7 +83,7 @@ def dead_letter(
         raise ValueError(f"unknown dead-letter subject {subject!r}")
     message = _one_line(message)
     return DeadLetter(
-        id=letter_id(stage, subject, feed_url, article_id or url or message),
+        id=letter_id(stage, subject, feed_url, article_id or lost or url or message),
         stage=stage,
         reason=reason,
         subject=subject,
@@ -113,8 +116,8 @@ def is_permanent(letter: DeadLetter) -> bool:
 
 
 def letter_id(stage: str, subject: str, feed_url: str, lost: str) -> str:
-    """The key of a dead letter: what was lost (an article id, else a URL, else the message
-    that describes an entry without one), where, and at which stage (32 hex digits)."""
+    """The key of a dead letter: what was lost (an article id, else what names an entry without
+    one, else a URL, else the message), where, and at which stage (32 hex digits)."""
     key = "\x1f".join((stage, subject, feed_url, lost))
     return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:32]
 

@@ -99,12 +99,17 @@ def parse_feed(fetched: FetchedFeed) -> ParsedFeed:
     for position, raw in enumerate(raw_entries):
         link = _entry_link(raw)
         if link is None:
+            url = str(raw.get("link") or raw.get("id") or "")
+            entry_title = _text(raw.get("title")) or ""
             rejected.append(
                 dead_letter(
                     PARSE_ENTRIES, "entry_without_link", subject="entry",
-                    url=str(raw.get("link") or raw.get("id") or ""), feed_url=feed.url,
-                    message=f"entry {position} ({_text(raw.get('title')) or 'untitled'!r})"
-                    " has no http(s) link",
+                    url=url, feed_url=feed.url,
+                    message=f"entry {position} ({entry_title or 'untitled'!r}) has no http(s)"
+                    " link",
+                    # The same entry in the next version of the feed has the same id, wherever
+                    # it sits (a stream reports it once; see transforms.state.keyed).
+                    lost=f"{url}\x1f{entry_title}" if url or entry_title else "",
                 )
             )
             continue

@@ -11,7 +11,10 @@ if TYPE_CHECKING:
         DedupEntries as DedupEntries,
         first_of_duplicates as first_of_duplicates,
     )
-    from transforms.state.keyed import RememberEntries as RememberEntries
+    from transforms.state.keyed import (
+        RememberEntries as RememberEntries,
+        RememberLostEntries as RememberLostEntries,
+    )
     from transforms.state.outcomes import RememberOutcomes as RememberOutcomes
     from transforms.state.staging import (
         STAGING_FOLDER as STAGING_FOLDER,

@@ -11,6 +11,10 @@ periodic impulse, long before their time. A stream's event time is the time of i
 never ahead of the wall clock, so a timer whose expiry the wall clock has not reached fired
 early, and the id is kept (until it is seen again, when the comparison decides).
 
+RememberLostEntries does the same for the entries a stream cannot use at all (no link): such
+an entry stays in its feed and is parsed again on every poll that returns the feed, and is a
+dead letter once per `ttl`, a duplicate in between.
+
 An id is remembered when its entry is first passed on, whatever becomes of its page: a page
 that failed for a passing reason is asked for again only once the id expires. A stream with a
 state store therefore keeps ids here only until their outcomes are committed to the store
@@ -22,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.coders import FloatCoder
@@ -31,7 +35,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
-from transforms.core import TALLIES, Composite, Entry, Tally, count, emitted
+from transforms.core import TALLIES, Composite, DeadLetter, Entry, Tally, count, emitted
 from transforms.state.dedup import Deduplicated, SkipSeen
 from transforms.state.stores import LOOKUP_BATCH
 
@@ -41,16 +45,18 @@ FORGET = TimerSpec("forget", TimeDomain.WATERMARK)
 
 @dataclasses.dataclass(eq=False)
 class _RememberFn(beam.DoFn):
+    """(id, entry or dead letter) -> the value, the first time its id is seen within `ttl`."""
+
     ttl: float
 
     def process(
         self,
-        element: tuple[str, Entry],
+        element: tuple[str, Any],
         timestamp: Any = beam.DoFn.TimestampParam,
         first_seen: Any = beam.DoFn.StateParam(FIRST_SEEN),
         forget: Any = beam.DoFn.TimerParam(FORGET),
     ) -> Iterator[Any]:
-        _, entry = element
+        _, value = element
         now = float(timestamp)
         seen = first_seen.read()
         if seen is not None and now < seen + self.ttl:
@@ -59,7 +65,7 @@ class _RememberFn(beam.DoFn):
         first_seen.write(now)
         forget.set(Timestamp.of(now + self.ttl))
         yield from emitted([Tally("state.remembered")])
-        yield entry
+        yield value
 
     @on_timer(FORGET)
     def forget_id(self, first_seen: Any = beam.DoFn.StateParam(FIRST_SEEN)) -> Iterator[Any]:
@@ -118,3 +124,43 @@ class RememberEntries(Composite):
         )
         tallies = (remembered.tallies, new.tallies) | "Tallies" >> beam.Flatten()
         return Deduplicated(new.entries, tallies)
+
+
+class LostEntries(NamedTuple):
+    """What RememberLostEntries outputs: the dead letters, and the duplicates it counted."""
+
+    letters: beam.PCollection
+    tallies: beam.PCollection
+
+
+_REPORTED_ONCE = "reported_once"
+
+
+def _route(letter: DeadLetter) -> Iterator[Any]:
+    if letter.reason == "entry_without_link":
+        yield beam.pvalue.TaggedOutput(_REPORTED_ONCE, (letter.id, letter))
+    else:
+        yield letter
+
+
+@dataclasses.dataclass(eq=False)
+class RememberLostEntries(Composite):
+    """Every stage's dead letters (a tuple of PCollections) -> one PCollection of them, in which
+    an entry without a link is a dead letter once per `ttl` seconds and a duplicate (tallied)
+    when a later poll parses it again. Other dead letters pass: each is an event of its own."""
+
+    ttl: float
+
+    def expand(self, stages: tuple[beam.PCollection, ...]) -> LostEntries:
+        routed = (
+            stages
+            | "Flatten" >> beam.Flatten()
+            | "Route" >> beam.ParDo(_route).with_outputs(_REPORTED_ONCE, main="others")
+        )
+        once = (
+            routed[_REPORTED_ONCE]
+            | "AsKeyed" >> beam.Map(lambda pair: pair).with_output_types(tuple[str, DeadLetter])
+            | "Remember" >> beam.ParDo(_RememberFn(self.ttl)).with_outputs(TALLIES, main="letters")
+        )
+        letters = (routed.others, once.letters) | "Letters" >> beam.Flatten()
+        return LostEntries(letters, once.tallies)
