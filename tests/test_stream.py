@@ -88,6 +88,18 @@ def _summaries(out: Path) -> list[dict]:
     return found
 
 
+def _run_stream(feed_url: str, config: StreamConfig, polls: list[float]) -> None:
+    """The stream of `config` over one feed, polled at each of `polls` (epoch seconds) by a
+    scripted impulse, on Beam's bundle-based DirectRunner."""
+    ticks = ScriptedStream()
+    for at in polls:
+        ticks = ticks.advance_watermark_to(at).add_elements([TimestampedValue(at, at)])
+    ticks = ticks.advance_watermark_to_infinity()
+    options = PipelineOptions(["--runner=BundleBasedDirectRunner", "--streaming"])
+    with beam.Pipeline(options=options) as pipeline:
+        build_stream(pipeline | ticks, (Feed(feed_url),), config)
+
+
 def test_each_poll_emits_only_what_is_new_and_an_id_is_new_again_after_its_ttl(
     site: LoopbackServer, tmp_path: Path,
 ) -> None:
@@ -102,16 +114,10 @@ def test_each_poll_emits_only_what_is_new_and_an_id_is_new_again_after_its_ttl(
     site.routes["/feed.xml"] = feed
     # A stream's clock never runs ahead of real time: its ticks are in the past.
     start = float(int(time.time()) - 3 * 3600)
-    ticks = ScriptedStream()
-    for offset in (0, 300, 600, 3720):  # the 4th poll is past the TTL of a and b, not of c
-        ticks = ticks.advance_watermark_to(start + offset).add_elements(
-            [TimestampedValue(start + offset, start + offset)])
-    ticks = ticks.advance_watermark_to_infinity()
     config = StreamConfig(out=str(tmp_path), taxonomy=load_taxonomy(), http=LOOPBACK_HTTP,
                           stream_id="s1", dedup_ttl=TTL, window=600)
-    options = PipelineOptions(["--runner=BundleBasedDirectRunner", "--streaming"])
-    with beam.Pipeline(options=options) as pipeline:
-        build_stream(pipeline | ticks, (Feed(site.url("/feed.xml")),), config)
+    # The 4th poll is past the TTL of a and b, not of c.
+    _run_stream(site.url("/feed.xml"), config, [start + t for t in (0, 300, 600, 3720)])
 
     assert feed.requests == 4
     pages = Counter({path: n for path, n in site.requests.items() if path.endswith(".html")})
@@ -155,16 +161,9 @@ def test_an_entry_without_a_link_is_a_dead_letter_once_while_it_stays_in_its_fee
                         "<guid isPermaLink='false'>n-1</guid></item>")
     site.routes["/feed.xml"] = feed
     start = float(int(time.time()) - 3 * 3600)
-    ticks = ScriptedStream()
-    for offset in (0, 300, 600):
-        ticks = ticks.advance_watermark_to(start + offset).add_elements(
-            [TimestampedValue(start + offset, start + offset)])
-    ticks = ticks.advance_watermark_to_infinity()
     config = StreamConfig(out=str(tmp_path), taxonomy=load_taxonomy(), http=LOOPBACK_HTTP,
                           stream_id="s3", dedup_ttl=TTL, window=600)
-    options = PipelineOptions(["--runner=BundleBasedDirectRunner", "--streaming"])
-    with beam.Pipeline(options=options) as pipeline:
-        build_stream(pipeline | ticks, (Feed(site.url("/feed.xml")),), config)
+    _run_stream(site.url("/feed.xml"), config, [start, start + 300, start + 600])
 
     assert feed.requests == 3  # three polls, each answered in full
     letters = _lines(tmp_path, "dead-letters-s3-*.jsonl")
@@ -201,17 +200,10 @@ def test_with_a_state_store_a_page_that_failed_for_a_passing_reason_is_asked_for
     # Records are windowed by when their pages were fetched (now): for their window to have
     # closed, and its ids to be in the store, by poll 3, poll 3 is scripted an hour ahead.
     start = float(int(time.time()) - 600)
-    ticks = ScriptedStream()
-    for offset in (0, 300, 300 + TTL + 60):
-        ticks = ticks.advance_watermark_to(start + offset).add_elements(
-            [TimestampedValue(start + offset, start + offset)])
-    ticks = ticks.advance_watermark_to_infinity()
     config = StreamConfig(out=str(tmp_path), taxonomy=load_taxonomy(), http=LOOPBACK_HTTP,
                           stream_id="s2", window=600, retry_after=TTL,
                           state_uri=f"sqlite:{tmp_path / 'state.db'}")
-    options = PipelineOptions(["--runner=BundleBasedDirectRunner", "--streaming"])
-    with beam.Pipeline(options=options) as pipeline:
-        build_stream(pipeline | ticks, (Feed(site.url("/feed.xml")),), config)
+    _run_stream(site.url("/feed.xml"), config, [start, start + 300, start + 300 + TTL + 60])
 
     pages = Counter({path: n for path, n in site.requests.items() if path.endswith(".html")})
     # a: twice on poll 1 (an attempt and its retry), once more on poll 3; b and c, done for
