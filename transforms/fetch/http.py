@@ -228,11 +228,11 @@ class _PoolPerSite:
         with self._lock:
             site = self._sites.get(key)
             if site is None:
-                site = self._sites[key] = _Site(self._new_pool())
+                site = self._sites[key] = _Site(self._new_pool(), in_progress=1)
                 closing = self._forget_idle_sites()
             else:
                 self._sites.move_to_end(key)  # least recently used first
-            site.in_progress += 1
+                site.in_progress += 1
         for pool in closing:
             pool.close()
         try:
@@ -251,17 +251,19 @@ class _PoolPerSite:
             site.in_progress -= 1
 
     def _forget_idle_sites(self) -> list[httpcore.ConnectionPool]:
-        """Forget the least recently used sites with no request in progress while the pools
-        hold too many sockets, and return their pools for the caller to close outside the
-        lock. Runs when a site is added."""
+        """Forget the sites with no request in progress whose pools hold no socket, and the
+        least recently used of those holding some while the pools hold too many; return the
+        pools to close, for the caller to close outside the lock. Runs when a site is added,
+        so a worker that reaches ever more sites keeps a bounded number of them."""
         sockets = sum(len(site.pool.connections) for site in self._sites.values())
         closing = []
         for key, site in list(self._sites.items()):
-            if sockets <= self._max_sockets:
-                break
-            if not site.in_progress and site.pool.connections:
-                del self._sites[key]
-                sockets -= len(site.pool.connections)
+            held = len(site.pool.connections)
+            if site.in_progress or (held and sockets <= self._max_sockets):
+                continue
+            del self._sites[key]
+            if held:
+                sockets -= held
                 closing.append(site.pool)
         return closing
 

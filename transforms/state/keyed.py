@@ -138,7 +138,7 @@ _REPORTED_ONCE = "reported_once"
 
 def _route(letter: DeadLetter) -> Iterator[Any]:
     if letter.reason == "entry_without_link":
-        yield beam.pvalue.TaggedOutput(_REPORTED_ONCE, (letter.id, letter))
+        yield beam.pvalue.TaggedOutput(_REPORTED_ONCE, letter)
     else:
         yield letter
 
@@ -159,7 +159,8 @@ class RememberLostEntries(Composite):
         )
         once = (
             routed[_REPORTED_ONCE]
-            | "AsKeyed" >> beam.Map(lambda pair: pair).with_output_types(tuple[str, DeadLetter])
+            | "KeyById" >> beam.Map(lambda letter: (letter.id, letter))
+            .with_output_types(tuple[str, DeadLetter])
             | "Remember" >> beam.ParDo(_RememberFn(self.ttl)).with_outputs(TALLIES, main="letters")
         )
         letters = (routed.others, once.letters) | "Letters" >> beam.Flatten()
