@@ -216,10 +216,13 @@ def _parser() -> argparse.ArgumentParser:
         "tune", allow_abbrev=False, help="choose the relevance thresholds on labelled JSON lines",
         description="Try every combination of relevance thresholds on labelled JSON lines and"
         " print the one that tags them best (the worst topic's F1 first, then the average), as"
-        " a 'relevance' block for the topics file. Check it on other labelled texts with"
-        " 'topics eval OTHER.jsonl --tune-on FILE.jsonl'.",
+        " a 'relevance' block for the topics file. With several files (texts from different"
+        " sources), each is scored on its own and the worst topic in any of them counts. Check"
+        " the result on other labelled texts with 'topics eval OTHER.jsonl --tune-on"
+        " FILE.jsonl'.",
     )
-    tune.add_argument("file", metavar="FILE.jsonl", help="labelled JSON Lines file")
+    tune.add_argument("files", metavar="FILE.jsonl", nargs="+",
+                      help="labelled JSON Lines file(s)")
     tune.add_argument("--topics", metavar="FILE", help="topic taxonomy YAML (default: bundled)")
     explain = topic_commands.add_parser(
         "explain", allow_abbrev=False, help="show which topics apply to one text, and why",
@@ -383,9 +386,12 @@ def _topics_eval(args: argparse.Namespace) -> int:
 
 
 def _topics_tune(args: argparse.Namespace) -> int:
-    tuned = tune(load_taxonomy(args.topics), _labelled(args.file))
-    print(f"# chosen on {args.file} ({tuned.ties} combinations tied; the middle one)")
-    print("# F1 there: " + ", ".join(f"{name} {f1:.3f}" for name, f1 in tuned.f1.items()))
+    tuned = tune(load_taxonomy(args.topics), *map(_labelled, args.files))
+    print(f"# chosen on {', '.join(args.files)} ({tuned.ties} combinations tied; the middle"
+          " one)")
+    for file, f1 in zip(args.files, tuned.f1, strict=True):
+        where = f" in {file}" if len(args.files) > 1 else " there"
+        print(f"# F1{where}: " + ", ".join(f"{name} {value:.3f}" for name, value in f1.items()))
     print(yaml.safe_dump({"relevance": tuned.relevance.to_dict()}, sort_keys=False), end="")
     return 0
 

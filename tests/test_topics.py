@@ -48,7 +48,8 @@ def test_exclusions_cancel_matches_in_context() -> None:
     text = ("The company showed its robots at a trade show.\nIt is a trade-off, said a trade "
             "union leader at the Board of Trade.\nThe drug trade is booming, police said.")
     assert "trade" not in _tags("Robots on show", text)
-    assert _tags("Robots on show", text + "\nTariffs on robots rose.") == {"trade": "mention"}
+    # Outside the excluded phrases the topic is found again.
+    assert "trade" in _tags("Robots on show", text + "\nTariffs on robots rose.")
 
 
 def test_word_boundaries_and_inflections() -> None:
@@ -130,6 +131,36 @@ def test_a_topic_developed_in_one_section_of_a_long_article_is_about() -> None:
     assert tags["trade"].score >= 1
 
 
+def test_sentences_weigh_what_they_say_and_longer_texts_need_more_of_them() -> None:
+    matcher = TopicMatcher(load_taxonomy())
+    # Four sentences that name trade only by weak terms ("import", weight 0.5) weigh two.
+    weak = ["The city imported new buses.", "Its steel is imported too.",
+            "An importer of paper spoke.", "Imported lamps light the hall."]
+    strong = ["Tariffs on buses rose.", "Steel tariffs rose too.",
+              "A paper maker fears tariffs.", "The lamps face tariffs as well."]
+    short = ["The council met on Tuesday.", "It debated the parks.", "The mayor spoke.",
+             "Libraries open late."]
+
+    def relevance(paragraphs: list[str]) -> str:
+        tag = next(t for t in matcher.tag("Council budget", "\n".join(paragraphs))
+                   if t.name == "trade")
+        return tag.relevance
+
+    # Two paragraphs of council business (the lead), the four sentences, two more.
+    assert relevance([LONG_FILLER] * 2 + weak + [LONG_FILLER] * 2) == "mention"
+    assert relevance([LONG_FILLER] * 2 + strong + [LONG_FILLER] * 2) == "about"
+    # Two strong sentences make a short wire story about trade, not a long feature.
+    assert relevance(strong[:2] + short) == "about"
+    assert relevance(strong[:2] + [LONG_FILLER] * 6) == "mention"
+
+
+def test_terms_wrapped_across_lines_still_match() -> None:
+    # Wire copy is hard-wrapped: a two-word term may start on one line and end on the next.
+    (tag,) = TopicMatcher(load_taxonomy()).tag(
+        "House panel acts", "The measure is part of a wide-ranging trade\nbill before the House.")
+    assert [(e.term, e.count) for e in tag.evidence] == [("trade bill", 1)]
+
+
 def test_a_topic_defined_only_by_its_terms_tags_sensibly() -> None:
     matcher = TopicMatcher(parse_taxonomy("""
 version: t
@@ -146,7 +177,8 @@ def test_each_criterion_alone_makes_about_and_can_be_turned_off() -> None:
     text = "\n".join([LONG_FILLER] * 3 + ["Taiwan said so. Taiwan did it. Taiwan again."]
                      + [LONG_FILLER] * 3)
     taxonomy = load_taxonomy()
-    only_share = Relevance(headline=INFINITE, lead=INFINITE, share=0.05, sentences=3,
+    # Three sentences name the topic: at least 1 plus 5% of the text's 39 sentences.
+    only_share = Relevance(headline=INFINITE, lead=INFINITE, sentences=1, share=0.05,
                            section=INFINITE)
     assert _tags("", text, TopicMatcher(with_relevance(taxonomy, only_share)))["taiwan"] == (
         "about")
@@ -198,10 +230,10 @@ def test_thresholds_chosen_on_one_labelled_set_hold_on_the_other(corpus) -> None
         evaluation = evaluate(TopicMatcher(with_relevance(taxonomy, tuned.relevance)),
                               sets[test])
         for score in evaluation.scores:
-            assert score.f1 >= 0.88, (train, test, score.topic, score.f1)
+            assert score.f1 >= 0.92, (train, test, score.topic, score.f1)
     for name, items in sets.items():
         for score in evaluate(TopicMatcher(taxonomy), items).scores:
-            assert score.f1 >= 0.91, (name, score.topic, score.f1)
+            assert score.f1 >= 0.92, (name, score.topic, score.f1)
 
 
 def test_topics_eval_and_explain_commands(tmp_path, capsys) -> None:
@@ -224,8 +256,8 @@ def test_topics_eval_and_explain_commands(tmp_path, capsys) -> None:
     out = capsys.readouterr().out
     assert "taiwan           ABOUT" in out and "Taiwan x2 (title/lead)" in out
     assert "MET headline  term weight 1 in the headline (takes 0.5)" in out
-    assert ("    developed named in 1 sentence(s), 50% of the text, in 1 paragraph(s)"
-            " (takes 12% in 3 and 1)") in out
+    assert ("    developed sentences naming it weigh 1, 50% of the text's 2, in 1 paragraph(s)"
+            " (takes 2 + 8% of 2 = 2.16, in 1)") in out
     assert "trade            no" in out
 
     assert main(["topics", "tune", str(labelled)]) == 0
@@ -233,5 +265,13 @@ def test_topics_eval_and_explain_commands(tmp_path, capsys) -> None:
     assert "# F1 there: taiwan 1.000, trade 1.000, fentanyl 1.000" in out
     assert set(yaml.safe_load(out)["relevance"]) == {
         "headline", "lead", "lead_sentences", "share", "sentences", "paragraphs", "section"}
+    # Several labelled sets: each is scored on its own.
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"id": "d", "title": "Fentanyl seized", "text": "Police said.",
+                                 "labels": ["fentanyl"]}) + "\n")
+    assert main(["topics", "tune", str(labelled), str(other)]) == 0
+    out = capsys.readouterr().out
+    assert f"# F1 in {labelled}: taiwan 1.000, trade 1.000, fentanyl 1.000" in out
+    assert f"# F1 in {other}: taiwan 1.000, trade 1.000, fentanyl 1.000" in out
     assert main(["topics", "eval", str(labelled), "--tune-on", str(labelled)]) == 0
     assert capsys.readouterr().out.startswith(f"thresholds chosen on {labelled}: headline ")

@@ -103,10 +103,14 @@ class TopicMatcher:
             return {}
         kept: dict[int, list[tuple[int, int, Term]]] = {}  # by topic, in text order
         excluded: dict[int, list[tuple[int, int]]] = {}
-        lowered = _same_length_lower(text)
+        # A term may be wrapped across lines (wire copy is hard-wrapped): line breaks and tabs
+        # match as spaces. The replacements keep every character in place (str.replace scans
+        # with memchr; str.translate is two orders of magnitude slower).
+        spaced = text.replace("\n", " ").replace("\r", " ").replace("\t", " ")
+        lowered = _same_length_lower(spaced)
         size = len(text)
         for folded, automaton in self._searches:
-            haystack = lowered if folded else text
+            haystack = lowered if folded else spaced
             stacks: dict[int, list[tuple[int, int, Term]]] = {}
             for last, (offset, left, right, values) in automaton.iter(haystack):
                 start, end = last - offset, last + 1
@@ -208,7 +212,7 @@ def tag_topic(
         verdict = single_verdicts.get(key)
         if verdict is None:
             found = signals(0.0, weight if in_lead else 0.0, int(in_lead),
-                            {bisect_right(shape.sentence_starts, start)}, shape)
+                            {bisect_right(shape.sentence_starts, start): weight}, shape)
             score = max(ratios(found, thresholds))
             verdict = single_verdicts[key] = (
                 "about" if score >= 1 else "mention", round(score, 3), found)
@@ -228,7 +232,7 @@ def tag_topic(
     lead_end = shape.lead_end
     starts = shape.sentence_starts
     total = lead = 0.0
-    matched: set[int] = set()  # sentences with a match
+    matched: dict[int, float] = {}  # term weight in each sentence with a match
     lead_matches = lead_matched = 0
     for start, _, term in in_text:
         weight = term.weight
@@ -245,7 +249,8 @@ def tag_topic(
         else:
             entry[0] += 1
             entry[1] |= zone
-        matched.add(bisect_right(starts, start))
+        sentence = bisect_right(starts, start)
+        matched[sentence] = matched.get(sentence, 0.0) + weight
     if headline + total < topic.mention:
         return None
     if lead_matches:
