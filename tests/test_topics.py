@@ -71,6 +71,18 @@ topics:
 """, "t.yaml"))
     assert _tags("", "The WTO ruled.", matcher) == {"wto": "mention"}
     assert _tags("", "The wto ruled.", matcher) == {}
+    assert _tags("", "The Wto ruled on WTO's rules.", matcher) == {"wto": "mention"}
+    # A case-sensitive and a case-insensitive term with the same letters, in two topics.
+    both = TopicMatcher(parse_taxonomy("""
+version: t
+topics:
+  - name: party
+    terms: [{term: KMT, case_sensitive: true}]
+  - name: letters
+    terms: [kmt]
+""", "t.yaml"))
+    assert _tags("", "The KMT won.", both) == {"party": "mention", "letters": "mention"}
+    assert _tags("", "The kmt won.", both) == {"letters": "mention"}
 
 
 def test_evidence_counts_terms_and_zones() -> None:

@@ -28,6 +28,8 @@ _ZONE_SETS = tuple(tuple(z for i, z in enumerate(ZONES) if mask >> i & 1) for ma
 _LEAD, _BODY = ("lead",), ("body",)
 _NAME, _SCORE = itemgetter(0), itemgetter(2)  # of a TopicTag
 _NO_TEXT = Layout((), (), 0, 0)
+# Kinds of automaton values: a term, a case-sensitive term, an exclusion phrase.
+_TERM, _EXACT, _EXCLUSION = 0, 1, 2
 
 
 class TopicMatcher:
@@ -36,34 +38,29 @@ class TopicMatcher:
     def __init__(self, taxonomy: Taxonomy) -> None:
         self.taxonomy = taxonomy
         self._thresholds = [taxonomy.thresholds(topic) for topic in taxonomy.topics]
-        # Automaton values: (is a term, topic index, term or exclusion phrase) for each key.
-        self._folded = ahocorasick.Automaton()
-        self._exact = ahocorasick.Automaton()
+        # One automaton over the case-folded text, so the text is walked once: its values are
+        # (kind, topic index, term or exclusion phrase) for each key. A case-sensitive term is
+        # found folded and kept only where the text has the term's own case.
+        self._automaton = ahocorasick.Automaton()
         self._patterns: list[tuple[int, Term, re.Pattern[str]]] = []
-        folded_keys: dict[str, list[tuple[bool, int, object]]] = defaultdict(list)
-        exact_keys: dict[str, list[tuple[bool, int, object]]] = defaultdict(list)
+        keys: dict[str, list[tuple[int, int, object]]] = defaultdict(list)
         for index, topic in enumerate(taxonomy.topics):
             for term in topic.terms:
                 if term.pattern:
                     flags = 0 if term.case_sensitive else re.IGNORECASE
                     self._patterns.append((index, term, re.compile(term.text, flags)))
-                elif term.case_sensitive:
-                    exact_keys[term.text].append((True, index, term))
                 else:
-                    folded_keys[term.text.lower()].append((True, index, term))
+                    kind = _EXACT if term.case_sensitive else _TERM
+                    keys[_same_length_lower(term.text)].append((kind, index, term))
             for phrase in topic.exclusions:
-                folded_keys[phrase.lower()].append((False, index, phrase))
-        self._searches: list[tuple[bool, ahocorasick.Automaton]] = []
-        for folded, automaton, keys in ((True, self._folded, folded_keys),
-                                        (False, self._exact, exact_keys)):
-            for key, values in keys.items():
-                # From the match's last character to its first, and whether each end of the
-                # key must sit on a word boundary (not for CJK).
-                automaton.add_word(key, (len(key) - 1, _is_word_char(key[0]),
-                                         _is_word_char(key[-1]), tuple(values)))
-            if keys:
-                automaton.make_automaton()
-                self._searches.append((folded, automaton))
+                keys[_same_length_lower(phrase)].append((_EXCLUSION, index, phrase))
+        for key, values in keys.items():
+            # From the match's last character to its first, and whether each end of the key
+            # must sit on a word boundary (not for CJK).
+            self._automaton.add_word(key, (len(key) - 1, _is_word_char(key[0]),
+                                           _is_word_char(key[-1]), tuple(values)))
+        if keys:
+            self._automaton.make_automaton()
 
     def tag(self, title: str, text: str) -> tuple[TopicTag, ...]:
         """Topics that reach at least the `mention` threshold, highest score first."""
@@ -95,10 +92,11 @@ class TopicMatcher:
         return tags, found
 
     def _hits(self, text: str) -> dict[int, list[tuple[int, int, Term]]]:
-        """(start, end, term) of every counted match in the text, by topic, in one pass per
-        case mode. Aho-Corasick reports matches in the order they end, so overlaps are resolved
-        as they come: a match that covers earlier ones of its topic replaces them ("trade war"
-        over "trade"), one that overlaps them only in part is dropped (leftmost wins)."""
+        """(start, end, term) of every counted match in the text, by topic, in one pass over
+        the case-folded text. Aho-Corasick reports matches in the order they end, so overlaps
+        are resolved as they come: a match that covers earlier ones of its topic replaces them
+        ("trade war" over "trade"), one that overlaps them only in part is dropped (leftmost
+        wins)."""
         if not text:
             return {}
         kept: dict[int, list[tuple[int, int, Term]]] = {}  # by topic, in text order
@@ -107,45 +105,44 @@ class TopicMatcher:
         # match as spaces. The replacements keep every character in place (str.replace scans
         # with memchr; str.translate is two orders of magnitude slower).
         spaced = text.replace("\n", " ").replace("\r", " ").replace("\t", " ")
-        lowered = _same_length_lower(spaced)
+        haystack = _same_length_lower(spaced)
         size = len(text)
-        for folded, automaton in self._searches:
-            haystack = lowered if folded else spaced
-            stacks: dict[int, list[tuple[int, int, Term]]] = {}
-            for last, (offset, left, right, values) in automaton.iter(haystack):
-                start, end = last - offset, last + 1
-                # Word boundaries, inlined (this loop runs for every candidate): a letter or
-                # digit outside the CJK range next to the match means it is inside a word.
-                if left and start > 0:
-                    char = haystack[start - 1]
-                    if char.isalnum() and not "\u2e80" <= char <= "\u9fff":
-                        continue  # "trade" in "untraded"
-                if right and end < size:
-                    char = haystack[end]
-                    if char.isalnum() and not "\u2e80" <= char <= "\u9fff":
-                        end = _suffix_end(haystack, end)
-                        if end is None:
-                            continue  # "trade" in "trademark"
-                for is_term, topic, item in values:
-                    if not is_term:
+        if self._automaton.kind == ahocorasick.AHOCORASICK:
+            candidates = self._automaton.iter(haystack)
+        else:  # no literal terms (patterns only)
+            candidates = iter(())
+        for last, (offset, left, right, values) in candidates:
+            start, end = last - offset, last + 1
+            # Word boundaries, inlined (this loop runs for every candidate): a letter or digit
+            # outside the CJK range next to the match means it is inside a word.
+            if left and start > 0:
+                char = haystack[start - 1]
+                if char.isalnum() and not "\u2e80" <= char <= "\u9fff":
+                    continue  # "trade" in "untraded"
+            if right and end < size:
+                char = haystack[end]
+                if char.isalnum() and not "\u2e80" <= char <= "\u9fff":
+                    end = _suffix_end(haystack, end)
+                    if end is None:
+                        continue  # "trade" in "trademark"
+            for kind, topic, item in values:
+                if kind:  # not a plain term (_TERM is 0): an exclusion or a case-sensitive term
+                    if kind == _EXCLUSION:
                         excluded.setdefault(topic, []).append((start, end))
                         continue
-                    stack = stacks.get(topic)
-                    if stack is None:
-                        stacks[topic] = [(start, end, item)]
-                    elif stack[-1][1] <= start:  # the usual case: after the topic's last match
-                        stack.append((start, end, item))
-                    else:
-                        while stack and stack[-1][1] > start and start <= stack[-1][0]:
-                            stack.pop()  # covered by this longer match
-                        # One that overlaps an earlier match only in part is dropped.
-                        if not stack or stack[-1][1] <= start:
-                            stack.append((start, end, item))
-            for topic, stack in stacks.items():
-                if topic in kept:
-                    kept[topic].extend(stack)
+                    if spaced[start:last + 1] != item.text:
+                        continue  # a case-sensitive term in another case ("Kmt", "kmt")
+                stack = kept.get(topic)
+                if stack is None:
+                    kept[topic] = [(start, end, item)]
+                elif stack[-1][1] <= start:  # the usual case: after the topic's last match
+                    stack.append((start, end, item))
                 else:
-                    kept[topic] = stack
+                    while stack and stack[-1][1] > start and start <= stack[-1][0]:
+                        stack.pop()  # covered by this longer match
+                    # One that overlaps an earlier match only in part is dropped.
+                    if not stack or stack[-1][1] <= start:
+                        stack.append((start, end, item))
         for topic, term, regex in self._patterns:
             kept.setdefault(topic, []).extend(
                 (m.start(), m.end(), term) for m in regex.finditer(text)
