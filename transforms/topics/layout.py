@@ -34,17 +34,28 @@ _NON_SPACE = re.compile(r"\S")
 
 @dataclasses.dataclass(frozen=True)
 class Layout:
-    """Where a text's sentences start and which paragraph each is in, and where its lead
-    ends (character offsets into the text)."""
+    """Where a text's sentences and paragraphs start, and where its lead ends (character
+    offsets into the text)."""
 
     sentence_starts: tuple[int, ...]
-    sentence_paragraphs: tuple[int, ...]
-    paragraphs: int
+    paragraph_starts: tuple[int, ...]
     lead_end: int
 
     @property
     def sentences(self) -> int:
         return len(self.sentence_starts)
+
+    @property
+    def paragraphs(self) -> int:
+        return len(self.paragraph_starts)
+
+    def paragraph(self, sentence: int) -> int:
+        """The paragraph (counted from 0) of a sentence number as `bisect_right` over
+        `sentence_starts` gives it (counted from 1; 0 is text before the first sentence).
+        Asked only for sentences with a match, not worked out for every sentence."""
+        if not sentence:
+            return 0
+        return bisect_right(self.paragraph_starts, self.sentence_starts[sentence - 1]) - 1
 
 
 def text_layout(text: str) -> Layout:
@@ -72,6 +83,5 @@ def text_layout(text: str) -> Layout:
     # paragraph's start, which the set holds once.
     starts = sorted({*paragraph_starts,
                      *(m.end() for pattern in _SENTENCE_ENDS for m in pattern.finditer(text))})
-    owners = tuple(bisect_right(paragraph_starts, start) - 1 for start in starts)
-    return Layout(tuple(starts), owners, len(paragraph_starts),
+    return Layout(tuple(starts), tuple(paragraph_starts),
                   len(text) if lead_end < 0 else lead_end)

@@ -27,7 +27,7 @@ ZONES = ("title", "lead", "body")
 _ZONE_SETS = tuple(tuple(z for i, z in enumerate(ZONES) if mask >> i & 1) for mask in range(8))
 _LEAD, _BODY = ("lead",), ("body",)
 _NAME, _SCORE = itemgetter(0), itemgetter(2)  # of a TopicTag
-_NO_TEXT = Layout((), (), 0, 0)
+_NO_TEXT = Layout((), (), 0)
 # Kinds of automaton values: a term, a case-sensitive term, an exclusion phrase.
 _TERM, _EXACT, _EXCLUSION = 0, 1, 2
 

@@ -83,11 +83,10 @@ def signals(
     section = run = weighed = 0.0
     paragraphs = 0
     previous = -2
-    owners = layout.sentence_paragraphs
     for sentence in sorted(matched):
         weight = min(SENTENCE_WEIGHT, matched[sentence])
         weighed += weight
-        paragraph = owners[sentence - 1] if sentence else 0
+        paragraph = layout.paragraph(sentence)
         if paragraph != previous:
             paragraphs += 1
             if paragraph - previous > 1:
