@@ -86,8 +86,7 @@ class _SkipSeenKeepingTime(SkipSeen):
     of the poll that brought it in (a batch itself carries the end of its window)."""
 
     def process(self, batch: list[tuple[Entry, Any]]) -> Iterator[Any]:  # type: ignore[override]
-        assert self._store is not None
-        seen = self._store.seen([entry.article_id for entry, _ in batch])
+        seen = self.store().seen([entry.article_id for entry, _ in batch])
         for entry, timestamp in batch:
             if entry.article_id in seen:
                 count("entries.seen_before")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from bisect import bisect_right
 from typing import Any, NamedTuple
 
 from transforms.topics.layout import Layout
@@ -84,12 +83,10 @@ def signals(
     section = run = weighed = 0.0
     paragraphs = 0
     previous = -2
-    starts, paragraph_starts = layout.sentence_starts, layout.paragraph_starts
     for sentence in sorted(matched):
         weight = min(SENTENCE_WEIGHT, matched[sentence])
         weighed += weight
-        # layout.paragraph(sentence), inlined: this runs for every sentence with a match.
-        paragraph = bisect_right(paragraph_starts, starts[sentence - 1]) - 1 if sentence else 0
+        paragraph = layout.paragraph(sentence)
         if paragraph != previous:
             paragraphs += 1
             if paragraph - previous > 1:
