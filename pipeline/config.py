@@ -38,6 +38,7 @@ _TOPIC_KEYS = {
 _RETIRED_TOPIC_KEYS = {"title_boost", "lead_boost", "about", "reference_words"}
 _RELEVANCE_KEYS = {field.name for field in dataclasses.fields(Relevance)}
 _TERM_KEYS = {"term", "weight", "case_sensitive"}
+_PATTERN_KEYS = {"pattern", "weight", "case_sensitive", "label", "requires"}
 _FEED_KEYS = {"url", "name", "tags", "poll_interval"}
 
 T = TypeVar("T")
@@ -220,12 +221,10 @@ def _topic(item: Any, where: str, taxonomy_relevance: Relevance) -> Topic:
     _no_unknown_keys(item, _TOPIC_KEYS | _RETIRED_TOPIC_KEYS, where)
     terms = [_term(t, f"{where}.terms[{i}]") for i, t in enumerate(item.get("terms") or [])]
     terms += [Term(text=a) for a in _string_list(item.get("aliases", []), f"{where}.aliases")]
-    for i, pattern in enumerate(_string_list(item.get("patterns", []), f"{where}.patterns")):
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ConfigError(f"{where}.patterns[{i}]: invalid regular expression: {exc}") from None
-        terms.append(Term(text=pattern, pattern=True))
+    patterns = item.get("patterns") or []
+    if not isinstance(patterns, list):
+        raise ConfigError(f"{where}.patterns: expected a list, got {_kind(patterns)}")
+    terms += [_pattern(p, f"{where}.patterns[{i}]") for i, p in enumerate(patterns)]
     if not terms:
         raise ConfigError(f"{where}: needs at least one of 'terms', 'aliases' or 'patterns'")
     mention = _number(item.get("mention", Topic(name, "", ()).mention), f"{where}.mention")
@@ -260,6 +259,35 @@ def _term(item: Any, where: str) -> Term:
         text=text.strip(),
         weight=_number(item.get("weight", 1.0), f"{where}.weight"),
         case_sensitive=case_sensitive,
+    )
+
+
+def _pattern(item: Any, where: str) -> Term:
+    """A regular expression term: a string, or a mapping with `pattern` (and a weight, a label
+    for the evidence, and `requires`: words one of which must be in a text for the expression to
+    be tried there, which keeps a slow expression off the texts it cannot match)."""
+    if isinstance(item, str):
+        item = {"pattern": item}
+    if not isinstance(item, dict) or "pattern" not in item:
+        raise ConfigError(f"{where}: expected a string or a mapping with 'pattern'")
+    _no_unknown_keys(item, _PATTERN_KEYS, where)
+    pattern = item["pattern"]
+    if not isinstance(pattern, str) or not pattern:
+        raise ConfigError(f"{where}.pattern: expected a non-empty string")
+    case_sensitive = item.get("case_sensitive", False)
+    if not isinstance(case_sensitive, bool):
+        raise ConfigError(f"{where}.case_sensitive: expected true or false")
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"{where}: invalid regular expression: {exc}") from None
+    return Term(
+        text=pattern,
+        weight=_number(item.get("weight", 1.0), f"{where}.weight"),
+        case_sensitive=case_sensitive,
+        pattern=True,
+        label=_optional(item.get("label"), str, f"{where}.label") or "",
+        requires=_string_list(item.get("requires", []), f"{where}.requires"),
     )
 
 

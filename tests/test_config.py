@@ -132,7 +132,9 @@ topics:
   - name: chips
     terms: [semiconductor, {term: TSMC, case_sensitive: true, weight: 2}]
     aliases: [半导体]
-    patterns: ['\\bchip ?makers?\\b']
+    patterns:
+      - '\\bchip ?makers?\\b'
+      - {pattern: 'fabs?\\b', label: fab, weight: 0.5, requires: [fab, fabs]}
     exclude: [potato chips]
     mention: 2
     relevance: {headline: 1.5, section: null}
@@ -142,7 +144,9 @@ topics:
     assert [(t.text, t.weight, t.case_sensitive, t.pattern) for t in topic.terms] == [
         ("semiconductor", 1.0, False, False), ("TSMC", 2.0, True, False),
         ("半导体", 1.0, False, False), ("\\bchip ?makers?\\b", 1.0, False, True),
+        ("fabs?\\b", 0.5, False, True),
     ]
+    assert (topic.terms[-1].label, topic.terms[-1].requires) == ("fab", ("fab", "fabs"))
     assert topic.exclusions == ("potato chips",) and topic.mention == 2.0
     assert topic.relevance is not None and topic.relevance.headline == 1.5
     assert topic.relevance.section == float("inf")
@@ -163,6 +167,10 @@ topics:
      "topics[0] (a).mention: expected a positive number, got 0"),
     ("version: 1\ntopics:\n  - name: a\n    patterns: ['(unclosed']",
      "topics[0] (a).patterns[0]: invalid regular expression"),
+    ("version: 1\ntopics:\n  - name: a\n    patterns: [{pattern: x, requires: y}]",
+     "topics[0] (a).patterns[0].requires: expected a list of non-empty strings"),
+    ("version: 1\ntopics:\n  - name: a\n    patterns: [{regex: x}]",
+     "topics[0] (a).patterns[0]: expected a string or a mapping with 'pattern'"),
     ("version: 1\ntopics:\n  - name: a\n    terms: [{weight: 2}]",
      "topics[0] (a).terms[0]: expected a string or a mapping with 'term'"),
     ("version: 1\ntopics:\n  - {name: a, terms: [x]}\n  - {name: a, terms: [y]}",

@@ -85,6 +85,37 @@ topics:
     assert _tags("", "The kmt won.", both) == {"letters": "mention"}
 
 
+def test_a_trade_flow_in_wire_copy_is_trade() -> None:
+    # A buyer and a quantity of a traded good: the subject is a trade flow, with no trade word.
+    text = ("A purchasing mission from Ruritania will arrive next month and expects to buy\n"
+            "300,000 bales of cotton, officials said.")
+    tags = TopicMatcher(load_taxonomy()).tag("RURITANIA MISSION TO BUY 300,000 BALES COTTON",
+                                             text)
+    assert [(t.name, t.relevance) for t in tags] == [("trade", "about")]
+    assert [(e.term, e.zones) for e in tags[0].evidence] == [("trade flow", ("title", "lead"))]
+    # A harvest is not a trade flow, however many tonnes.
+    assert _tags("Harvest estimate", "Farmers harvested 2.5 mln tonnes of wheat.") == {}
+
+
+def test_a_pattern_is_tried_only_on_texts_with_a_word_it_requires() -> None:
+    matcher = TopicMatcher(parse_taxonomy(r"""
+version: t
+topics:
+  - name: rates
+    patterns:
+      - {pattern: '\bcut (?:its|the) \w+ rate', label: rate cut, weight: 2,
+         requires: [central bank]}
+      - '\bbasis points?\b'
+""", "t.yaml"))
+    (tag,) = matcher.tag("", "The central bank cut its policy rate by 25 basis points.")
+    # A pattern without a label is shown as its expression.
+    assert [(e.term, e.count) for e in tag.evidence] == [(r"\bbasis points?\b", 1),
+                                                         ("rate cut", 1)]
+    # No required word: the expression is not tried (though it would match); the other is.
+    (tag,) = matcher.tag("", "The bank cut its policy rate by 25 basis points.")
+    assert [e.term for e in tag.evidence] == [r"\bbasis points?\b"]
+
+
 def test_evidence_counts_terms_and_zones() -> None:
     matcher = TopicMatcher(load_taxonomy())
     filler = "Officials gave no further details on the operation. " * 12  # past the lead
@@ -242,7 +273,7 @@ def test_thresholds_chosen_on_one_labelled_set_hold_on_the_other(corpus) -> None
         evaluation = evaluate(TopicMatcher(with_relevance(taxonomy, tuned.relevance)),
                               sets[test])
         for score in evaluation.scores:
-            assert score.f1 >= 0.92, (train, test, score.topic, score.f1)
+            assert score.f1 >= 0.93, (train, test, score.topic, score.f1)
     for name, items in sets.items():
         for score in evaluate(TopicMatcher(taxonomy), items).scores:
             assert score.f1 >= 0.92, (name, score.topic, score.f1)

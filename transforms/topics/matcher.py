@@ -1,14 +1,16 @@
 """TopicMatcher: a taxonomy compiled for tagging texts.
 
 The matcher compiles every literal term and exclusion of every topic into one Aho-Corasick
-automaton per case mode, so tagging costs one pass over the text however many topics there are;
-regular expressions are the opt-in exception. A topic whose matches weigh at least its
+automaton, so tagging costs one pass over the text however many topics there are; regular
+expressions are the opt-in exception, tried only on texts with a word they require where they
+say so. A topic whose matches weigh at least its
 `mention` threshold is tagged; where its matches are in the article's layout decides whether
 it is `about` the article (transforms.topics.relevance).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from bisect import bisect_right
 from collections import defaultdict
@@ -28,8 +30,9 @@ _ZONE_SETS = tuple(tuple(z for i, z in enumerate(ZONES) if mask >> i & 1) for ma
 _LEAD, _BODY = ("lead",), ("body",)
 _NAME, _SCORE = itemgetter(0), itemgetter(2)  # of a TopicTag
 _NO_TEXT = Layout((), (), 0)
-# Kinds of automaton values: a term, a case-sensitive term, an exclusion phrase.
-_TERM, _EXACT, _EXCLUSION = 0, 1, 2
+# Kinds of automaton values: a term, a case-sensitive term, an exclusion phrase, a word that a
+# pattern requires (its value names the pattern, not a topic).
+_TERM, _EXACT, _EXCLUSION, _CUE = 0, 1, 2, 3
 
 
 class TopicMatcher:
@@ -42,13 +45,20 @@ class TopicMatcher:
         # (kind, topic index, term or exclusion phrase) for each key. A case-sensitive term is
         # found folded and kept only where the text has the term's own case.
         self._automaton = ahocorasick.Automaton()
-        self._patterns: list[tuple[int, Term, re.Pattern[str]]] = []
+        # (topic index, the term its matches count as, the expression, whether it waits for a
+        # word it requires): regular expressions run over the text after the automaton.
+        self._patterns: list[tuple[int, Term, re.Pattern[str], bool]] = []
         keys: dict[str, list[tuple[int, int, object]]] = defaultdict(list)
         for index, topic in enumerate(taxonomy.topics):
             for term in topic.terms:
                 if term.pattern:
                     flags = 0 if term.case_sensitive else re.IGNORECASE
-                    self._patterns.append((index, term, re.compile(term.text, flags)))
+                    number = len(self._patterns)
+                    shown = dataclasses.replace(term, text=term.label) if term.label else term
+                    self._patterns.append((index, shown, re.compile(term.text, flags),
+                                           bool(term.requires)))
+                    for word in term.requires:
+                        keys[_same_length_lower(word)].append((_CUE, number, None))
                 else:
                     kind = _EXACT if term.case_sensitive else _TERM
                     keys[_same_length_lower(term.text)].append((kind, index, term))
@@ -101,9 +111,10 @@ class TopicMatcher:
             return {}
         kept: dict[int, list[tuple[int, int, Term]]] = {}  # by topic, in text order
         excluded: dict[int, list[tuple[int, int]]] = {}
+        cued: set[int] = set()  # patterns whose required words are in the text
         # A term may be wrapped across lines (wire copy is hard-wrapped): line breaks and tabs
-        # match as spaces. The replacements keep every character in place (str.replace scans
-        # with memchr; str.translate is two orders of magnitude slower).
+        # match as spaces, for patterns too. The replacements keep every character in place
+        # (str.replace scans with memchr; str.translate is two orders of magnitude slower).
         spaced = text.replace("\n", " ").replace("\r", " ").replace("\t", " ")
         haystack = _same_length_lower(spaced)
         size = len(text)
@@ -126,9 +137,12 @@ class TopicMatcher:
                     if end is None:
                         continue  # "trade" in "trademark"
             for kind, topic, item in values:
-                if kind:  # not a plain term (_TERM is 0): an exclusion or a case-sensitive term
+                if kind:  # not a plain term (_TERM is 0)
                     if kind == _EXCLUSION:
                         excluded.setdefault(topic, []).append((start, end))
+                        continue
+                    if kind == _CUE:
+                        cued.add(topic)  # here a pattern's number
                         continue
                     if spaced[start:last + 1] != item.text:
                         continue  # a case-sensitive term in another case ("Kmt", "kmt")
@@ -143,10 +157,12 @@ class TopicMatcher:
                     # One that overlaps an earlier match only in part is dropped.
                     if not stack or stack[-1][1] <= start:
                         stack.append((start, end, item))
-        for topic, term, regex in self._patterns:
-            kept.setdefault(topic, []).extend(
-                (m.start(), m.end(), term) for m in regex.finditer(text)
-            )
+        for number, (topic, term, regex, waits) in enumerate(self._patterns):
+            if waits and number not in cued:
+                continue
+            found = [(m.start(), m.end(), term) for m in regex.finditer(spaced)]
+            if found:
+                kept.setdefault(topic, []).extend(found)
         for topic, spans in excluded.items():
             if topic in kept:
                 kept[topic] = [m for m in kept[topic]

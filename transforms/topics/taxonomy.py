@@ -12,12 +12,16 @@ from transforms.topics.relevance import DEFAULT_RELEVANCE, Relevance
 
 @dataclasses.dataclass(frozen=True)
 class Term:
-    """A phrase that signals a topic. `pattern` terms are regular expressions."""
+    """A phrase that signals a topic. `pattern` terms are regular expressions: `text` is the
+    expression, `label` what the evidence calls its matches (the expression when empty), and
+    `requires` words of which one must be in a text before the expression is tried there."""
 
     text: str
     weight: float = 1.0
     case_sensitive: bool = False
     pattern: bool = False
+    label: str = ""
+    requires: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
