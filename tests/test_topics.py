@@ -116,6 +116,21 @@ topics:
     assert [e.term for e in tag.evidence] == [r"\bbasis points?\b"]
 
 
+def test_patterns_match_in_any_case_unless_case_sensitive() -> None:
+    matcher = TopicMatcher(parse_taxonomy(r"""
+version: t
+topics:
+  - name: chips
+    patterns: ['\bChip ?makers?\b', '\bfab\W\d+\b']
+  - name: arm
+    patterns: [{pattern: '\bARM\b', case_sensitive: true}]
+""", "t.yaml"))
+    assert _tags("", "CHIPMAKERS and chip makers", matcher) == {"chips": "mention"}
+    assert _tags("", "Work on FAB-21 began.", matcher) == {"chips": "mention"}
+    assert _tags("", "The arm of the law.", matcher) == {}
+    assert _tags("", "ARM designs chips.", matcher) == {"arm": "mention"}
+
+
 def test_evidence_counts_terms_and_zones() -> None:
     matcher = TopicMatcher(load_taxonomy())
     filler = "Officials gave no further details on the operation. " * 12  # past the lead

@@ -30,6 +30,9 @@ _ZONE_SETS = tuple(tuple(z for i, z in enumerate(ZONES) if mask >> i & 1) for ma
 _LEAD, _BODY = ("lead",), ("body",)
 _NAME, _SCORE = itemgetter(0), itemgetter(2)  # of a TopicTag
 _NO_TEXT = Layout((), (), 0)
+# Tags and evidence are made as a namedtuple's own `_make` makes them, without the Python frame
+# of the generated __new__: the tagger makes one of each for every topic of every article.
+_new = tuple.__new__
 # Kinds of automaton values: a term, a case-sensitive term, an exclusion phrase, a word that a
 # pattern requires (its value names the pattern, not a topic).
 _TERM, _EXACT, _EXCLUSION, _CUE = 0, 1, 2, 3
@@ -45,17 +48,21 @@ class TopicMatcher:
         # (kind, topic index, term or exclusion phrase) for each key. A case-sensitive term is
         # found folded and kept only where the text has the term's own case.
         self._automaton = ahocorasick.Automaton()
-        # (topic index, the term its matches count as, the expression, whether it waits for a
-        # word it requires): regular expressions run over the text after the automaton.
-        self._patterns: list[tuple[int, Term, re.Pattern[str], bool]] = []
+        # (topic index, the term its matches count as, the expression, whether it runs over
+        # the case-folded text, whether it waits for a word it requires): regular expressions
+        # run over the text after the automaton.
+        self._patterns: list[tuple[int, Term, re.Pattern[str], bool, bool]] = []
         keys: dict[str, list[tuple[int, int, object]]] = defaultdict(list)
         for index, topic in enumerate(taxonomy.topics):
             for term in topic.terms:
                 if term.pattern:
-                    flags = 0 if term.case_sensitive else re.IGNORECASE
+                    folded = not term.case_sensitive
+                    # A case-insensitive expression runs over the case-folded text, which
+                    # needs no IGNORECASE unless it names a capital letter (three times faster).
+                    flags = re.IGNORECASE if folded and _names_capitals(term.text) else 0
                     number = len(self._patterns)
                     shown = dataclasses.replace(term, text=term.label) if term.label else term
-                    self._patterns.append((index, shown, re.compile(term.text, flags),
+                    self._patterns.append((index, shown, re.compile(term.text, flags), folded,
                                            bool(term.requires)))
                     for word in term.requires:
                         keys[_same_length_lower(word)].append((_CUE, number, None))
@@ -157,10 +164,11 @@ class TopicMatcher:
                     # One that overlaps an earlier match only in part is dropped.
                     if not stack or stack[-1][1] <= start:
                         stack.append((start, end, item))
-        for number, (topic, term, regex, waits) in enumerate(self._patterns):
+        for number, (topic, term, regex, folded, waits) in enumerate(self._patterns):
             if waits and number not in cued:
                 continue
-            found = [(m.start(), m.end(), term) for m in regex.finditer(spaced)]
+            matches = regex.finditer(haystack if folded else spaced)
+            found = [(m.start(), m.end(), term) for m in matches]
             if found:
                 kept.setdefault(topic, []).extend(found)
         for topic, spans in excluded.items():
@@ -177,6 +185,20 @@ def _same_length_lower(text: str) -> str:
     if len(lowered) == len(text):
         return lowered
     return "".join(char.lower()[:1] for char in text)
+
+
+def _names_capitals(pattern: str) -> bool:
+    """Whether a regular expression has a capital letter other than an escape such as \\W (so
+    matches it against case-folded text need IGNORECASE)."""
+    escaped = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char.isupper():
+            return True
+    return False
 
 
 def _is_word_char(char: str) -> bool:
@@ -230,8 +252,9 @@ def tag_topic(
             verdict = single_verdicts[key] = (
                 "about" if score >= 1 else "mention", round(score, 3), found)
         relevance, score, found = verdict
-        return TopicTag(topic.name, relevance, score,
-                        (Evidence(term.text, 1, _LEAD if in_lead else _BODY),)), found
+        return _new(TopicTag, (topic.name, relevance, score,
+                               (_new(Evidence, (term.text, 1, _LEAD if in_lead else _BODY)),))
+                    ), found
     headline = 0.0
     seen: dict[str, list[int]] = {}  # term -> [count, bit mask of its zones]
     for _, _, term in in_title:
@@ -273,8 +296,9 @@ def tag_topic(
     found = signals(headline, lead, lead_matched, matched, shape)
     score = max(ratios(found, thresholds))
     items = seen.items() if len(seen) == 1 else sorted(seen.items(), key=_most_found_first)
-    tag = TopicTag(topic.name, "about" if score >= 1 else "mention", round(score, 3),
-                   tuple([Evidence(term, n, _ZONE_SETS[mask]) for term, (n, mask) in items]))
+    tag = _new(TopicTag, (topic.name, "about" if score >= 1 else "mention", round(score, 3),
+                          tuple([_new(Evidence, (term, n, _ZONE_SETS[mask]))
+                                 for term, (n, mask) in items])))
     return tag, found
 
 
