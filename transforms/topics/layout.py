@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from bisect import bisect_right
+from collections.abc import Iterable
 
 # The lead is the first paragraphs up to this many words: two paragraphs of a typical story,
 # several lines of wire copy.
@@ -49,13 +50,13 @@ class Layout:
     def paragraphs(self) -> int:
         return len(self.paragraph_starts)
 
-    def paragraph(self, sentence: int) -> int:
-        """The paragraph (counted from 0) of a sentence number as `bisect_right` over
+    def paragraphs_of(self, sentences: Iterable[int]) -> list[int]:
+        """The paragraph (counted from 0) of each sentence number as `bisect_right` over
         `sentence_starts` gives it (counted from 1; 0 is text before the first sentence).
         Asked only for sentences with a match, not worked out for every sentence."""
-        if not sentence:
-            return 0
-        return bisect_right(self.paragraph_starts, self.sentence_starts[sentence - 1]) - 1
+        paragraphs, starts = self.paragraph_starts, self.sentence_starts
+        return [bisect_right(paragraphs, starts[sentence - 1]) - 1 if sentence else 0
+                for sentence in sentences]
 
 
 def text_layout(text: str) -> Layout:

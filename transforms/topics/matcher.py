@@ -255,52 +255,42 @@ def tag_topic(
         return _new(TopicTag, (topic.name, relevance, score,
                                (_new(Evidence, (term.text, 1, _LEAD if in_lead else _BODY)),))
                     ), found
+    # Each term's evidence packed in an int: its count times 8 plus the bit mask of its zones.
+    seen: dict[str, int] = {}
     headline = 0.0
-    seen: dict[str, list[int]] = {}  # term -> [count, bit mask of its zones]
     for _, _, term in in_title:
         headline += term.weight
-        entry = seen.get(term.text)
-        if entry is None:
-            seen[term.text] = [1, 1]
-        else:
-            entry[0] += 1
-            entry[1] |= 1
+        seen[term.text] = (seen.get(term.text, 0) + 8) | 1
     lead_end = shape.lead_end
     starts = shape.sentence_starts
     total = lead = 0.0
     matched: dict[int, float] = {}  # term weight in each sentence with a match
-    lead_matches = lead_matched = 0
+    lead_sentences = 0
     for start, _, term in in_text:
         weight = term.weight
         total += weight
+        sentence = bisect_right(starts, start)
+        if sentence in matched:
+            matched[sentence] += weight
+        else:
+            matched[sentence] = weight
+            if start < lead_end:  # a sentence of the lead (sentences do not cross its end)
+                lead_sentences += 1
         if start < lead_end:
             lead += weight
-            lead_matches += 1
-            zone = 2
+            seen[term.text] = (seen.get(term.text, 0) + 8) | 2
         else:
-            zone = 4
-        entry = seen.get(term.text)
-        if entry is None:
-            seen[term.text] = [1, zone]
-        else:
-            entry[0] += 1
-            entry[1] |= zone
-        sentence = bisect_right(starts, start)
-        matched[sentence] = matched.get(sentence, 0.0) + weight
+            seen[term.text] = (seen.get(term.text, 0) + 8) | 4
     if headline + total < topic.mention:
         return None
-    if lead_matches:
-        # Sentence numbers count from 1 (bisect_right): the lead's are those up to its end.
-        lead_matched = sum(1 for sentence in matched
-                           if not sentence or starts[sentence - 1] < lead_end)
-    found = signals(headline, lead, lead_matched, matched, shape)
+    found = signals(headline, lead, lead_sentences, matched, shape)
     score = max(ratios(found, thresholds))
     items = seen.items() if len(seen) == 1 else sorted(seen.items(), key=_most_found_first)
     tag = _new(TopicTag, (topic.name, "about" if score >= 1 else "mention", round(score, 3),
-                          tuple([_new(Evidence, (term, n, _ZONE_SETS[mask]))
-                                 for term, (n, mask) in items])))
+                          tuple([_new(Evidence, (term, packed >> 3, _ZONE_SETS[packed & 7]))
+                                 for term, packed in items])))
     return tag, found
 
 
-def _most_found_first(item: tuple[str, list[int]]) -> tuple[int, str]:
-    return -item[1][0], item[0]
+def _most_found_first(item: tuple[str, int]) -> tuple[int, str]:
+    return -(item[1] >> 3), item[0]

@@ -27,6 +27,9 @@ from typing import Any, NamedTuple
 from transforms.topics.layout import Layout
 
 INFINITE = math.inf  # a criterion that never applies
+# Signals are made as a namedtuple's own `_make` makes them, without the Python frame of the
+# generated __new__: one is made for every topic of every article.
+_new = tuple.__new__
 # The most one sentence counts for (the weight of one strong term). Measured on the labelled
 # sets against 1 and 2: the cross-set figures (tuned on one set, scored on the other) were best.
 SENTENCE_WEIGHT = 1.5
@@ -77,16 +80,18 @@ def signals(
     if len(matched) <= 1:  # most topics of most articles: no runs to follow
         weight = min(SENTENCE_WEIGHT, sum(matched.values()))
         count = len(matched)
-        return Signals(headline, lead, lead_sentences, weight, weight / total, count, weight,
-                       total)
+        return _new(Signals, (headline, lead, lead_sentences, weight, weight / total, count,
+                              weight, total))
     # The longest run of consecutive paragraphs with a match, in weighed sentences.
     section = run = weighed = 0.0
     paragraphs = 0
     previous = -2
-    for sentence in sorted(matched):
-        weight = min(SENTENCE_WEIGHT, matched[sentence])
+    sentences = sorted(matched)
+    for sentence, paragraph in zip(sentences, layout.paragraphs_of(sentences), strict=True):
+        weight = matched[sentence]
+        if weight > SENTENCE_WEIGHT:
+            weight = SENTENCE_WEIGHT
         weighed += weight
-        paragraph = layout.paragraph(sentence)
         if paragraph != previous:
             paragraphs += 1
             if paragraph - previous > 1:
@@ -95,8 +100,8 @@ def signals(
         previous = paragraph
         if run > section:
             section = run
-    return Signals(headline, lead, lead_sentences, weighed, weighed / total, paragraphs,
-                   section, total)
+    return _new(Signals, (headline, lead, lead_sentences, weighed, weighed / total, paragraphs,
+                          section, total))
 
 
 CRITERIA = ("headline", "lead", "developed", "section")
@@ -104,12 +109,13 @@ CRITERIA = ("headline", "lead", "developed", "section")
 
 def ratios(found: Signals, thresholds: Relevance) -> tuple[float, float, float, float]:
     """How far the article is toward each criterion (CRITERIA): 1 or more meets it."""
+    headline, lead, lead_sentences, sentences, _, paragraphs, section, text_sentences = found
     return (
-        found.headline / thresholds.headline,
-        min(found.lead / thresholds.lead, found.lead_sentences / thresholds.lead_sentences),
-        min(found.sentences / (thresholds.sentences + thresholds.share * found.text_sentences),
-            found.paragraphs / thresholds.paragraphs),
-        found.section / thresholds.section,
+        headline / thresholds.headline,
+        min(lead / thresholds.lead, lead_sentences / thresholds.lead_sentences),
+        min(sentences / (thresholds.sentences + thresholds.share * text_sentences),
+            paragraphs / thresholds.paragraphs),
+        section / thresholds.section,
     )
 
 
