@@ -3,9 +3,9 @@
 The matcher compiles every literal term and exclusion of every topic into one Aho-Corasick
 automaton, so tagging costs one pass over the text however many topics there are; regular
 expressions are the opt-in exception, tried only on texts with a word they require where they
-say so. A topic whose matches weigh at least its
-`mention` threshold is tagged; where its matches are in the article's layout decides whether
-it is `about` the article (transforms.topics.relevance).
+say so. A topic whose matches weigh at least its `mention` threshold is tagged; where its
+matches are in the article's layout decides whether it is `about` the article
+(transforms.topics.relevance).
 """
 
 from __future__ import annotations
