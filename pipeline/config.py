@@ -252,14 +252,16 @@ def _term(item: Any, where: str) -> Term:
     text = item["term"]
     if not isinstance(text, str) or not text.strip():
         raise ConfigError(f"{where}.term: expected a non-empty string")
+    return Term(text=text.strip(), **_term_options(item, where))
+
+
+def _term_options(item: dict[str, Any], where: str) -> dict[str, Any]:
+    """The `weight` and `case_sensitive` of a term or pattern mapping."""
     case_sensitive = item.get("case_sensitive", False)
     if not isinstance(case_sensitive, bool):
         raise ConfigError(f"{where}.case_sensitive: expected true or false")
-    return Term(
-        text=text.strip(),
-        weight=_number(item.get("weight", 1.0), f"{where}.weight"),
-        case_sensitive=case_sensitive,
-    )
+    return {"weight": _number(item.get("weight", 1.0), f"{where}.weight"),
+            "case_sensitive": case_sensitive}
 
 
 def _pattern(item: Any, where: str) -> Term:
@@ -274,17 +276,13 @@ def _pattern(item: Any, where: str) -> Term:
     pattern = item["pattern"]
     if not isinstance(pattern, str) or not pattern:
         raise ConfigError(f"{where}.pattern: expected a non-empty string")
-    case_sensitive = item.get("case_sensitive", False)
-    if not isinstance(case_sensitive, bool):
-        raise ConfigError(f"{where}.case_sensitive: expected true or false")
     try:
         re.compile(pattern)
     except re.error as exc:
         raise ConfigError(f"{where}: invalid regular expression: {exc}") from None
     return Term(
         text=pattern,
-        weight=_number(item.get("weight", 1.0), f"{where}.weight"),
-        case_sensitive=case_sensitive,
+        **_term_options(item, where),
         pattern=True,
         label=_optional(item.get("label"), str, f"{where}.label") or "",
         requires=_string_list(item.get("requires", []), f"{where}.requires"),

@@ -21,7 +21,7 @@ import ahocorasick
 
 from transforms.core import Evidence, TopicTag
 from transforms.topics.layout import Layout, text_layout
-from transforms.topics.relevance import Relevance, Signals, ratios, signals
+from transforms.topics.relevance import Relevance, Signals, new_tuple, ratios, signals
 from transforms.topics.taxonomy import Taxonomy, Term, Topic
 
 ZONES = ("title", "lead", "body")
@@ -30,9 +30,6 @@ _ZONE_SETS = tuple(tuple(z for i, z in enumerate(ZONES) if mask >> i & 1) for ma
 _LEAD, _BODY = ("lead",), ("body",)
 _NAME, _SCORE = itemgetter(0), itemgetter(2)  # of a TopicTag
 _NO_TEXT = Layout((), (), 0)
-# Tags and evidence are made as a namedtuple's own `_make` makes them, without the Python frame
-# of the generated __new__: the tagger makes one of each for every topic of every article.
-_new = tuple.__new__
 # Kinds of automaton values: a term, a case-sensitive term, an exclusion phrase, a word that a
 # pattern requires (its value names the pattern, not a topic).
 _TERM, _EXACT, _EXCLUSION, _CUE = 0, 1, 2, 3
@@ -116,7 +113,8 @@ class TopicMatcher:
         wins)."""
         if not text:
             return {}
-        kept: dict[int, list[tuple[int, int, Term]]] = {}  # by topic, in text order
+        # By topic, in text order (a pattern's matches, found after the automaton's, follow).
+        kept: dict[int, list[tuple[int, int, Term]]] = {}
         excluded: dict[int, list[tuple[int, int]]] = {}
         cued: set[int] = set()  # patterns whose required words are in the text
         # A term may be wrapped across lines (wire copy is hard-wrapped): line breaks and tabs
@@ -252,9 +250,8 @@ def tag_topic(
             verdict = single_verdicts[key] = (
                 "about" if score >= 1 else "mention", round(score, 3), found)
         relevance, score, found = verdict
-        return _new(TopicTag, (topic.name, relevance, score,
-                               (_new(Evidence, (term.text, 1, _LEAD if in_lead else _BODY)),))
-                    ), found
+        only = new_tuple(Evidence, (term.text, 1, _LEAD if in_lead else _BODY))
+        return new_tuple(TopicTag, (topic.name, relevance, score, (only,))), found
     # Each term's evidence packed in an int: its count times 8 plus the bit mask of its zones.
     seen: dict[str, int] = {}
     headline = 0.0
@@ -286,9 +283,10 @@ def tag_topic(
     found = signals(headline, lead, lead_sentences, matched, shape)
     score = max(ratios(found, thresholds))
     items = seen.items() if len(seen) == 1 else sorted(seen.items(), key=_most_found_first)
-    tag = _new(TopicTag, (topic.name, "about" if score >= 1 else "mention", round(score, 3),
-                          tuple([_new(Evidence, (term, packed >> 3, _ZONE_SETS[packed & 7]))
-                                 for term, packed in items])))
+    evidence = tuple([new_tuple(Evidence, (term, packed >> 3, _ZONE_SETS[packed & 7]))
+                      for term, packed in items])
+    tag = new_tuple(TopicTag, (topic.name, "about" if score >= 1 else "mention", round(score, 3),
+                               evidence))
     return tag, found
 
 

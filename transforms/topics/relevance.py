@@ -27,9 +27,10 @@ from typing import Any, NamedTuple
 from transforms.topics.layout import Layout
 
 INFINITE = math.inf  # a criterion that never applies
-# Signals are made as a namedtuple's own `_make` makes them, without the Python frame of the
-# generated __new__: one is made for every topic of every article.
-_new = tuple.__new__
+# Makes a NamedTuple from a tuple of its fields, as the NamedTuple's own `_make` does, without
+# the Python frame of its generated __new__: the tagger makes signals, a tag and its evidence
+# for every topic of every article.
+new_tuple = tuple.__new__
 # The most one sentence counts for (the weight of one strong term). Measured on the labelled
 # sets against 1 and 2: the cross-set figures (tuned on one set, scored on the other) were best.
 SENTENCE_WEIGHT = 1.5
@@ -80,8 +81,8 @@ def signals(
     if len(matched) <= 1:  # most topics of most articles: no runs to follow
         weight = min(SENTENCE_WEIGHT, sum(matched.values()))
         count = len(matched)
-        return _new(Signals, (headline, lead, lead_sentences, weight, weight / total, count,
-                              weight, total))
+        return new_tuple(Signals, (headline, lead, lead_sentences, weight, weight / total,
+                                   count, weight, total))
     # The longest run of consecutive paragraphs with a match, in weighed sentences.
     section = run = weighed = 0.0
     paragraphs = 0
@@ -100,8 +101,8 @@ def signals(
         previous = paragraph
         if run > section:
             section = run
-    return _new(Signals, (headline, lead, lead_sentences, weighed, weighed / total, paragraphs,
-                          section, total))
+    return new_tuple(Signals, (headline, lead, lead_sentences, weighed, weighed / total,
+                               paragraphs, section, total))
 
 
 CRITERIA = ("headline", "lead", "developed", "section")
