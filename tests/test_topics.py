@@ -150,7 +150,8 @@ def test_the_layout_of_the_three_shapes_of_text() -> None:
     pipeline_text = "First paragraph. It has two sentences.\nSecond paragraph!\nThird? Yes."
     shape = text_layout(pipeline_text)
     assert (shape.paragraphs, shape.sentences) == (3, 5)
-    assert shape.paragraphs_of(range(1, 6)) == [0, 0, 1, 2, 2]
+    assert shape.paragraph_starts == (0, 39, 57)
+    assert shape.sentence_starts == (0, 17, 39, 57, 64)
     web = "A wrapped\nparagraph. Two.\n\nAnother one.\n\n\nLast."
     assert (text_layout(web).paragraphs, text_layout(web).sentences) == (3, 4)
     wire = "The first paragraph is\nhard-wrapped here.\n    The second\nstarts indented.\n"

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from bisect import bisect_right
-from collections.abc import Iterable
 
 # The lead is the first paragraphs up to this many words: two paragraphs of a typical story,
 # several lines of wire copy.
@@ -49,14 +47,6 @@ class Layout:
     @property
     def paragraphs(self) -> int:
         return len(self.paragraph_starts)
-
-    def paragraphs_of(self, sentences: Iterable[int]) -> list[int]:
-        """The paragraph (counted from 0) of each sentence number as `bisect_right` over
-        `sentence_starts` gives it (counted from 1; 0 is text before the first sentence).
-        Asked only for sentences with a match, not worked out for every sentence."""
-        paragraphs, starts = self.paragraph_starts, self.sentence_starts
-        return [bisect_right(paragraphs, starts[sentence - 1]) - 1 if sentence else 0
-                for sentence in sentences]
 
 
 def text_layout(text: str) -> Layout:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
 from operator import itemgetter
+from typing import Any
 
-import ahocorasick
+import ahocorasick_rs
 
 from transforms.core import Evidence, TopicTag
 from transforms.topics.layout import Layout, text_layout
@@ -29,6 +29,7 @@ ZONES = ("title", "lead", "body")
 _ZONE_SETS = tuple(tuple(z for i, z in enumerate(ZONES) if mask >> i & 1) for mask in range(8))
 _LEAD, _BODY = ("lead",), ("body",)
 _NAME, _SCORE = itemgetter(0), itemgetter(2)  # of a TopicTag
+_START = itemgetter(0)  # of a match
 _NO_TEXT = Layout((), (), 0)
 # Kinds of automaton values: a term, a case-sensitive term, an exclusion phrase, a word that a
 # pattern requires (its value names the pattern, not a topic).
@@ -41,15 +42,11 @@ class TopicMatcher:
     def __init__(self, taxonomy: Taxonomy) -> None:
         self.taxonomy = taxonomy
         self._thresholds = [taxonomy.thresholds(topic) for topic in taxonomy.topics]
-        # One automaton over the case-folded text, so the text is walked once: its values are
-        # (kind, topic index, term or exclusion phrase) for each key. A case-sensitive term is
-        # found folded and kept only where the text has the term's own case.
-        self._automaton = ahocorasick.Automaton()
         # (topic index, the term its matches count as, the expression, whether it runs over
         # the case-folded text, whether it waits for a word it requires): regular expressions
         # run over the text after the automaton.
         self._patterns: list[tuple[int, Term, re.Pattern[str], bool, bool]] = []
-        keys: dict[str, list[tuple[int, int, object]]] = defaultdict(list)
+        keys: dict[str, list[tuple[int, int, Any]]] = defaultdict(list)
         for index, topic in enumerate(taxonomy.topics):
             for term in topic.terms:
                 if term.pattern:
@@ -68,13 +65,21 @@ class TopicMatcher:
                     keys[_same_length_lower(term.text)].append((kind, index, term))
             for phrase in topic.exclusions:
                 keys[_same_length_lower(phrase)].append((_EXCLUSION, index, phrase))
-        for key, values in keys.items():
-            # From the match's last character to its first, and whether each end of the key
-            # must sit on a word boundary (not for CJK).
-            self._automaton.add_word(key, (len(key) - 1, _is_word_char(key[0]),
-                                           _is_word_char(key[-1]), tuple(values)))
-        if keys:
-            self._automaton.make_automaton()
+        # One automaton over the case-folded text, so the text is walked once. For each of its
+        # keys, `_keys` holds whether each end of a match must sit on a word boundary (not for
+        # CJK) and what a match means: (kind, topic index, term or exclusion phrase) values.
+        # A case-sensitive term is found folded and kept only where the text has its own case.
+        self._keys: list[tuple[bool, bool, tuple[tuple[int, int, Any], ...]]] = [
+            (_is_word_char(key[0]), _is_word_char(key[-1]), tuple(values))
+            for key, values in keys.items()
+        ]
+        # Overlapping matches, so that each topic resolves its own ("trade war" and "war" may
+        # belong to different topics); a DFA, the fastest of the library's automata to search.
+        self._automaton = (
+            ahocorasick_rs.AhoCorasick(list(keys), ahocorasick_rs.MATCHKIND_STANDARD,
+                                       implementation=ahocorasick_rs.Implementation.DFA)
+            if keys else None
+        )
 
     def tag(self, title: str, text: str) -> tuple[TopicTag, ...]:
         """Topics that reach at least the `mention` threshold, highest score first."""
@@ -113,7 +118,7 @@ class TopicMatcher:
         wins)."""
         if not text:
             return {}
-        # By topic, in text order (a pattern's matches, found after the automaton's, follow).
+        # By topic, in text order.
         kept: dict[int, list[tuple[int, int, Term]]] = {}
         excluded: dict[int, list[tuple[int, int]]] = {}
         cued: set[int] = set()  # patterns whose required words are in the text
@@ -123,12 +128,11 @@ class TopicMatcher:
         spaced = text.replace("\n", " ").replace("\r", " ").replace("\t", " ")
         haystack = _same_length_lower(spaced)
         size = len(text)
-        if self._automaton.kind == ahocorasick.AHOCORASICK:
-            candidates = self._automaton.iter(haystack)
-        else:  # no literal terms (patterns only)
-            candidates = iter(())
-        for last, (offset, left, right, values) in candidates:
-            start, end = last - offset, last + 1
+        candidates = (self._automaton.find_matches_as_indexes(haystack, overlapping=True)
+                      if self._automaton is not None else ())  # None: patterns only
+        keys = self._keys
+        for key, start, end in candidates:
+            left, right, values = keys[key]
             # Word boundaries, inlined (this loop runs for every candidate): a letter or digit
             # outside the CJK range next to the match means it is inside a word.
             if left and start > 0:
@@ -138,9 +142,10 @@ class TopicMatcher:
             if right and end < size:
                 char = haystack[end]
                 if char.isalnum() and not "\u2e80" <= char <= "\u9fff":
-                    end = _suffix_end(haystack, end)
-                    if end is None:
+                    inflected = _suffix_end(haystack, end)
+                    if inflected is None:
                         continue  # "trade" in "trademark"
+                    end = inflected
             for kind, topic, item in values:
                 if kind:  # not a plain term (_TERM is 0)
                     if kind == _EXCLUSION:
@@ -149,7 +154,7 @@ class TopicMatcher:
                     if kind == _CUE:
                         cued.add(topic)  # here a pattern's number
                         continue
-                    if spaced[start:last + 1] != item.text:
+                    if not spaced.startswith(item.text, start):
                         continue  # a case-sensitive term in another case ("Kmt", "kmt")
                 stack = kept.get(topic)
                 if stack is None:
@@ -168,7 +173,12 @@ class TopicMatcher:
             matches = regex.finditer(haystack if folded else spaced)
             found = [(m.start(), m.end(), term) for m in matches]
             if found:
-                kept.setdefault(topic, []).extend(found)
+                stack = kept.get(topic)
+                if stack is None:
+                    kept[topic] = found
+                else:  # after the automaton's matches, to be put in text order
+                    stack.extend(found)
+                    stack.sort(key=_START)
         for topic, spans in excluded.items():
             if topic in kept:
                 kept[topic] = [m for m in kept[topic]
@@ -230,8 +240,8 @@ def tag_topic(
     matches weigh less than the topic's `mention` in all. `single_verdicts` holds, for one
     article, the judgments of topics with a single match.
 
-    One pass over the matches gathers the evidence and the signals together: this runs for
-    every topic matched in every article, the tagger's inner loop with a large taxonomy.
+    This runs for every topic matched in every article, the tagger's inner loop with a large
+    taxonomy: the evidence is gathered in one pass over the matches, the signals in another.
     """
     if not in_title and len(in_text) == 1:  # most topics of an article with a large taxonomy
         ((start, _, term),) = in_text
@@ -244,8 +254,7 @@ def tag_topic(
         key = (in_lead, weight, id(thresholds))
         verdict = single_verdicts.get(key)
         if verdict is None:
-            found = signals(0.0, weight if in_lead else 0.0, int(in_lead),
-                            {bisect_right(shape.sentence_starts, start): weight}, shape)
+            found = signals(0.0, in_text, shape)
             score = max(ratios(found, thresholds))
             verdict = single_verdicts[key] = (
                 "about" if score >= 1 else "mention", round(score, 3), found)
@@ -259,36 +268,18 @@ def tag_topic(
         headline += term.weight
         seen[term.text] = (seen.get(term.text, 0) + 8) | 1
     lead_end = shape.lead_end
-    starts = shape.sentence_starts
-    total = lead = 0.0
-    matched: dict[int, float] = {}  # term weight in each sentence with a match
-    lead_sentences = 0
+    total = 0.0
     for start, _, term in in_text:
-        weight = term.weight
-        total += weight
-        sentence = bisect_right(starts, start)
-        if sentence in matched:
-            matched[sentence] += weight
-        else:
-            matched[sentence] = weight
-            if start < lead_end:  # a sentence of the lead (sentences do not cross its end)
-                lead_sentences += 1
-        if start < lead_end:
-            lead += weight
-            seen[term.text] = (seen.get(term.text, 0) + 8) | 2
-        else:
-            seen[term.text] = (seen.get(term.text, 0) + 8) | 4
+        total += term.weight
+        seen[term.text] = (seen.get(term.text, 0) + 8) | (2 if start < lead_end else 4)
     if headline + total < topic.mention:
         return None
-    found = signals(headline, lead, lead_sentences, matched, shape)
+    found = signals(headline, in_text, shape)
     score = max(ratios(found, thresholds))
-    items = seen.items() if len(seen) == 1 else sorted(seen.items(), key=_most_found_first)
-    evidence = tuple([new_tuple(Evidence, (term, packed >> 3, _ZONE_SETS[packed & 7]))
-                      for term, packed in items])
+    # Most found first, then by name: a sort of plain tuples, compared in C.
+    ranked = sorted([(-(packed >> 3), term, packed & 7) for term, packed in seen.items()])
+    evidence = tuple([new_tuple(Evidence, (term, -negative, _ZONE_SETS[zones]))
+                      for negative, term, zones in ranked])
     tag = new_tuple(TopicTag, (topic.name, "about" if score >= 1 else "mention", round(score, 3),
                                evidence))
     return tag, found
-
-
-def _most_found_first(item: tuple[str, int]) -> tuple[int, str]:
-    return -(item[1] >> 3), item[0]

@@ -22,9 +22,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, NamedTuple
+from bisect import bisect_right
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from transforms.topics.layout import Layout
+
+if TYPE_CHECKING:  # taxonomy imports this module
+    from transforms.topics.taxonomy import Term
 
 INFINITE = math.inf  # a criterion that never applies
 # Makes a NamedTuple from a tuple of its fields, as the NamedTuple's own `_make` does, without
@@ -72,35 +77,44 @@ class Signals(NamedTuple):
 
 
 def signals(
-    headline: float, lead: float, lead_sentences: int, matched: dict[int, float], layout: Layout
+    headline: float, matches: Iterable[tuple[int, int, Term]], layout: Layout
 ) -> Signals:
-    """The signals of a topic from its term weight in the headline and in the lead, the number
-    of sentences of the lead with a match, and the term weight in each sentence with a match
-    (by sentence number: `layout.sentence_starts` index + 1)."""
-    total = layout.sentences or 1
-    if len(matched) <= 1:  # most topics of most articles: no runs to follow
-        weight = min(SENTENCE_WEIGHT, sum(matched.values()))
-        count = len(matched)
-        return new_tuple(Signals, (headline, lead, lead_sentences, weight, weight / total,
-                                   count, weight, total))
-    # The longest run of consecutive paragraphs with a match, in weighed sentences.
-    section = run = weighed = 0.0
-    paragraphs = 0
-    previous = -2
-    sentences = sorted(matched)
-    for sentence, paragraph in zip(sentences, layout.paragraphs_of(sentences), strict=True):
-        weight = matched[sentence]
-        if weight > SENTENCE_WEIGHT:
-            weight = SENTENCE_WEIGHT
-        weighed += weight
-        if paragraph != previous:
-            paragraphs += 1
-            if paragraph - previous > 1:
-                run = 0.0
-        run += weight
-        previous = paragraph
+    """The signals of a topic from its term weight in the headline and its (start, end, term)
+    matches in the text of an article laid out as `layout`, in text order.
+
+    One pass, as the matches come: a sentence counts its terms' weight up to SENTENCE_WEIGHT,
+    and a run of consecutive paragraphs grows by what each of its sentences counts for."""
+    sentence_starts, paragraph_starts, lead_end = (
+        layout.sentence_starts, layout.paragraph_starts, layout.lead_end)
+    lead = weighed = run = section = 0.0
+    lead_sentences = paragraphs = 0
+    sentence = paragraph = -2  # the numbers of the current sentence and paragraph
+    in_sentence = counted = 0.0  # the current sentence's term weight, and what it counts for
+    for start, _, term in matches:
+        weight = term.weight
+        number = bisect_right(sentence_starts, start)
+        if number != sentence:  # the sentence's first match
+            sentence, in_sentence = number, weight
+            added = counted = weight if weight < SENTENCE_WEIGHT else SENTENCE_WEIGHT
+            number = bisect_right(paragraph_starts, start)
+            if number != paragraph:
+                paragraphs += 1
+                if number - paragraph > 1:
+                    run = 0.0  # a paragraph without the topic in between ends the run
+                paragraph = number
+            if start < lead_end:  # a sentence of the lead (sentences do not cross its end)
+                lead_sentences += 1
+        else:
+            in_sentence += weight
+            capped = in_sentence if in_sentence < SENTENCE_WEIGHT else SENTENCE_WEIGHT
+            added, counted = capped - counted, capped
+        if start < lead_end:
+            lead += weight
+        weighed += added
+        run += added
         if run > section:
             section = run
+    total = layout.sentences or 1
     return new_tuple(Signals, (headline, lead, lead_sentences, weighed, weighed / total,
                                paragraphs, section, total))
 
