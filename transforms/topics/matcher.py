@@ -21,7 +21,7 @@ import ahocorasick_rs
 
 from transforms.core import Evidence, TopicTag
 from transforms.topics.layout import Layout, text_layout
-from transforms.topics.relevance import Relevance, Signals, new_tuple, ratios, signals
+from transforms.topics.relevance import Relevance, Signals, new_tuple, signals, verdict_of
 from transforms.topics.taxonomy import Taxonomy, Term, Topic
 
 ZONES = ("title", "lead", "body")
@@ -30,6 +30,7 @@ _ZONE_SETS = tuple(tuple(z for i, z in enumerate(ZONES) if mask >> i & 1) for ma
 _LEAD, _BODY = ("lead",), ("body",)
 _NAME, _SCORE = itemgetter(0), itemgetter(2)  # of a TopicTag
 _START = itemgetter(0)  # of a match
+_COUNT = itemgetter(1)  # of an Evidence
 _NO_TEXT = Layout((), (), 0)
 # Kinds of automaton values: a term, a case-sensitive term, an exclusion phrase, a word that a
 # pattern requires (its value names the pattern, not a topic).
@@ -98,10 +99,10 @@ class TopicMatcher:
         topics, thresholds = self.taxonomy.topics, self._thresholds
         tags = []
         found = {}
-        single_verdicts: dict[tuple[bool, float, int], tuple[str, float, Signals]] = {}
+        verdicts: dict[tuple[object, ...], tuple[str, float, Signals]] = {}
         for index in in_title.keys() | in_text.keys():
             judged = tag_topic(topics[index], in_title.get(index, ()), in_text.get(index, ()),
-                               shape, thresholds[index], single_verdicts)
+                               shape, thresholds[index], verdicts)
             if judged is not None:
                 tags.append(judged[0])
                 found[judged[0].name] = judged[1]
@@ -233,12 +234,14 @@ def tag_topic(
     in_text: Sequence[tuple[int, int, Term]],
     shape: Layout,
     thresholds: Relevance,
-    single_verdicts: dict[tuple[bool, float, int], tuple[str, float, Signals]],
+    verdicts: dict[tuple[object, ...], tuple[str, float, Signals]],
 ) -> tuple[TopicTag, Signals] | None:
     """The tag for one topic from its (start, end, term) matches in the title and in the text
     of an article laid out as `shape`, judged by `thresholds`, with its signals; None when the
-    matches weigh less than the topic's `mention` in all. `single_verdicts` holds, for one
-    article, the judgments of topics with a single match.
+    matches weigh less than the topic's `mention` in all. `verdicts` holds the judgments made
+    for one article: topics whose matches show the same signals, or that are named once by a
+    term of the same weight in the same zone, are judged once (two in three of an article's
+    topics with a large taxonomy).
 
     This runs for every topic matched in every article, the tagger's inner loop with a large
     taxonomy: the evidence is gathered in one pass over the matches, the signals in another.
@@ -249,15 +252,11 @@ def tag_topic(
         if weight < topic.mention:
             return None
         in_lead = start < shape.lead_end
-        # Every topic named once in the text of an article, by a term of the same weight in
-        # the same zone, is judged the same by the same thresholds: judge it once.
-        key = (in_lead, weight, id(thresholds))
-        verdict = single_verdicts.get(key)
+        named_once = (in_lead, weight, id(thresholds))
+        verdict = verdicts.get(named_once)
         if verdict is None:
             found = signals(0.0, in_text, shape)
-            score = max(ratios(found, thresholds))
-            verdict = single_verdicts[key] = (
-                "about" if score >= 1 else "mention", round(score, 3), found)
+            verdict = verdicts[named_once] = (*verdict_of(found, thresholds), found)
         relevance, score, found = verdict
         only = new_tuple(Evidence, (term.text, 1, _LEAD if in_lead else _BODY))
         return new_tuple(TopicTag, (topic.name, relevance, score, (only,))), found
@@ -275,11 +274,15 @@ def tag_topic(
     if headline + total < topic.mention:
         return None
     found = signals(headline, in_text, shape)
-    score = max(ratios(found, thresholds))
-    # Most found first, then by name: a sort of plain tuples, compared in C.
-    ranked = sorted([(-(packed >> 3), term, packed & 7) for term, packed in seen.items()])
-    evidence = tuple([new_tuple(Evidence, (term, -negative, _ZONE_SETS[zones]))
-                      for negative, term, zones in ranked])
-    tag = new_tuple(TopicTag, (topic.name, "about" if score >= 1 else "mention", round(score, 3),
-                               evidence))
-    return tag, found
+    same_signals = (found, id(thresholds))
+    verdict = verdicts.get(same_signals)
+    if verdict is None:
+        verdict = verdicts[same_signals] = (*verdict_of(found, thresholds), found)
+    relevance, score, _ = verdict
+    # Most found first, then by name: sorted by name, then by count (a stable sort, reversed
+    # or not), with keys read in C. A plain loop: a comprehension costs a function call.
+    evidence = []
+    for name, packed in sorted(seen.items()):
+        evidence.append(new_tuple(Evidence, (name, packed >> 3, _ZONE_SETS[packed & 7])))
+    evidence.sort(key=_COUNT, reverse=True)
+    return new_tuple(TopicTag, (topic.name, relevance, score, tuple(evidence))), found

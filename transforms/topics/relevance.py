@@ -114,7 +114,7 @@ def signals(
         run += added
         if run > section:
             section = run
-    total = layout.sentences or 1
+    total = len(sentence_starts) or 1
     return new_tuple(Signals, (headline, lead, lead_sentences, weighed, weighed / total,
                                paragraphs, section, total))
 
@@ -134,13 +134,18 @@ def ratios(found: Signals, thresholds: Relevance) -> tuple[float, float, float, 
     )
 
 
+def verdict_of(found: Signals, thresholds: Relevance) -> tuple[str, float]:
+    """("about" or "mention", score). The score is how far the strongest criterion is past its
+    threshold: 1 or more is `about`."""
+    score = max(ratios(found, thresholds))
+    return ("about" if score >= 1 else "mention"), round(score, 3)
+
+
 def judge(found: Signals, thresholds: Relevance) -> tuple[str, float, tuple[str, ...]]:
-    """("about" or "mention", score, the criteria met). The score is how far the strongest
-    criterion is past its threshold: 1 or more is `about`."""
-    reached = ratios(found, thresholds)
-    score = max(reached)
-    met = tuple(name for name, ratio in zip(CRITERIA, reached, strict=True) if ratio >= 1)
-    return ("about" if score >= 1 else "mention"), round(score, 3), met
+    """The verdict (`verdict_of`) and the criteria met."""
+    met = tuple(name for name, ratio in zip(CRITERIA, ratios(found, thresholds), strict=True)
+                if ratio >= 1)
+    return (*verdict_of(found, thresholds), met)
 
 
 def explain_signals(found: Signals, thresholds: Relevance) -> list[str]:
