@@ -58,6 +58,47 @@ def test_word_boundaries_and_inflections() -> None:
     assert "taiwan" in _tags("", "Taiwan's president spoke.")
 
 
+def test_overlapping_terms_count_once_in_a_topic_and_in_every_topic() -> None:
+    matcher = TopicMatcher(parse_taxonomy("""
+version: t
+topics:
+  - name: trade
+    terms: [trade, trade war, war games]
+  - name: conflict
+    terms: [war]
+""", "t.yaml"))
+    tags = {tag.name: tag for tag in matcher.tag("", "The trade war games began.")}
+    # In one topic the longest match counts ("trade war", not "trade" too), and a match that
+    # overlaps it only in part does not ("war games"); another topic keeps its own "war".
+    assert [(e.term, e.count) for e in tags["trade"].evidence] == [("trade war", 1)]
+    assert [(e.term, e.count) for e in tags["conflict"].evidence] == [("war", 1)]
+
+
+def test_evidence_lists_the_most_found_terms_first_then_by_name() -> None:
+    matcher = TopicMatcher(parse_taxonomy("""
+version: t
+topics:
+  - name: trade
+    terms: [tariff, export, duty, quota]
+""", "t.yaml"))
+    (tag,) = matcher.tag("", "A quota. An export duty and a tariff. Another tariff.")
+    assert [(e.term, e.count) for e in tag.evidence] == [
+        ("tariff", 2), ("duty", 1), ("export", 1), ("quota", 1)]
+
+
+def test_a_patterns_matches_are_weighed_in_text_order_with_the_terms() -> None:
+    matcher = TopicMatcher(parse_taxonomy(r"""
+version: t
+topics:
+  - name: shipping
+    terms: [cargo]
+    patterns: ['\bbuys?\b']
+""", "t.yaml"))
+    ((_, found),) = matcher.tag_with_signals("", "A cargo he buys. Another cargo.")
+    # The first sentence holds two matches (1.5 at most), the second one: not three sentences.
+    assert (found.sentences, found.paragraphs) == (2.5, 1)
+
+
 def test_cjk_aliases_match_without_spaces() -> None:
     assert "taiwan" in _tags("", "总统访问台湾的消息")
 
