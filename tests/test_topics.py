@@ -14,6 +14,9 @@ from pipeline.config import ConfigError, load_taxonomy, parse_taxonomy
 from transforms.topics import (
     INFINITE,
     Relevance,
+    Taxonomy,
+    Term,
+    Topic,
     TopicMatcher,
     evaluate,
     labelled_text,
@@ -21,6 +24,7 @@ from transforms.topics import (
     tune,
     with_relevance,
 )
+from transforms.topics.matcher import DFA_KEYS
 
 SEED_PATH = "/world/2023/06/18/blinken-meets-qin-gang-beijing.html"
 
@@ -72,6 +76,17 @@ topics:
     # overlaps it only in part does not ("war games"); another topic keeps its own "war".
     assert [(e.term, e.count) for e in tags["trade"].evidence] == [("trade war", 1)]
     assert [(e.term, e.count) for e in tags["conflict"].evidence] == [("war", 1)]
+
+
+def test_a_taxonomy_too_large_for_a_dfa_tags_the_same() -> None:
+    # Past DFA_KEYS the automaton is a contiguous NFA (a third of the memory): same matches.
+    words = [f"code{number:05d}" for number in range(DFA_KEYS + 500)]
+    topics = [Topic(name=f"topic-{index}", description="", terms=tuple(
+        Term(word) for word in words[index::100])) for index in range(100)]
+    matcher = TopicMatcher(Taxonomy(version="large", topics=tuple(topics)))
+    (tag,) = matcher.tag("", "The parts were code00007 and code00107; not code001070.")
+    assert tag.name == "topic-7"
+    assert [(e.term, e.count) for e in tag.evidence] == [("code00007", 1), ("code00107", 1)]
 
 
 def test_evidence_lists_the_most_found_terms_first_then_by_name() -> None:
