@@ -5,6 +5,7 @@ the thresholds on one labelled set and scoring on the other."""
 from __future__ import annotations
 
 import json
+import pickle
 
 import yaml
 
@@ -87,6 +88,13 @@ def test_a_taxonomy_too_large_for_a_dfa_tags_the_same() -> None:
     (tag,) = matcher.tag("", "The parts were code00007 and code00107; not code001070.")
     assert tag.name == "topic-7"
     assert [(e.term, e.count) for e in tag.evidence] == [("code00007", 1), ("code00107", 1)]
+
+
+def test_a_matcher_survives_pickling() -> None:
+    # As a Beam runner may pickle what a transform holds; it is compiled again when loaded.
+    matcher = pickle.loads(pickle.dumps(TopicMatcher(load_taxonomy())))
+    assert _tags("Taiwan holds snap election", "Voters went to the polls.", matcher) == {
+        "taiwan": "about"}
 
 
 def test_evidence_lists_the_most_found_terms_first_then_by_name() -> None:

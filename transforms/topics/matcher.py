@@ -90,6 +90,11 @@ class TopicMatcher:
             if keys else None
         )
 
+    def __reduce__(self) -> tuple[type[TopicMatcher], tuple[Taxonomy]]:
+        # Pickled as its taxonomy and compiled again where it is unpickled: the automaton
+        # itself cannot be pickled.
+        return TopicMatcher, (self.taxonomy,)
+
     def tag(self, title: str, text: str) -> tuple[TopicTag, ...]:
         """Topics that reach at least the `mention` threshold, highest score first."""
         return tuple(self._tag(title, text)[0])
