@@ -35,8 +35,9 @@ _NO_TEXT = Layout((), (), 0)
 # Kinds of automaton values: a term, a case-sensitive term, an exclusion phrase, a word that a
 # pattern requires (its value names the pattern, not a topic).
 _TERM, _EXACT, _EXCLUSION, _CUE = 0, 1, 2, 3
-# The most keys (distinct terms, exclusions and required words) searched with a DFA: about
-# 24 MiB of automaton at this size, 100 MiB at 60,000 keys.
+# The most keys (distinct terms, exclusions and required words) searched with a DFA. Measured
+# with keys of one to three words: the DFA takes 24 MiB for 16,000 keys and 100 MiB for 60,000,
+# a contiguous NFA about a third of that (7 and 32 MiB).
 DFA_KEYS = 20_000
 
 
@@ -79,9 +80,8 @@ class TopicMatcher:
         ]
         # Overlapping matches, so that each topic resolves its own ("trade war" and "war" may
         # belong to different topics). A DFA is the fastest of the library's automata to
-        # search, and the largest: about 1.5 MiB per thousand keys, against a third of that
-        # for a contiguous NFA, which larger taxonomies get to stay well inside a worker's
-        # memory.
+        # search and the largest; past DFA_KEYS a contiguous NFA keeps the automaton well
+        # inside a worker's memory.
         implementation = (ahocorasick_rs.Implementation.DFA if len(keys) <= DFA_KEYS
                           else ahocorasick_rs.Implementation.ContiguousNFA)
         self._automaton = (
@@ -292,8 +292,9 @@ def tag_topic(
     if verdict is None:
         verdict = verdicts[same_signals] = (*verdict_of(found, thresholds), found)
     relevance, score, _ = verdict
-    # Most found first, then by name: sorted by name, then by count (a stable sort, reversed
-    # or not), with keys read in C. A plain loop: a comprehension costs a function call.
+    # Most found first, then by name: sorted by name, then by count with a stable sort (which
+    # keeps equal counts in name order, reversed too), keys read in C. A plain loop: a
+    # comprehension costs a function call.
     evidence = []
     for name, packed in sorted(seen.items()):
         evidence.append(new_tuple(Evidence, (name, packed >> 3, _ZONE_SETS[packed & 7])))
