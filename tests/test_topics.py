@@ -25,6 +25,7 @@ from transforms.topics import (
     tune,
     with_relevance,
 )
+from transforms.topics.layout import Layout
 from transforms.topics.matcher import DFA_KEYS
 
 SEED_PATH = "/world/2023/06/18/blinken-meets-qin-gang-beijing.html"
@@ -223,6 +224,18 @@ def test_the_layout_of_the_three_shapes_of_text() -> None:
     # The lead: whole paragraphs until about 100 words.
     long = "\n".join(["word " * 60] * 4)
     assert text_layout(long).lead_end == len("word " * 60) * 2 + 1
+    web_lead = "\n\n".join(["word " * 99 + "last", "wrapped\nfollows", "third"])
+    assert text_layout(web_lead).lead_end == web_lead.index("\n\nwrapped")
+    assert text_layout(wire).lead_end == len(wire)  # under 100 words: all of it
+
+
+def test_blank_paragraphs_and_blank_texts_have_no_paragraphs() -> None:
+    padded = "\n \n\tFirst one.\n\n \n\n  Second one.\n\n"
+    shape = text_layout(padded)
+    assert shape.paragraph_starts == (padded.index("First"), padded.index("Second"))
+    assert shape.sentence_starts == shape.paragraph_starts
+    assert text_layout(" \n\n\t ") == Layout((), (), 5)
+    assert text_layout("") == Layout((), (), 0)
 
 
 LONG_FILLER = "The council debated parks, libraries and the bus timetable at length. " * 6
