@@ -62,6 +62,12 @@ def test_word_boundaries_and_inflections() -> None:
     assert _tags("", "The trademark dispute went to court.") == {}
     assert "trade" in _tags("", "New tariffs were announced.")
     assert "taiwan" in _tags("", "Taiwan's president spoke.")
+    assert "taiwan" in _tags("", "Taiwan\u2019s president spoke.")
+    assert _tags("", "Taiwania, a conifer, grows tall.") == {}  # not an inflection
+    taxes = TopicMatcher(parse_taxonomy(
+        "version: t\ntopics:\n  - name: tax\n    terms: [tax]\n", "t.yaml"))
+    (tag,) = taxes.tag("", "Taxes rose, the taxman said, and taxis too.")
+    assert [(e.term, e.count) for e in tag.evidence] == [("tax", 1)]  # "Taxes" only
 
 
 def test_overlapping_terms_count_once_in_a_topic_and_in_every_topic() -> None:

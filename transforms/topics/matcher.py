@@ -229,12 +229,13 @@ def _is_word_char(char: str) -> bool:
 
 
 def _suffix_end(text: str, end: int) -> int | None:
-    """Where a match followed by more letters ends if those are an English inflection (tariff
-    -> tariffs, Taiwan -> Taiwan's), or None when the match is part of a longer word."""
+    """Where a match followed by more letters ends if those are an English plural ending
+    (tariff -> tariffs, tax -> taxes), or None when the match is part of a longer word. A
+    possessive (Taiwan -> Taiwan's) needs nothing here: the apostrophe is a word boundary."""
     char = text[end]
     if char == "s":
         stop = end + 1
-    elif char in "e'\u2019" and text.startswith("s", end + 1):
+    elif char == "e" and text.startswith("s", end + 1):
         stop = end + 2
     else:
         return None
