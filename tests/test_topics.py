@@ -244,6 +244,21 @@ def test_blank_paragraphs_and_blank_texts_have_no_paragraphs() -> None:
     assert text_layout("") == Layout((), (), 0)
 
 
+def test_long_runs_of_white_space() -> None:
+    # Hostile or broken pages: every shape of text, with long runs of white space between its
+    # paragraphs and at its end (searched in linear time, which a test cannot time but a
+    # quadratic search would turn into minutes).
+    shapes = (("\n \n" * 5000, " \n" * 20000),  # web copy: blank lines
+              ("\n\r" * 5000 + "\n   ", "\r\n" * 20000),  # wire copy: indented paragraphs
+              ("\r\n" * 10000, " \r\n" * 20000))  # one paragraph per line
+    for gap, end in shapes:
+        text = "First one." + gap + "Second one." + end
+        shape = text_layout(text)
+        assert shape.paragraph_starts == (0, text.index("Second"))
+        assert shape.sentence_starts == shape.paragraph_starts
+        assert shape.lead_end == len(text)  # four words: all lead
+
+
 LONG_FILLER = "The council debated parks, libraries and the bus timetable at length. " * 6
 
 

@@ -21,6 +21,18 @@ LEAD_WORDS = 100
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 _INDENTED_LINE = re.compile(r"\n(?=[ \t]{2,}\S)")
 _LINE = re.compile(r"\n")
+# The first character of each paragraph after the first, by separator: past a separator and
+# the white space after it. Searched up to the text's last non-space character only, so that
+# every run of white space searched ends before a character and is consumed by the first
+# separator found in it: linear time, however long a run of white space.
+_NEXT_PARAGRAPHS = {
+    _BLANK_LINE: re.compile(r"\n[ \t]*\n\s*+(?=\S)"),
+    _INDENTED_LINE: re.compile(r"\n[ \t]{2,}(?=\S)"),
+    _LINE: re.compile(r"\n\s*+(?=\S)"),
+}
+# The text up to the end of its LEAD_WORDS-th word (possessive: a word is never split in two to
+# make up the count, and a shorter text fails to match in linear time).
+_LEAD = re.compile(rf"(?:\s*+\S++){{{LEAD_WORDS}}}")
 # A sentence ends at `.`, `!` or `?`, closing quotes or brackets and white space, before what
 # can open a sentence. One pattern per mark: a pattern that opens with a literal character lets
 # the regex engine jump from one candidate to the next, several times faster on news text than
@@ -57,22 +69,19 @@ def text_layout(text: str) -> Layout:
         separator = _INDENTED_LINE
     else:
         separator = _LINE
-    paragraph_starts: list[int] = []  # offset of each non-blank paragraph's first character
-    lead_end = -1
-    words = 0
-    position = 0
-    for boundary in (*(m.start() for m in separator.finditer(text)), len(text)):
-        first = _NON_SPACE.search(text, position, boundary)
-        if first is not None:
-            paragraph_starts.append(first.start())
-            if lead_end < 0:
-                words += len(text[position:boundary].split())
-                if words >= LEAD_WORDS:
-                    lead_end = boundary
-        position = boundary + 1
+    first = _NON_SPACE.search(text)
+    if first is None:
+        return Layout((), (), len(text))
+    last = len(text.rstrip())  # one past the last non-space character
+    paragraph_starts = [first.start(), *(
+        m.end() for m in _NEXT_PARAGRAPHS[separator].finditer(text, first.start(), last))]
+    # The lead ends with the paragraph that holds its LEAD_WORDS-th word (a shorter text is
+    # all lead).
+    lead = _LEAD.match(text)
+    end = separator.search(text, lead.end()) if lead else None
+    lead_end = len(text) if end is None else end.start()
     # One pass over the whole text; a sentence end before a paragraph break gives that
     # paragraph's start, which the set holds once.
     starts = sorted({*paragraph_starts,
                      *(m.end() for pattern in _SENTENCE_ENDS for m in pattern.finditer(text))})
-    return Layout(tuple(starts), tuple(paragraph_starts),
-                  len(text) if lead_end < 0 else lead_end)
+    return Layout(tuple(starts), tuple(paragraph_starts), lead_end)
