@@ -26,7 +26,7 @@ from transforms.topics import (
     with_relevance,
 )
 from transforms.topics.layout import Layout
-from transforms.topics.matcher import DFA_KEYS
+from transforms.topics.matcher import _LOWER_INTO_ASCII, DFA_KEYS
 
 SEED_PATH = "/world/2023/06/18/blinken-meets-qin-gang-beijing.html"
 
@@ -200,6 +200,54 @@ topics:
     assert _tags("", "Work on FAB-21 began.", matcher) == {"chips": "mention"}
     assert _tags("", "The arm of the law.", matcher) == {}
     assert _tags("", "ARM designs chips.", matcher) == {"arm": "mention"}
+
+
+def test_text_outside_ascii_matches_as_it_reads() -> None:
+    # Curly quotes, dashes and accented letters in the text (searched as an ASCII copy where
+    # the terms allow) bound words and lower-case as they read.
+    def evidence(topic: str, text: str) -> list[str]:
+        matcher = TopicMatcher(parse_taxonomy(
+            f"version: t\ntopics:\n  - name: t\n{topic}", "t.yaml"))
+        return [e.term for tag in matcher.tag("", text) for e in tag.evidence
+                for _ in range(e.count)]
+
+    ascii_terms = "    terms: [trade, tax, istanbul, kelvin]\n    patterns: ['résumés?']\n"
+    assert evidence(ascii_terms, "\u201cTrade\u201d \u2014 taxes\u2019 rise") == ["tax", "trade"]
+    assert evidence(ascii_terms, "Tradé and tradeé, taxesé, détax") == []
+    kelvin = "\u212a"  # lower-cases to "k", as "İ" does to "i"
+    assert evidence(ascii_terms, f"İSTANBUL, 300 {kelvin}ELVIN") == ["istanbul", "kelvin"]
+    assert evidence(ascii_terms, "RÉSUMÉS \u2014 résumé") == ["résumés?"] * 2
+    # A term with "?" is never found where the text has another character.
+    assert evidence("    terms: ['who?']\n", "Who\u2019s there? \u201cWHO?\u201d") == ["who?"]
+    # Terms with letters outside ASCII, cased or not.
+    accented = TopicMatcher(parse_taxonomy(
+        "version: t\ntopics:\n  - name: food\n    terms: [café, 台北]\n", "t.yaml"))
+    (tag,) = accented.tag("", "\u201cCAFÉ\u201d in 台北\u2019s old town")
+    assert sorted((e.term, e.count) for e in tag.evidence) == [("café", 1), ("台北", 1)]
+
+
+def test_the_unicode_facts_the_ascii_search_rests_on() -> None:
+    # The matcher searches an ASCII copy of a text unless the text holds a character that
+    # lower-cases into ASCII or into a (caseless) character of a term: this Python's Unicode
+    # has no other way into ASCII, and a caseless character is no other's lower case.
+    into_ascii, into_caseless = set(), set()
+    for code in range(0x80, 0x110000):
+        lower = chr(code).lower()[:1]
+        if lower.isascii():
+            into_ascii.add(chr(code))
+        elif lower != chr(code) and lower.upper() == lower:
+            into_caseless.add(chr(code))
+    assert into_ascii == _LOWER_INTO_ASCII and into_caseless == set()
+
+
+def test_a_lone_surrogate_in_a_text_is_no_word_and_no_error() -> None:
+    # JSON can carry one ("\\udcff"); it is searched as the replacement character, with the
+    # text lower-cased in full (a term's character, 台, is in it) or as an ASCII copy.
+    matcher = TopicMatcher(load_taxonomy())
+    for place in ("台湾", "Taiwan"):
+        tags = matcher.tag("", f"Tariffs rose.\udcff New tariffs\udcff in {place}.")
+        assert {tag.name: [(e.term, e.count) for e in tag.evidence] for tag in tags} == {
+            "trade": [("tariff", 2)], "taiwan": [(place, 1)]}
 
 
 def test_evidence_counts_terms_and_zones() -> None:
