@@ -332,6 +332,10 @@ def tag_topic(
     if verdict is None:
         verdict = verdicts[same_signals] = (*verdict_of(found, thresholds), found)
     relevance, score, _ = verdict
+    if len(seen) == 1:  # one term, named more than once (a third of these topics)
+        ((name, packed),) = seen.items()
+        only = new_tuple(Evidence, (name, packed >> 3, _ZONE_SETS[packed & 7]))
+        return new_tuple(TopicTag, (topic.name, relevance, score, (only,))), found
     # Most found first, then by name: sorted by name, then by count with a stable sort (which
     # keeps equal counts in name order, reversed too), keys read in C. A plain loop: a
     # comprehension costs a function call.
