@@ -29,6 +29,7 @@ from pipeline.run import run_to_the_end, save_json, submit
 from pipeline.runners import PlacementError, check_detachable, check_paths, placement
 from pipeline.stream import StreamConfig, build_stream
 from transforms.core import DeadLetter, Feed, Record, matching_paths, redact, summarize
+from transforms.feeds import tick_interval
 from transforms.sinks import prepare_sinks
 from transforms.state import open_state
 from transforms.topics import Taxonomy
@@ -79,9 +80,7 @@ def run_stream(
         finally:
             store.close()
     stream_id = f"stream-{incremental.new_run_id()}"
-    # One tick per shortest poll interval: on every tick each feed that is due is polled.
-    tick = min([feed.poll_interval for feed in feeds if feed.poll_interval]
-               + [stream.poll_interval])
+    tick = tick_interval(feeds, stream.poll_interval)
     config = StreamConfig(
         out=out, taxonomy=taxonomy, http=http_settings(options), stream_id=stream_id,
         sinks=record_sinks, dead_letter_sink=dead_letter_sink, politeness=politeness(options),
@@ -92,6 +91,7 @@ def run_stream(
         retry_after=stream.dedup_ttl if trial else stream.retry_after,
         state_uri=None if newsbeam.force else state_uri,
         spread_extraction=not (where.on_this_machine and where.worker_processes == 1),
+        expire_by_timer=not trial,
     )
     started = time.time()
     stop = started + stream.stop_after if stream.stop_after else MAX_TIMESTAMP

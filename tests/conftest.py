@@ -93,7 +93,7 @@ def corpus() -> Path:
 
 
 # Fixtures that give a test a real server: every test that takes one is marked `services`.
-SERVICE_FIXTURES = frozenset({"postgres_uri", "redis_stream"})
+SERVICE_FIXTURES = frozenset({"postgres_uri", "redis_stream", "prism"})
 START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 START_REDIS = (
     "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' --appendonly no"
@@ -110,7 +110,8 @@ def service_missing(what: str, error: Exception, start: str) -> None:
     """Skip the test, saying how to start the server; in CI (CI=true) fail it instead, so a
     missing server never lets a run pass by accident."""
     reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-    message = f"{what}: {reason}. Start it with: {start} (.ci/run starts it when it is down)"
+    message = (f"{what}: {reason}. Start or build it with: {start} (.ci/run does when it is"
+               " missing)")
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
@@ -159,3 +160,26 @@ def redis_stream() -> Iterator[str]:
     yield name
     client.delete(name)
     client.close()
+
+
+def _prism_path() -> Path:
+    from apache_beam.version import __version__ as beam_version
+
+    given = os.environ.get("NEWSBEAM_PRISM")
+    if given:
+        return Path(given)
+    return Path.home() / ".cache" / "newsbeam" / "prism" / f"v{beam_version}" / "prism"
+
+
+@pytest.fixture(scope="session")
+def prism() -> str:
+    """The path of a Prism binary (Beam's portable runner, for `--prism_location`): the one
+    NEWSBEAM_PRISM names, else the one .ci/services builds for the installed Beam."""
+    from apache_beam.version import __version__ as beam_version
+
+    path = _prism_path()
+    if not os.access(path, os.X_OK):
+        build = (f"GOBIN={path.parent} go install"
+                 f" github.com/apache/beam/sdks/v2/go/cmd/prism@v{beam_version}")
+        service_missing("Prism is not built", FileNotFoundError(f"no binary at {path}"), build)
+    return str(path)

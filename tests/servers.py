@@ -4,6 +4,7 @@ site built from the demo sample, and faults."""
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import socket
 import struct
@@ -156,3 +157,28 @@ class Hold:
     def passing(route: Route) -> Handler:
         """The route, answered at once (for the requests a test does not hold)."""
         return lambda handler: handler.send_route(route)
+
+
+class ChangingFeed:
+    """A feed whose n-th request is answered with its n-th version (the last one from then on),
+    each version with an ETag of its own, so an unchanged feed answers 304."""
+
+    def __init__(self, site: LoopbackServer, versions: list[list[tuple[int, str]]],
+                 extra_items: str = "", etag: bool = True) -> None:
+        self.site, self.versions, self.requests = site, versions, 0
+        self.extra_items = extra_items  # RSS items in every version, after the stories
+        self.etag = etag  # without one, every request is answered in full
+
+    def __call__(self, handler: RequestHandler) -> None:
+        number = min(self.requests, len(self.versions) - 1)
+        self.requests += 1
+        stories = demo.sample_articles()
+        items = "".join(
+            f"<item><title>{stories[n]['title']}</title><link>{self.site.url(stories[n]['path'])}"
+            f"</link><pubDate>{date}</pubDate></item>" for n, date in self.versions[number])
+        etag = f'"{json.dumps(self.versions[number])}"'.replace('"', "'")
+        handler.send_route(Route(
+            f"<?xml version='1.0'?><rss version='2.0'><channel><title>Desk</title>{items}"
+            f"{self.extra_items}</channel></rss>".encode(),
+            headers={"Content-Type": "application/rss+xml",
+                     **({"ETag": f'"{hash(etag)}"'} if self.etag else {})}))

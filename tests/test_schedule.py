@@ -16,7 +16,16 @@ from pipeline.durations import format_duration, parse_duration
 from pipeline.run import RunFailedError
 from pipeline.schedule import run_every
 from transforms.core import Feed, FetchedFeed, Validators, summarize
-from transforms.feeds import FeedPoll, FeedState, after_poll, max_age, next_poll_in, rss_ttl
+from transforms.feeds import (
+    FeedPoll,
+    FeedState,
+    after_poll,
+    max_age,
+    next_poll_in,
+    rss_ttl,
+    stale_tick,
+    tick_interval,
+)
 from transforms.fetch import FetchError
 
 FEED = Feed("https://news.example/feed.xml")
@@ -67,6 +76,34 @@ def test_next_poll_is_never_sooner_than_the_server_asks_and_backs_off() -> None:
     assert next_poll_in(300, hints=(10**9,)) == 7 * 86400  # a hint is honoured up to a week
 
 
+def test_leeway_polls_on_the_tick_that_brings_a_feed_due_but_never_before_a_servers_hint(
+) -> None:
+    # Half a tick of leeway: a tick that arrives a little early still finds the feed due.
+    assert next_poll_in(300, leeway=150) == 150
+    assert next_poll_in(300, failures=1, leeway=150) == 450
+    assert next_poll_in(300, hints=(600,), leeway=150) == 600  # the server's word is a floor
+    assert next_poll_in(300, hints=(400,), leeway=150) == 400
+
+
+@pytest.mark.parametrize(("tick", "now", "last", "stale"), [
+    (100.0, 100.5, None, False),  # on time
+    (100.0, 101.0, None, False),  # a later tick is due, but none was let through yet
+    (100.0, 101.0, 100.5, True),  # a later tick is due, and one went through just now
+    (100.0, 101.0, 99.0, False),  # ... a whole tick ago: let one through per tick
+    (100.0, 100.9, 100.5, False),  # the next tick is not due yet: this one is the newest
+])
+def test_a_tick_is_stale_when_a_later_one_is_due_and_one_went_through_within_a_tick(
+    tick: float, now: float, last: float | None, stale: bool,
+) -> None:
+    assert stale_tick(tick, now, 1.0, last) is stale
+
+
+def test_the_impulse_ticks_as_often_as_the_most_frequent_feed() -> None:
+    feeds = (Feed("http://127.0.0.1/a"), Feed("http://127.0.0.1/b", poll_interval=60))
+    assert tick_interval(feeds, 300) == 60
+    assert tick_interval(feeds[:1], 300) == 300
+
+
 def _fetched(body: bytes = b"<rss><channel><title>t</title></channel></rss>") -> FetchedFeed:
     return FetchedFeed(FEED, FEED.url, 200, "application/rss+xml", body, datetime.now(UTC))
 
@@ -86,6 +123,8 @@ def test_a_failing_feed_backs_off_and_recovers_when_it_answers() -> None:
     back = FeedPoll(None, True, None, state.validators, None)  # 304
     recovered = after_poll(state, back, 5000.0, 300)
     assert (recovered.failures, recovered.next_due) == (0, 5300.0)
+    assert after_poll(state, back, 5000.0, 300, leeway=30).next_due == 5270.0
+    assert after_poll(FeedState(), throttled, 0.0, 300, leeway=30).next_due == 7200
 
 
 def test_a_full_answer_replaces_validators_and_its_hints_set_the_next_poll() -> None:

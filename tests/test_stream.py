@@ -24,12 +24,13 @@ from apache_beam.transforms.window import TimestampedValue
 from pipeline import demo
 from pipeline.cli import main
 from pipeline.config import load_taxonomy
-from pipeline.loopback import LoopbackServer, RequestHandler, Route
+from pipeline.loopback import LoopbackServer, Route
 from pipeline.stream import StreamConfig, build_stream
 from tests.conftest import POSTGRES_URI
 from tests.helpers import LOOPBACK_HTTP
-from tests.servers import ConcurrencyMeter, delayed
+from tests.servers import ChangingFeed, ConcurrencyMeter, delayed
 from transforms.core import Feed
+from transforms.feeds import PollClock
 
 pytestmark = pytest.mark.slow  # whole streams
 
@@ -37,29 +38,6 @@ HTML = {"Content-Type": "text/html; charset=utf-8"}
 LONG_AGO = "Mon, 01 Jan 2001 00:00:00 GMT"
 RECENT = "Tue, 04 Mar 2025 07:45:00 GMT"
 TTL = 3600.0
-
-
-class ChangingFeed:
-    """A feed whose n-th request is answered with its n-th version (the last one from then on),
-    each version with an ETag of its own, so an unchanged feed answers 304."""
-
-    def __init__(self, site: LoopbackServer, versions: list[list[tuple[int, str]]],
-                 extra_items: str = "") -> None:
-        self.site, self.versions, self.requests = site, versions, 0
-        self.extra_items = extra_items  # RSS items in every version, after the stories
-
-    def __call__(self, handler: RequestHandler) -> None:
-        number = min(self.requests, len(self.versions) - 1)
-        self.requests += 1
-        stories = demo.sample_articles()
-        items = "".join(
-            f"<item><title>{stories[n]['title']}</title><link>{self.site.url(stories[n]['path'])}"
-            f"</link><pubDate>{date}</pubDate></item>" for n, date in self.versions[number])
-        etag = f'"{json.dumps(self.versions[number])}"'.replace('"', "'")
-        handler.send_route(Route(
-            f"<?xml version='1.0'?><rss version='2.0'><channel><title>Desk</title>{items}"
-            f"{self.extra_items}</channel></rss>".encode(),
-            headers={"Content-Type": "application/rss+xml", "ETag": f'"{hash(etag)}"'}))
 
 
 @pytest.fixture
@@ -90,7 +68,8 @@ def _summaries(out: Path) -> list[dict]:
 
 def _run_stream(feed_url: str, config: StreamConfig, polls: list[float]) -> None:
     """The stream of `config` over one feed, polled at each of `polls` (epoch seconds) by a
-    scripted impulse, on Beam's bundle-based DirectRunner."""
+    scripted impulse, on Beam's bundle-based DirectRunner (whose timers fire by the scripted
+    watermark): `config` takes its time from the ticks (PollClock.TICKS)."""
     ticks = ScriptedStream()
     for at in polls:
         ticks = ticks.advance_watermark_to(at).add_elements([TimestampedValue(at, at)])
@@ -115,7 +94,8 @@ def test_each_poll_emits_only_what_is_new_and_an_id_is_new_again_after_its_ttl(
     # A stream's clock never runs ahead of real time: its ticks are in the past.
     start = float(int(time.time()) - 3 * 3600)
     config = StreamConfig(out=str(tmp_path), taxonomy=load_taxonomy(), http=LOOPBACK_HTTP,
-                          stream_id="s1", dedup_ttl=TTL, window=600)
+                          stream_id="s1", dedup_ttl=TTL, window=600,
+                          poll_clock=PollClock.TICKS)
     # The 4th poll is past the TTL of a and b, not of c.
     _run_stream(site.url("/feed.xml"), config, [start + t for t in (0, 300, 600, 3720)])
 
@@ -162,7 +142,8 @@ def test_an_entry_without_a_link_is_a_dead_letter_once_while_it_stays_in_its_fee
     site.routes["/feed.xml"] = feed
     start = float(int(time.time()) - 3 * 3600)
     config = StreamConfig(out=str(tmp_path), taxonomy=load_taxonomy(), http=LOOPBACK_HTTP,
-                          stream_id="s3", dedup_ttl=TTL, window=600)
+                          stream_id="s3", dedup_ttl=TTL, window=600,
+                          poll_clock=PollClock.TICKS)
     _run_stream(site.url("/feed.xml"), config, [start, start + 300, start + 600])
 
     assert feed.requests == 3  # three polls, each answered in full
@@ -202,7 +183,8 @@ def test_with_a_state_store_a_page_that_failed_for_a_passing_reason_is_asked_for
     start = float(int(time.time()) - 600)
     config = StreamConfig(out=str(tmp_path), taxonomy=load_taxonomy(), http=LOOPBACK_HTTP,
                           stream_id="s2", window=600, retry_after=TTL,
-                          state_uri=f"sqlite:{tmp_path / 'state.db'}")
+                          state_uri=f"sqlite:{tmp_path / 'state.db'}",
+                          poll_clock=PollClock.TICKS)
     _run_stream(site.url("/feed.xml"), config, [start, start + 300, start + 300 + TTL + 60])
 
     pages = Counter({path: n for path, n in site.requests.items() if path.endswith(".html")})

@@ -112,6 +112,9 @@ def summarize(counters: Mapping[str, int]) -> dict[str, Any]:
         "seen_before": counters.get("entries.seen_before", 0),
         "dead_letters": counters.get("entries.dead_letter", 0),
     }
+    # A stream's keyed state: article ids taken in, and forgotten once their TTL passed.
+    ids = {"remembered": counters.get("state.remembered", 0),
+           "forgotten": counters.get("state.forgotten", 0)}
     extraction = {name.removeprefix("extraction."): n for name, n in sorted(counters.items())
                   if name.startswith("extraction.")}
     fallbacks = {name.removeprefix("pages.feed_fallback."): n
@@ -137,6 +140,7 @@ def summarize(counters: Mapping[str, int]) -> dict[str, Any]:
         "extraction_methods": extraction,
         "pages_replaced_by_feed_text": fallbacks,
         "topics": dict(topics),
+        "ids": ids,
         "accounted": {
             "feeds": feeds_accounted == feeds["configured"],
             "entries": entries_accounted == entries["parsed"],
@@ -154,9 +158,12 @@ def summary_line(summary: Mapping[str, Any]) -> str:
         for stage, reasons in sorted(summary["dead_letters"].items()))
     topics = ", ".join(f"{name} {counts['about']}/{counts['mention']}"
                        for name, counts in sorted(summary["topics"].items()))
+    ids = summary.get("ids") or {}
+    held = (f"; ids remembered {ids['remembered']}, forgotten {ids['forgotten']}"
+            if ids.get("remembered") or ids.get("forgotten") else "")
     ok = "ok" if all(summary["accounted"].values()) else "MISMATCH"
     return (f"{span}{feeds['configured']} feeds polled ({feeds['not_modified']} not modified,"
             f" {feeds['dead_letter']} lost), {entries['parsed']} entries: {entries['records']}"
             f" records, {entries['duplicates']} duplicates, {entries['dead_letters']} dead"
             f" letters{f' ({letters})' if letters else ''}"
-            f"{f'; topics about/mention: {topics}' if topics else ''} [{ok}]")
+            f"{f'; topics about/mention: {topics}' if topics else ''}{held} [{ok}]")

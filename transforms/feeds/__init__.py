@@ -23,8 +23,11 @@ if TYPE_CHECKING:
     )
     from transforms.feeds.poll import (
         FeedState as FeedState,
+        PollClock as PollClock,
         PollFeeds as PollFeeds,
         after_poll as after_poll,
+        stale_tick as stale_tick,
+        tick_interval as tick_interval,
     )
     from transforms.feeds.schedule import (
         max_age as max_age,

@@ -37,11 +37,14 @@ def rss_ttl(body: bytes) -> float | None:
     return float(match.group(1)) * 60 if match else None
 
 
-def next_poll_in(interval: float, *, failures: int = 0, hints: tuple[float | None, ...] = ()
-                 ) -> float:
+def next_poll_in(interval: float, *, failures: int = 0, hints: tuple[float | None, ...] = (),
+                 leeway: float = 0.0) -> float:
     """Seconds until a feed's next poll: its interval, doubled for every failure in a row (up to
-    MAX_BACKOFF times), and no sooner than any hint the server gave (up to MAX_HINT)."""
-    wait = interval * min(2 ** failures, MAX_BACKOFF)
+    MAX_BACKOFF times), less `leeway`, and no sooner than any hint the server gave (up to
+    MAX_HINT). A stream's polls come on ticks whose arrival jitters around their time; half a
+    tick of leeway lets the tick that brings a feed due poll it, while a server's hint stays
+    a hard floor."""
+    wait = interval * min(2 ** failures, MAX_BACKOFF) - leeway
     for hint in hints:
         if hint:
             wait = max(wait, min(hint, MAX_HINT))

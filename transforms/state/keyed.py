@@ -2,14 +2,17 @@
 
 Each article id is remembered (keyed by the id) when its entry first passes, with the time it
 did; the same id within `ttl` seconds is a duplicate, after that it is new again. Expiry is
-decided by comparing times, so it is exact on every runner; a timer also forgets the id at
-that time, so the state stays bounded however long the stream runs.
+decided by comparing event times (the polls' ticks), so it is exact on every runner; an
+event-time timer set to the expiry forgets the id when the stream's watermark passes it, which
+is when no later poll can find the id still fresh, so the state stays bounded however long the
+stream runs. The timer decides by its own time, never by the wall clock: on Prism (Beam 2.77)
+a PeriodicImpulse holds the watermark up to one tick ahead of the wall clock, so timers fire
+before the wall clock reaches their time (a check against the wall clock kept every id forever).
 
-The timer is not trusted with correctness: Beam's in-process runner (also behind the Python
-job service of the PortableRunner) fires event-time timers at the end of a bundle under a
-periodic impulse, long before their time. A stream's event time is the time of its polls,
-never ahead of the wall clock, so a timer whose expiry the wall clock has not reached fired
-early, and the id is kept (until it is seen again, when the comparison decides).
+Beam 2.77's FnApiRunner, the in-process runner of trial streams, fires an event-time timer at
+the end of the bundle that set it, whatever its time (both facts are pinned by
+tests/test_runner_facts.py): there `expire_by_timer` is off, no timer is set, and a trial
+stream, bounded by --stop-after, keeps its ids until it ends.
 
 RememberLostEntries does the same for the entries a stream cannot use at all (no link): such
 an entry stays in its feed and is parsed again on every poll that returns the feed, and is a
@@ -24,7 +27,6 @@ state store therefore keeps ids here only until their outcomes are committed to 
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -48,6 +50,7 @@ class _RememberFn(beam.DoFn):
     """(id, entry or dead letter) -> the value, the first time its id is seen within `ttl`."""
 
     ttl: float
+    expire_by_timer: bool = True  # off where timers fire early (see the module's docstring)
 
     def process(
         self,
@@ -62,16 +65,23 @@ class _RememberFn(beam.DoFn):
         if seen is not None and now < seen + self.ttl:
             yield from emitted([Tally("entries.duplicate")])
             return
+        if seen is not None:  # expired, its timer not fired yet: replaced (with its timer)
+            yield from emitted([Tally("state.forgotten")])
         first_seen.write(now)
-        forget.set(Timestamp.of(now + self.ttl))
+        if self.expire_by_timer:
+            forget.set(Timestamp.of(now + self.ttl))
         yield from emitted([Tally("state.remembered")])
         yield value
 
     @on_timer(FORGET)
-    def forget_id(self, first_seen: Any = beam.DoFn.StateParam(FIRST_SEEN)) -> Iterator[Any]:
+    def forget_id(
+        self,
+        fired_for: Any = beam.DoFn.TimestampParam,
+        first_seen: Any = beam.DoFn.StateParam(FIRST_SEEN),
+    ) -> Iterator[Any]:
         seen = first_seen.read()
-        if seen is None or time.time() < seen + self.ttl:
-            return  # fired early (see the module's docstring), or already forgotten
+        if seen is None or float(fired_for) < seen + self.ttl:
+            return  # already forgotten, or remembered again since this timer was set
         first_seen.clear()
         yield from emitted([Tally("state.forgotten")])
 
@@ -103,13 +113,14 @@ class RememberEntries(Composite):
 
     ttl: float
     state_uri: str | None = None
+    expire_by_timer: bool = True
 
     def expand(self, entries: beam.PCollection) -> Deduplicated:
         remembered = (
             entries
             | "KeyByArticleId" >> beam.Map(lambda entry: (entry.article_id, entry))
             .with_output_types(tuple[str, Entry])
-            | "Remember" >> beam.ParDo(_RememberFn(self.ttl))
+            | "Remember" >> beam.ParDo(_RememberFn(self.ttl, self.expire_by_timer))
             .with_outputs(TALLIES, main="entries")
         )
         if self.state_uri is None:
@@ -149,6 +160,7 @@ class RememberLostEntries(Composite):
     when a later poll parses it again. Other dead letters pass: each is an event of its own."""
 
     ttl: float
+    expire_by_timer: bool = True
 
     def expand(self, stages: tuple[beam.PCollection, ...]) -> LostEntries:
         routed = (
@@ -160,7 +172,8 @@ class RememberLostEntries(Composite):
             routed[_REPORTED_ONCE]
             | "KeyById" >> beam.Map(lambda letter: (letter.id, letter))
             .with_output_types(tuple[str, DeadLetter])
-            | "Remember" >> beam.ParDo(_RememberFn(self.ttl)).with_outputs(TALLIES, main="letters")
+            | "Remember" >> beam.ParDo(_RememberFn(self.ttl, self.expire_by_timer))
+            .with_outputs(TALLIES, main="letters")
         )
         letters = (routed.others, once.letters) | "Letters" >> beam.Flatten()
         return LostEntries(letters, once.tallies)

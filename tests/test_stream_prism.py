@@ -1,0 +1,162 @@
+"""The stream on Prism, Beam's portable runner (the closest to Dataflow's model that runs
+here), with the real PeriodicImpulse and the wall clock: what the in-process runners cannot
+show (timers by the watermark, an impulse that owes ticks, windows closing while it runs)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import apache_beam as beam
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.transforms.periodicsequence import PeriodicImpulse
+
+from pipeline import demo
+from pipeline.cli import main
+from pipeline.config import load_taxonomy
+from pipeline.loopback import LoopbackServer, Route
+from pipeline.stream import StreamConfig, build_stream
+from tests.helpers import LOOPBACK_HTTP
+from tests.servers import HTML, ChangingFeed
+from transforms.core import Feed
+
+pytestmark = pytest.mark.slow  # whole streams on Prism
+
+RECENT = "Tue, 04 Mar 2025 07:45:00 GMT"
+
+
+@pytest.fixture
+def site() -> Iterator[LoopbackServer]:
+    server = LoopbackServer({}).start()
+    for story in demo.sample_articles():
+        server.routes[story["path"]] = Route(demo.render_page(story, server.base_url),
+                                             headers=HTML)
+    yield server
+    server.stop()
+
+
+def _on_prism(prism: str, feed_url: str, config: StreamConfig, *, start: float, stop: float,
+              tick: float) -> None:
+    options = PipelineOptions(
+        ["--runner=PrismRunner", f"--prism_location={prism}", "--streaming"])
+    with beam.Pipeline(options=options) as pipeline:
+        ticks = pipeline | PeriodicImpulse(
+            start_timestamp=start, stop_timestamp=stop, fire_interval=tick)
+        build_stream(ticks, (Feed(feed_url, poll_interval=tick),), config)
+
+
+def _summaries(out: Path) -> list[dict]:
+    """The stream's per-window summaries, in window order."""
+    found = []
+    for path in sorted(out.glob("summary-*.json")):
+        text, decoder, position = path.read_text(), json.JSONDecoder(), 0
+        while text[position:].strip():
+            position += len(text[position:]) - len(text[position:].lstrip())
+            summary, position = decoder.raw_decode(text, position)
+            found.append(summary)
+    return sorted(found, key=lambda summary: summary["window"]["start"])
+
+
+def _records(out: Path, stream_id: str) -> list[dict]:
+    return [json.loads(line) for path in sorted(out.glob(f"articles-{stream_id}-*.jsonl"))
+            for line in path.open() if line.strip()]
+
+
+def test_ids_are_forgotten_after_their_ttl_and_the_ids_held_stay_bounded(
+    site: LoopbackServer, tmp_path: Path, prism: str,
+) -> None:
+    # The same two entries on every poll, answered in full each second for 12 s; ids live 3 s.
+    feed = ChangingFeed(site, [[(0, RECENT), (1, RECENT)]], etag=False)
+    site.routes["/feed.xml"] = feed
+    config = StreamConfig(out=str(tmp_path), taxonomy=load_taxonomy(), http=LOOPBACK_HTTP,
+                          stream_id="ttl", window=2.0, dedup_ttl=3.0)
+    start = time.time()
+    _on_prism(prism, site.url("/feed.xml"), config, start=start, stop=start + 12, tick=1.0)
+
+    summaries = _summaries(tmp_path)
+    assert len(summaries) >= 4
+    held, peak = 0, 0
+    for summary in summaries:
+        assert summary["accounted"] == {"feeds": True, "entries": True}
+        held += summary["ids"]["remembered"] - summary["ids"]["forgotten"]
+        peak = max(peak, held)
+    # Never more than the two ids in state, and none left once the stream's timers all fired
+    # (its watermark goes to the end of time when the bounded impulse stops).
+    assert 1 <= peak <= 2 and held == 0
+    # Each article was new again once its id expired: written several times over 12 s.
+    titles = Counter(record["title"] for record in _records(tmp_path, "ttl"))
+    assert len(titles) == 2 and min(titles.values()) >= 2
+
+
+def test_ticks_an_impulse_owes_after_a_slow_start_poll_a_feed_once_not_in_a_burst(
+    site: LoopbackServer, tmp_path: Path, prism: str,
+) -> None:
+    feed = ChangingFeed(site, [[(0, RECENT)]])
+    site.routes["/feed.xml"] = feed
+    config = StreamConfig(out=str(tmp_path), taxonomy=load_taxonomy(), http=LOOPBACK_HTTP,
+                          stream_id="late", window=60.0)
+    # The impulse starts 10 ticks in the past: it releases those 10 at once.
+    now = time.time()
+    _on_prism(prism, site.url("/feed.xml"), config, start=now - 10, stop=now + 3, tick=1.0)
+
+    totals: Counter[str] = Counter()
+    for summary in _summaries(tmp_path):
+        totals.update(summary["counts"])
+    # One poll for the 10 owed ticks, then one a second while the impulse runs (3 s, of which
+    # Prism's start-up takes some): never one per owed tick.
+    assert 1 <= feed.requests <= 5, feed.requests
+    assert totals["ticks.stale"] >= 5
+    assert totals["feeds.configured"] == feed.requests
+    assert len(_records(tmp_path, "late")) == 1
+
+
+def test_newsbeam_stream_on_prism_writes_each_article_once_over_polls_and_windows(
+    tmp_path: Path, prism: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    # As a user runs it: `newsbeam stream --runner PrismRunner --prism_location ...`.
+    sites = [LoopbackServer({}, host=host).start() for host in ("127.0.0.2", "127.0.0.3")]
+    stories = demo.sample_articles()
+    for site in sites:
+        for story in stories:
+            site.routes[story["path"]] = Route(demo.render_page(story, site.base_url),
+                                               headers=HTML)
+    feeds = [
+        # Grows, then slides (an item leaves, one is retitled by date), then stays unchanged.
+        ChangingFeed(sites[0], [[(0, RECENT)], [(0, RECENT), (1, RECENT)],
+                                [(1, "Mon, 01 Jan 2001 00:00:00 GMT"), (2, RECENT)]]),
+        # Unchanged after its first answer: a 304 on every later poll.
+        ChangingFeed(sites[1], [[(4, RECENT), (5, RECENT)]]),
+    ]
+    for site, feed in zip(sites, feeds, strict=True):
+        site.routes["/feed.xml"] = feed
+    feeds_file = tmp_path / "feeds.yaml"
+    feeds_file.write_text("feeds:\n" + "".join(
+        f"  - {site.url('/feed.xml')}\n" for site in sites))
+    out = tmp_path / "out"
+    try:
+        status = main([
+            "stream", "--feeds", str(feeds_file), "--out", str(out), "--state=none",
+            "--allow-private-networks", "--poll-interval=1s", "--window=3s",
+            "--stop-after=9s", "--runner=PrismRunner", f"--prism_location={prism}",
+        ])
+    finally:
+        for site in sites:
+            site.stop()
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    assert all(feed.requests >= 4 for feed in feeds)  # polled about every second
+    records = _records(out, "stream-*")
+    ids = Counter(record["id"] for record in records)
+    assert len(ids) == 5 and set(ids.values()) == {1}  # five articles, each written once
+    summaries = _summaries(out)
+    windows = {summary["window"]["start"] for summary in summaries}
+    assert len(windows) >= 3  # summaries cut in several windows while it ran
+    assert all(summary["accounted"] == {"feeds": True, "entries": True}
+               for summary in summaries)
+    totals = json.loads(next(out.glob("stream-*.json")).read_text())
+    assert totals["feeds"]["not_modified"] >= 4  # the unchanged feeds answered 304
+    assert totals["entries"]["records"] == 5
