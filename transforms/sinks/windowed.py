@@ -1,14 +1,21 @@
-"""A stream's files: JSON Lines and Parquet through Beam's fileio, one set of files per fixed
-window of ingestion time, named by the window (Beam's WriteToParquet misbehaves on windowed
-streaming input, so Parquet goes through fileio too, with a pyarrow writer), and a summary per
-window beside them."""
+"""A stream's files: JSON Lines and Parquet records and dead letters, and a summary per window,
+each written as one set of files per firing of a fixed window of ingestion time.
+
+Beam 2.77's fileio.WriteToFiles does not do for a stream: its per-bundle writer passes no pane
+to the file naming (so a late pane is named like the on-time one and renamed over its files)
+and leaves a file per bundle per window. WriteWindowFiles groups a window's elements into a
+bounded number of shards and writes each shard of each pane to one file whose name is decided
+by the window, the pane and the shard alone, so a retried bundle rewrites the same file.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import logging
-from collections.abc import Callable
+import uuid
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
@@ -16,17 +23,17 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io import fileio
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms import window
 from apache_beam.transforms.window import BoundedWindow, TimestampedValue
 from apache_beam.utils.timestamp import Duration
+from apache_beam.utils.windowed_value import PaneInfoTiming
 
 from transforms.core import Composite, json_line, plain_values, summary_line
 from transforms.sinks.schema import arrow_schema
 
 # The logger a stream's per-window summaries go to (the CLI shows it at INFO for streams).
 log = logging.getLogger("newsbeam.summary")
-
-FileNaming = Callable[..., str]
 
 
 def window_span(span: BoundedWindow) -> str:
@@ -40,18 +47,71 @@ def window_span(span: BoundedWindow) -> str:
     return f"{start:%Y%m%dT%H%M%SZ}-{end:%Y%m%dT%H%M%SZ}"
 
 
-def window_file_naming(prefix: str, suffix: str) -> FileNaming:
-    """fileio's file naming: PREFIX-WINDOW[-lateN]-SSSSS-of-NNNNN.SUFFIX; a late pane (records
-    that reached a window after it closed) gets files of its own beside the window's."""
+def window_file_name(prefix: str, span: BoundedWindow, pane: Any, shard: int, shards: int,
+                     suffix: str) -> str:
+    """PREFIX-WINDOW[-lateN]-SSSSS-of-NNNNN.SUFFIX: a late pane (elements that reached a window
+    after it closed, N its firing's index) gets files of its own beside the window's."""
+    late = (f"-late{pane.index}"
+            if pane is not None and getattr(pane, "timing", None) == PaneInfoTiming.LATE else "")
+    return f"{prefix}-{window_span(span)}{late}-{shard:05d}-of-{shards:05d}{suffix}"
 
-    def name(span: BoundedWindow, pane: Any, shard_index: int, total_shards: int,
-             compression: str, destination: Any) -> str:
-        index = getattr(pane, "index", 0) if pane is not None else 0
-        late = f"-late{index}" if index else ""
-        return (f"{prefix}-{window_span(span)}{late}-{shard_index:05d}-of-"
-                f"{total_shards:05d}{suffix}")
 
-    return name
+def _shard_of(element: Any, shards: int) -> int:
+    # By the element's id where it has one, so a retry puts each element in the same shard.
+    key = str(getattr(element, "id", "")).encode("utf-8")
+    return zlib.crc32(key) % shards if shards > 1 else 0
+
+
+@dataclasses.dataclass(eq=False)
+class _WritePaneFn(beam.DoFn):
+    """(shard, elements of one pane of one window) -> the path of the file they were written
+    to, written under a temporary name and renamed into place."""
+
+    directory: str
+    prefix: str
+    suffix: str
+    sink: Callable[[], fileio.FileSink]
+    shards: int
+
+    def process(self, element: tuple[int, Iterable[Any]], span: Any = beam.DoFn.WindowParam,
+                pane: Any = beam.DoFn.PaneInfoParam) -> Iterator[str]:
+        shard, elements = element
+        name = window_file_name(self.prefix, span, pane, shard, self.shards, self.suffix)
+        final = FileSystems.join(self.directory, name)
+        temporary = FileSystems.join(self.directory, f".{name}.{uuid.uuid4().hex}.tmp")
+        handle = FileSystems.create(temporary)
+        try:
+            sink = self.sink()
+            sink.open(handle)
+            for value in elements:
+                sink.write(value)
+            sink.flush()
+        finally:
+            handle.close()
+        FileSystems.rename([temporary], [final])
+        yield final
+
+
+@dataclasses.dataclass(eq=False)
+class WriteWindowFiles(Composite):
+    """Elements in windows -> for each firing of each window, `shards` files (at most) in
+    `directory` named by window_file_name; -> the paths written, once each file is in place."""
+
+    directory: str
+    prefix: str
+    suffix: str
+    sink: Callable[[], fileio.FileSink]
+    shards: int = 1
+
+    def expand(self, elements: beam.PCollection) -> beam.PCollection:
+        shards = self.shards
+        return (
+            elements
+            | "Shard" >> beam.Map(lambda value: (_shard_of(value, shards), value))
+            | "GroupPane" >> beam.GroupByKey()
+            | "WriteFile" >> beam.ParDo(_WritePaneFn(
+                self.directory, self.prefix, self.suffix, self.sink, shards))
+        )
 
 
 class JsonLinesSink(fileio.FileSink):
@@ -116,9 +176,7 @@ class WriteSummaries(Composite):
         return (
             summaries
             | "Log" >> beam.Map(_logged)
-            | "Write" >> fileio.WriteToFiles(
-                self.directory, file_naming=window_file_naming(self.prefix, ".json"),
-                sink=lambda _: JsonSink())
+            | "Write" >> WriteWindowFiles(self.directory, self.prefix, ".json", JsonSink)
         )
 
 

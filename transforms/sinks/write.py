@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
 
 import apache_beam as beam
 from apache_beam.io import fileio
@@ -23,7 +22,7 @@ from transforms.sinks.files import (
 from transforms.sinks.postgres import WriteToPostgres, prepare_table
 from transforms.sinks.redis_stream import WriteToRedisStream, check_stream
 from transforms.sinks.uris import Sink, SinkError
-from transforms.sinks.windowed import JsonLinesSink, ParquetSink, window_file_naming
+from transforms.sinks.windowed import JsonLinesSink, ParquetSink, WriteWindowFiles
 
 
 def prepare_sinks(sinks: tuple[Sink, ...], element: type) -> None:
@@ -78,12 +77,10 @@ class _SinkWrite(Composite):
             suffix = ".jsonl" if family == "jsonl" else ".parquet"
             element = self.element
 
-            def sink(_: Any) -> fileio.FileSink:
+            def sink() -> fileio.FileSink:
                 return JsonLinesSink() if family == "jsonl" else ParquetSink(element)
 
-            return elements | fileio.WriteToFiles(
-                self.sink.target, file_naming=window_file_naming(self.prefix, suffix),
-                sink=sink)
+            return elements | WriteWindowFiles(self.sink.target, self.prefix, suffix, sink)
         if family == "jsonl":
             return elements | WriteJsonLines(self.sink.target, self.prefix)
         if family == "parquet":
