@@ -158,7 +158,7 @@ def redis_stream() -> Iterator[str]:
         service_missing("Redis is not reachable at 127.0.0.1:6379", exc, START_REDIS)
     name = f"newsbeam-test-{uuid.uuid4().hex[:8]}"
     yield name
-    client.delete(name)
+    client.delete(name, f"{name}:ids")  # the stream and the ids its sink appended
     client.close()
 
 

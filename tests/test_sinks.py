@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from tests.conftest import POSTGRES_URI, REDIS_URI
 from transforms.core import SCHEMA_VERSION, DeadLetter
 from transforms.sinks import SinkError, parse_sink
 from transforms.sinks.postgres import prepare_table
+from transforms.sinks.redis_stream import _Append, ids_key
 from transforms.sinks.schema import arrow_schema, bigquery_schema
 
 
@@ -146,7 +148,45 @@ def test_redis_stream_gets_every_record_with_its_id(
     for _, fields in entries:
         record = json.loads(fields[b"record"])
         assert fields[b"id"].decode() == record["id"]
+    # The same records again (a run without a state writes everything): none appended twice.
+    again = _run(site, tmp_path, f"--sink={REDIS_URI}?stream={redis_stream}&maxlen=1000")
+    assert again["entries"]["records"] == 6
+    assert client.xrange(redis_stream) == entries
+    assert client.zcard(ids_key(redis_stream)) == 6
     client.close()
+
+
+@dataclasses.dataclass
+class _Element:
+    """The least a sink element is: an id, and its JSON form."""
+
+    id: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"id": self.id}
+
+
+@pytest.mark.services
+def test_redis_appends_keep_ids_for_twice_maxlen_and_always_append_elements_without_one(
+    redis_stream: str,
+) -> None:
+    sink = parse_sink(f"{REDIS_URI}?stream={redis_stream}&maxlen=2", default_table="x")
+    append = _Append(sink)
+    append.setup()
+    try:
+        letters = [_Element(f"id-{n}") for n in range(6)]
+        for batch in (letters[:3], letters[:3], letters[3:]):
+            list(append.process(batch))
+        list(append.process([_Element(""), _Element("")]))
+        client = redis.Redis.from_url(REDIS_URI)
+        ids = [fields[b"id"].decode() for _, fields in client.xrange(redis_stream)]
+        assert ids == [f"id-{n}" for n in range(6)] + ["", ""]
+        # Ids are kept for twice maxlen: the oldest are forgotten (and may be appended again).
+        kept = [member.decode() for member in client.zrange(ids_key(redis_stream), 0, -1)]
+        assert kept == ["id-2", "id-3", "id-4", "id-5"]
+        client.close()
+    finally:
+        append.teardown()
 
 
 @pytest.mark.parametrize(("uri", "message"), [

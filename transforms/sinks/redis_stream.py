@@ -1,13 +1,17 @@
 """The Redis sink: each record appended to a stream, for live consumers.
 
-Entries carry the record's id in their own field (consumers can drop what they have seen, since
-a re-run may append a record again) and the record as JSON; the stream is capped at about
-`maxlen` entries (approximate trimming, which Redis does cheaply).
+Entries carry the record's id in their own field and the record as JSON; the stream is capped
+at about `maxlen` entries (approximate trimming, which Redis does cheaply). Appends are
+idempotent on the id: a script run by the server appends an entry only if its id is not among
+the ids the sink appended last (a sorted set beside the stream, `<stream>:ids`, kept to twice
+`maxlen`), so a retried bundle, a restarted stream or a re-run does not append a record twice
+while it can still be in the stream. Elements without an id are always appended.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +22,20 @@ from transforms.sinks.postgres import batches
 from transforms.sinks.uris import Sink, SinkError
 
 BATCH_SIZE = 500
+
+# KEYS: the stream, its id set. ARGV: maxlen, ids kept, now, then (id, JSON) pairs.
+_APPEND_ONCE = """
+local appended = 0
+for i = 4, #ARGV, 2 do
+  local id = ARGV[i]
+  if id == '' or redis.call('ZADD', KEYS[2], 'NX', ARGV[3], id) == 1 then
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'id', id, 'record', ARGV[i + 1])
+    appended = appended + 1
+  end
+end
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[2]) - 1)
+return appended
+"""
 
 
 def _client(sink: Sink) -> Any:
@@ -36,6 +54,11 @@ def check_stream(sink: Sink) -> None:
         raise SinkError(f"sink {sink.shown}: cannot reach Redis: {exc}") from None
 
 
+def ids_key(stream: str) -> str:
+    """The sorted set of the ids a stream's sink appended last."""
+    return f"{stream}:ids"
+
+
 def stream_fields(element: Any) -> dict[str, str]:
     """The fields of one stream entry: the id (empty for dead letters) and the JSON."""
     return {"id": getattr(element, "id", "") or getattr(element, "article_id", ""),
@@ -46,9 +69,11 @@ def stream_fields(element: Any) -> dict[str, str]:
 class _Append(beam.DoFn):
     sink: Sink
     _client: Any = dataclasses.field(default=None, init=False, repr=False)
+    _script: Any = dataclasses.field(default=None, init=False, repr=False)
 
     def setup(self) -> None:
         self._client = _client(self.sink)
+        self._script = self._client.register_script(_APPEND_ONCE)
 
     def teardown(self) -> None:
         if self._client is not None:
@@ -56,11 +81,13 @@ class _Append(beam.DoFn):
             self._client = None
 
     def process(self, batch: list[Any]) -> Iterator[int]:
-        pipe = self._client.pipeline(transaction=False)
+        stream = self.sink.stream
+        assert stream is not None  # parse_sink requires it for redis URIs
+        arguments: list[Any] = [self.sink.maxlen, 2 * self.sink.maxlen, time.time()]
         for element in batch:
-            pipe.xadd(self.sink.stream, stream_fields(element), maxlen=self.sink.maxlen,
-                      approximate=True)
-        pipe.execute()
+            fields = stream_fields(element)
+            arguments += [fields["id"], fields["record"]]
+        self._script(keys=[stream, ids_key(stream)], args=arguments)
         yield len(batch)
 
 
