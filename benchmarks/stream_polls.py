@@ -31,9 +31,11 @@ from apache_beam.transforms.window import TimestampedValue
 
 from pipeline import demo
 from pipeline.config import load_taxonomy
+from pipeline.incremental import new_run_id
 from pipeline.loopback import LoopbackServer, RequestHandler, Route
 from pipeline.stream import StreamConfig, build_stream
 from transforms.core import Feed
+from transforms.feeds import PollClock
 from transforms.fetch import HttpSettings
 
 HOSTS = [f"127.0.0.{n}" for n in range(2, 12)]
@@ -102,9 +104,9 @@ def main() -> None:
         ticks = ticks.advance_watermark_to_infinity()
         with tempfile.TemporaryDirectory() as out:
             config = StreamConfig(
-                out=out, taxonomy=load_taxonomy(), stream_id="bench",
+                out=out, taxonomy=load_taxonomy(), stream_id="bench", launch=new_run_id(),
                 http=HttpSettings(allow_private_networks=True), poll_interval=INTERVAL,
-                window=INTERVAL, dedup_ttl=TTL)
+                window=INTERVAL, dedup_ttl=TTL, poll_clock=PollClock.TICKS)
             feeds = tuple(Feed(url, index=n) for n, url in enumerate(feed_urls))
             started = time.perf_counter()
             options = PipelineOptions(["--runner=BundleBasedDirectRunner", "--streaming"])

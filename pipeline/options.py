@@ -209,6 +209,12 @@ class StreamOptions(PipelineOptions):
             f" longer than --window (default: {format_duration(DEFAULT_RETRY_AFTER)})",
         )
         parser.add_argument(
+            "--stream-id", "--stream_id", dest="stream_id", default=None, metavar="NAME",
+            help="names the stream's files and its windows in the state store, at every launch"
+            " (default: derived from --out, --state and the feeds, so a restarted stream finds"
+            " its own files)",
+        )
+        parser.add_argument(
             "--stop-after", "--stop_after", dest="stop_after", type=duration, default=None,
             metavar="DURATION",
             help="end the stream cleanly after this long (for trials and tests; needed on the"

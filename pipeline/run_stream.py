@@ -73,16 +73,22 @@ def run_stream(
                 sinks=(*record_sinks, dead_letter_sink), state_uri=state_uri)
     prepare_sinks(record_sinks, Record)
     prepare_sinks((dead_letter_sink,), DeadLetter)
+    try:
+        stream_id = incremental.stream_identity(stream.stream_id, out, state_uri, feeds)
+    except ValueError as exc:
+        raise ConfigError(f"stream: {exc}") from None
+    launch = incremental.new_run_id()
     if state_uri and not newsbeam.force:
         store = open_state(state_uri)
         try:
+            incremental.recover_stream_windows(stream_id, record_sinks, dead_letter_sink, store)
             feeds = incremental.with_validators(feeds, store)
         finally:
             store.close()
-    stream_id = f"stream-{incremental.new_run_id()}"
     tick = tick_interval(feeds, stream.poll_interval)
     config = StreamConfig(
         out=out, taxonomy=taxonomy, http=http_settings(options), stream_id=stream_id,
+        launch=launch,
         sinks=record_sinks, dead_letter_sink=dead_letter_sink, politeness=politeness(options),
         isolation=isolation(options), poll_interval=stream.poll_interval,
         window=stream.window, dedup_ttl=stream.dedup_ttl,
@@ -100,7 +106,8 @@ def run_stream(
         start_timestamp=started, stop_timestamp=stop, fire_interval=tick)
     build_stream(ticks, feeds, config)
     details = dict(
-        stream_id=stream_id, runner=where.runner, poll_interval_seconds=stream.poll_interval,
+        stream_id=stream_id, launch=launch, runner=where.runner,
+        poll_interval_seconds=stream.poll_interval,
         window_seconds=stream.window, dedup_ttl_seconds=stream.dedup_ttl,
         retry_after_seconds=config.retry_after,
         taxonomy_version=taxonomy.version, state=redact(state_uri) if state_uri else "none",

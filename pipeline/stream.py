@@ -39,7 +39,8 @@ class StreamConfig:
     out: str  # folder (or bucket path) for per-window summaries (and records, by default)
     taxonomy: Taxonomy
     http: HttpSettings
-    stream_id: str  # names the stream's files and its run in the state store
+    stream_id: str  # names the stream's files and its run in the state store, every launch
+    launch: str  # this launch's start (a run id): files are named by window and launch
     sinks: tuple[Sink, ...] = ()  # where records go; none: JSON Lines in `out`
     dead_letter_sink: Sink | None = None  # none: JSON Lines in `out`
     politeness: Politeness = DEFAULT_POLITENESS
@@ -92,18 +93,21 @@ def build_stream(
         config.dedup_ttl, config.expire_by_timer)
     dead_letters = (fetched.dead_letters, lost.letters) | "DeadLetters" >> (
         CollectDeadLetters())
-    cut = Cut(windowed=True)
+    cut = Cut(windowed=True, launch=config.launch)
     default = Sink("jsonl", f"jsonl:{config.out}", config.out)
     records = core.records | "ByIngestionTime" >> IntoWindows(config.window, "fetched_at")
-    records | "WriteRecords" >> WriteRecords(config.sinks or (default,), config.stream_id, cut)
+    written = records | "WriteRecords" >> WriteRecords(
+        config.sinks or (default,), config.stream_id, cut)
     letters = dead_letters.letters | "LettersByTime" >> IntoWindows(config.window, "at")
-    letters | "WriteDeadLetters" >> WriteDeadLetters(
+    letters_written = letters | "WriteDeadLetters" >> WriteDeadLetters(
         config.dead_letter_sink or default, config.stream_id, cut
     )
     if config.state_uri is not None:
-        (records, letters) | "RememberOutcomes" >> RememberOutcomes(
-            config.state_uri, config.stream_id)
+        # After the sinks: the store says a window is done only once all of it is written.
+        (records, letters, *written, letters_written) | "RememberOutcomes" >> RememberOutcomes(
+            config.state_uri, config.stream_id, config.launch)
     tallies = (fetched.tallies, *core.tallies, lost.tallies, dead_letters.tallies)
     summaries = tallies | "Summarize" >> Summarize(window=config.window)
-    summaries | "WriteSummaries" >> WriteSummaries(config.out, f"summary-{config.stream_id}")
+    summaries | "WriteSummaries" >> WriteSummaries(
+        config.out, f"summary-{config.stream_id}", config.launch)
     return StreamOutputs(records=records, dead_letters=letters, summaries=summaries)

@@ -159,6 +159,16 @@ class Hold:
         return lambda handler: handler.send_route(route)
 
 
+def story_pages(host: str = "127.0.0.1") -> LoopbackServer:
+    """A started site with the demo sample's article pages at their paths (and no feed: tests
+    add the one they need)."""
+    server = LoopbackServer({}, host=host).start()
+    for story in demo.sample_articles():
+        server.routes[story["path"]] = Route(demo.render_page(story, server.base_url),
+                                             headers=HTML)
+    return server
+
+
 class ChangingFeed:
     """A feed whose n-th request is answered with its n-th version (the last one from then on),
     each version with an ETag of its own, so an unchanged feed answers 304."""

@@ -27,8 +27,8 @@ from pipeline.config import load_taxonomy
 from pipeline.loopback import LoopbackServer, Route
 from pipeline.stream import StreamConfig, build_stream
 from tests.conftest import POSTGRES_URI
-from tests.helpers import LOOPBACK_HTTP
-from tests.servers import ChangingFeed, ConcurrencyMeter, delayed
+from tests.helpers import LAUNCH, LOOPBACK_HTTP, window_summaries
+from tests.servers import ChangingFeed, ConcurrencyMeter, delayed, story_pages
 from transforms.core import Feed
 from transforms.feeds import PollClock
 
@@ -42,10 +42,7 @@ TTL = 3600.0
 
 @pytest.fixture
 def site() -> Iterator[LoopbackServer]:
-    server = LoopbackServer({}).start()
-    for story in demo.sample_articles():
-        server.routes[story["path"]] = Route(demo.render_page(story, server.base_url),
-                                             headers=HTML)
+    server = story_pages()
     yield server
     server.stop()
 
@@ -53,17 +50,6 @@ def site() -> Iterator[LoopbackServer]:
 def _lines(out: Path, pattern: str) -> list[tuple[str, dict]]:
     return [(path.name, json.loads(line)) for path in sorted(out.glob(pattern))
             for line in path.open() if line.strip()]
-
-
-def _summaries(out: Path) -> list[dict]:
-    found = []
-    for path in sorted(out.glob("summary-*.json")):
-        text, decoder, position = path.read_text(), json.JSONDecoder(), 0
-        while text[position:].strip():
-            position += len(text[position:]) - len(text[position:].lstrip())
-            summary, position = decoder.raw_decode(text, position)
-            found.append(summary)
-    return found
 
 
 def _run_stream(feed_url: str, config: StreamConfig, polls: list[float]) -> None:
@@ -94,7 +80,7 @@ def test_each_poll_emits_only_what_is_new_and_an_id_is_new_again_after_its_ttl(
     # A stream's clock never runs ahead of real time: its ticks are in the past.
     start = float(int(time.time()) - 3 * 3600)
     config = StreamConfig(out=str(tmp_path), taxonomy=load_taxonomy(), http=LOOPBACK_HTTP,
-                          stream_id="s1", dedup_ttl=TTL, window=600,
+                          stream_id="s1", launch=LAUNCH, dedup_ttl=TTL, window=600,
                           poll_clock=PollClock.TICKS)
     # The 4th poll is past the TTL of a and b, not of c.
     _run_stream(site.url("/feed.xml"), config, [start + t for t in (0, 300, 600, 3720)])
@@ -116,7 +102,7 @@ def test_each_poll_emits_only_what_is_new_and_an_id_is_new_again_after_its_ttl(
                   for t in (start_text, end_text)]
         fetched = datetime.fromisoformat(record["fetched_at"].replace("Z", "+00:00"))
         assert window[0] <= fetched.timestamp() < window[1], (name, record["fetched_at"])
-    summaries = _summaries(tmp_path)
+    summaries = window_summaries(tmp_path)
     assert all(summary["accounted"] == {"feeds": True, "entries": True} for summary in summaries)
     totals = Counter()
     for summary in summaries:
@@ -142,7 +128,7 @@ def test_an_entry_without_a_link_is_a_dead_letter_once_while_it_stays_in_its_fee
     site.routes["/feed.xml"] = feed
     start = float(int(time.time()) - 3 * 3600)
     config = StreamConfig(out=str(tmp_path), taxonomy=load_taxonomy(), http=LOOPBACK_HTTP,
-                          stream_id="s3", dedup_ttl=TTL, window=600,
+                          stream_id="s3", launch=LAUNCH, dedup_ttl=TTL, window=600,
                           poll_clock=PollClock.TICKS)
     _run_stream(site.url("/feed.xml"), config, [start, start + 300, start + 600])
 
@@ -154,7 +140,7 @@ def test_an_entry_without_a_link_is_a_dead_letter_once_while_it_stays_in_its_fee
     assert sorted(record["title"] for _, record in records) == sorted(
         stories[n]["title"] for n in (0, 1, 2))
     totals: Counter[str] = Counter()
-    for summary in _summaries(tmp_path):
+    for summary in window_summaries(tmp_path):
         assert summary["accounted"] == {"feeds": True, "entries": True}
         totals.update(summary["counts"])
     # Polls parsed 2, 3 and 4 entries. Poll 2 saw story 0 and the link-less entry again, poll
@@ -182,7 +168,7 @@ def test_with_a_state_store_a_page_that_failed_for_a_passing_reason_is_asked_for
     # closed, and its ids to be in the store, by poll 3, poll 3 is scripted an hour ahead.
     start = float(int(time.time()) - 600)
     config = StreamConfig(out=str(tmp_path), taxonomy=load_taxonomy(), http=LOOPBACK_HTTP,
-                          stream_id="s2", window=600, retry_after=TTL,
+                          stream_id="s2", launch=LAUNCH, window=600, retry_after=TTL,
                           state_uri=f"sqlite:{tmp_path / 'state.db'}",
                           poll_clock=PollClock.TICKS)
     _run_stream(site.url("/feed.xml"), config, [start, start + 300, start + 300 + TTL + 60])
@@ -199,7 +185,7 @@ def test_with_a_state_store_a_page_that_failed_for_a_passing_reason_is_asked_for
     assert [(letter["stage"], letter["reason"], letter["url"]) for _, letter in letters] == [
         ("fetch_pages", "http_status", site.url(stories[a]["path"]))]
     totals: Counter[str] = Counter()
-    for summary in _summaries(tmp_path):
+    for summary in window_summaries(tmp_path):
         assert summary["accounted"] == {"feeds": True, "entries": True}
         totals.update(summary["counts"])
     assert totals["entries.duplicate"] == 2  # a and b on poll 2

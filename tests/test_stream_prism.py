@@ -5,23 +5,31 @@ show (timers by the watermark, an impulse that owes ticks, windows closing while
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import apache_beam as beam
+import psycopg
+import pyarrow.parquet as pq
 import pytest
+import redis
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.periodicsequence import PeriodicImpulse
 
 from pipeline import demo
 from pipeline.cli import main
 from pipeline.config import load_taxonomy
-from pipeline.loopback import LoopbackServer, Route
+from pipeline.loopback import LoopbackServer
 from pipeline.stream import StreamConfig, build_stream
-from tests.helpers import LOOPBACK_HTTP
-from tests.servers import HTML, ChangingFeed
+from tests.conftest import POSTGRES_URI, REDIS_URI
+from tests.helpers import LAUNCH, LOOPBACK_HTTP, window_summaries
+from tests.servers import ChangingFeed, story_pages
 from transforms.core import Feed
 
 pytestmark = pytest.mark.slow  # whole streams on Prism
@@ -31,10 +39,7 @@ RECENT = "Tue, 04 Mar 2025 07:45:00 GMT"
 
 @pytest.fixture
 def site() -> Iterator[LoopbackServer]:
-    server = LoopbackServer({}).start()
-    for story in demo.sample_articles():
-        server.routes[story["path"]] = Route(demo.render_page(story, server.base_url),
-                                             headers=HTML)
+    server = story_pages()
     yield server
     server.stop()
 
@@ -49,18 +54,6 @@ def _on_prism(prism: str, feed_url: str, config: StreamConfig, *, start: float, 
         build_stream(ticks, (Feed(feed_url, poll_interval=tick),), config)
 
 
-def _summaries(out: Path) -> list[dict]:
-    """The stream's per-window summaries, in window order."""
-    found = []
-    for path in sorted(out.glob("summary-*.json")):
-        text, decoder, position = path.read_text(), json.JSONDecoder(), 0
-        while text[position:].strip():
-            position += len(text[position:]) - len(text[position:].lstrip())
-            summary, position = decoder.raw_decode(text, position)
-            found.append(summary)
-    return sorted(found, key=lambda summary: summary["window"]["start"])
-
-
 def _records(out: Path, stream_id: str) -> list[dict]:
     return [json.loads(line) for path in sorted(out.glob(f"articles-{stream_id}-*.jsonl"))
             for line in path.open() if line.strip()]
@@ -73,11 +66,11 @@ def test_ids_are_forgotten_after_their_ttl_and_the_ids_held_stay_bounded(
     feed = ChangingFeed(site, [[(0, RECENT), (1, RECENT)]], etag=False)
     site.routes["/feed.xml"] = feed
     config = StreamConfig(out=str(tmp_path), taxonomy=load_taxonomy(), http=LOOPBACK_HTTP,
-                          stream_id="ttl", window=2.0, dedup_ttl=3.0)
+                          stream_id="ttl", launch=LAUNCH, window=2.0, dedup_ttl=3.0)
     start = time.time()
     _on_prism(prism, site.url("/feed.xml"), config, start=start, stop=start + 12, tick=1.0)
 
-    summaries = _summaries(tmp_path)
+    summaries = window_summaries(tmp_path)
     assert len(summaries) >= 4
     held, peak = 0, 0
     for summary in summaries:
@@ -98,13 +91,13 @@ def test_ticks_an_impulse_owes_after_a_slow_start_poll_a_feed_once_not_in_a_burs
     feed = ChangingFeed(site, [[(0, RECENT)]])
     site.routes["/feed.xml"] = feed
     config = StreamConfig(out=str(tmp_path), taxonomy=load_taxonomy(), http=LOOPBACK_HTTP,
-                          stream_id="late", window=60.0)
+                          stream_id="late", launch=LAUNCH, window=60.0)
     # The impulse starts 10 ticks in the past: it releases those 10 at once.
     now = time.time()
     _on_prism(prism, site.url("/feed.xml"), config, start=now - 10, stop=now + 3, tick=1.0)
 
     totals: Counter[str] = Counter()
-    for summary in _summaries(tmp_path):
+    for summary in window_summaries(tmp_path):
         totals.update(summary["counts"])
     # One poll for the 10 owed ticks, then one a second while the impulse runs (3 s, of which
     # Prism's start-up takes some): never one per owed tick.
@@ -118,12 +111,7 @@ def test_newsbeam_stream_on_prism_writes_each_article_once_over_polls_and_window
     tmp_path: Path, prism: str, capsys: pytest.CaptureFixture[str],
 ) -> None:
     # As a user runs it: `newsbeam stream --runner PrismRunner --prism_location ...`.
-    sites = [LoopbackServer({}, host=host).start() for host in ("127.0.0.2", "127.0.0.3")]
-    stories = demo.sample_articles()
-    for site in sites:
-        for story in stories:
-            site.routes[story["path"]] = Route(demo.render_page(story, site.base_url),
-                                               headers=HTML)
+    sites = [story_pages(host) for host in ("127.0.0.2", "127.0.0.3")]
     feeds = [
         # Grows, then slides (an item leaves, one is retitled by date), then stays unchanged.
         ChangingFeed(sites[0], [[(0, RECENT)], [(0, RECENT), (1, RECENT)],
@@ -152,7 +140,7 @@ def test_newsbeam_stream_on_prism_writes_each_article_once_over_polls_and_window
     records = _records(out, "stream-*")
     ids = Counter(record["id"] for record in records)
     assert len(ids) == 5 and set(ids.values()) == {1}  # five articles, each written once
-    summaries = _summaries(out)
+    summaries = window_summaries(out)
     windows = {summary["window"]["start"] for summary in summaries}
     assert len(windows) >= 3  # summaries cut in several windows while it ran
     assert all(summary["accounted"] == {"feeds": True, "entries": True}
@@ -160,3 +148,90 @@ def test_newsbeam_stream_on_prism_writes_each_article_once_over_polls_and_window
     totals = json.loads(next(out.glob("stream-*.json")).read_text())
     assert totals["feeds"]["not_modified"] >= 4  # the unchanged feeds answered 304
     assert totals["entries"]["records"] == 5
+
+
+def _growing(stories: int, polls_per_story: int) -> list[list[tuple[int, str]]]:
+    """Feed versions that list one more story every `polls_per_story` polls."""
+    return [[(n, RECENT) for n in range(1 + poll // polls_per_story)]
+            for poll in range(stories * polls_per_story)]
+
+
+def _growing_sites(tmp_path: Path) -> tuple[list[LoopbackServer], list[ChangingFeed], Path]:
+    """Two sites whose feeds list one more story every two polls, and their feeds file."""
+    sites = [story_pages(host) for host in ("127.0.0.2", "127.0.0.3")]
+    feeds = [ChangingFeed(site, _growing(len(demo.sample_articles()), 2)) for site in sites]
+    for site, feed in zip(sites, feeds, strict=True):
+        site.routes["/feed.xml"] = feed
+    feeds_file = tmp_path / "feeds.yaml"
+    feeds_file.write_text("feeds:\n" + "".join(
+        f"  - {site.url('/feed.xml')}\n" for site in sites))
+    return sites, feeds, feeds_file
+
+
+def _stream_command(feeds_file: Path, out: Path, state: str, prism: str,
+                    *sinks: str) -> list[str]:
+    return [
+        sys.executable, "-m", "pipeline.cli", "stream", "--feeds", str(feeds_file),
+        "--out", str(out), f"--state={state}", "--allow-private-networks",
+        *(f"--sink={sink}" for sink in sinks),
+        "--poll-interval=1s", "--window=3s", "--retry-after=1m",
+        "--runner=PrismRunner", f"--prism_location={prism}",
+    ]
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGKILL)  # the stream, Prism and its workers
+    process.wait(timeout=30)
+
+
+@pytest.mark.services
+def test_a_stream_killed_mid_window_and_started_again_writes_every_article_once(
+    tmp_path: Path, prism: str, postgres_uri: str, redis_stream: str,
+) -> None:
+    sites, feeds, feeds_file = _growing_sites(tmp_path)
+    out, parquet = tmp_path / "out", tmp_path / "parquet"
+    prefix = postgres_uri.split("table_prefix=")[1]
+    command = _stream_command(
+        feeds_file, out, postgres_uri, prism, f"jsonl:{out}", f"parquet:{parquet}",
+        f"{POSTGRES_URI}?table={prefix}articles", f"{REDIS_URI}?stream={redis_stream}")
+    try:
+        first = subprocess.Popen([*command, "--stop-after=2m"], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            # Killed once a window is written, in the next one.
+            assert _wait_for(lambda: any(out.glob("articles-*.jsonl")), 90), "no window closed"
+            time.sleep(1.5)
+        finally:
+            _kill_group(first)
+        written_before = {record["id"] for record in _records(out, "stream-*")}
+        second = subprocess.run([*command, "--stop-after=20s"], capture_output=True, text=True,
+                                timeout=300)
+        assert second.returncode == 0, second.stderr[-3000:]
+    finally:
+        for site in sites:
+            site.stop()
+    served = len(demo.sample_articles()) * len(sites)
+    assert all(feed.requests >= 2 * len(demo.sample_articles()) for feed in feeds)
+    records = _records(out, "stream-*")
+    ids = Counter(record["id"] for record in records)
+    assert written_before and len(written_before) < served  # the kill was mid-stream
+    assert len(ids) == served and set(ids.values()) == {1}, ids  # all, each once
+    table = pq.read_table(sorted(parquet.glob("articles-*.parquet")))
+    assert Counter(table.column("id").to_pylist()) == ids
+    with psycopg.connect(POSTGRES_URI) as connection:
+        rows = connection.execute(f"SELECT id FROM {prefix}articles").fetchall()
+    assert sorted(row[0] for row in rows) == sorted(ids)
+    client = redis.Redis.from_url(REDIS_URI)
+    appended = Counter(fields[b"id"].decode() for _, fields in client.xrange(redis_stream))
+    client.close()
+    assert appended == ids
+    assert not list(out.glob(".*.tmp")) and not list(parquet.glob(".*.tmp"))
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         DeadLetters as DeadLetters,
         dead_letter as dead_letter,
         is_permanent as is_permanent,
+        is_permanent_reason as is_permanent_reason,
     )
     from transforms.core.elements import (
         EXTRACTION_METHODS as EXTRACTION_METHODS,
@@ -88,6 +89,10 @@ if TYPE_CHECKING:
         html_to_text as html_to_text,
         valid_unicode as valid_unicode,
         word_count as word_count,
+    )
+    from transforms.core.windows import (
+        firing_label as firing_label,
+        window_span as window_span,
     )
 
 __getattr__, __all__ = lazy_exports(__name__, __file__)

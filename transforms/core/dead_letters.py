@@ -108,11 +108,14 @@ _TRANSIENT_STATUSES = frozenset({"HTTP 408", "HTTP 425", "HTTP 429"})
 
 def is_permanent(letter: DeadLetter) -> bool:
     """True when retrying the same article later is pointless (see PERMANENT_REASONS)."""
-    if letter.reason == "http_status":
-        return letter.error_type.startswith("HTTP 4") and letter.error_type not in (
-            _TRANSIENT_STATUSES
-        )
-    return letter.reason in PERMANENT_REASONS
+    return is_permanent_reason(letter.reason, letter.error_type)
+
+
+def is_permanent_reason(reason: str, error_type: str) -> bool:
+    """is_permanent, for a dead letter read back from a sink: its reason and error type."""
+    if reason == "http_status":
+        return error_type.startswith("HTTP 4") and error_type not in _TRANSIENT_STATUSES
+    return reason in PERMANENT_REASONS
 
 
 def letter_id(stage: str, subject: str, feed_url: str, lost: str) -> str:

@@ -7,7 +7,10 @@ from transforms import lazy_exports
 
 if TYPE_CHECKING:
     from transforms.sinks.files import (
+        DEAD_LETTERS_PREFIX as DEAD_LETTERS_PREFIX,
+        RECORDS_PREFIX as RECORDS_PREFIX,
         record_ids_by_run as record_ids_by_run,
+        run_prefix as run_prefix,
     )
     from transforms.sinks.uris import (
         DEFAULT_DEAD_LETTERS_TABLE as DEFAULT_DEAD_LETTERS_TABLE,
@@ -17,9 +20,12 @@ if TYPE_CHECKING:
         parse_sink as parse_sink,
     )
     from transforms.sinks.windowed import (
+        FiringFiles as FiringFiles,
         IntoWindows as IntoWindows,
         WriteSummaries as WriteSummaries,
-        window_span as window_span,
+        firing_files as firing_files,
+        leftover_temporaries as leftover_temporaries,
+        read_rows as read_rows,
     )
     from transforms.sinks.write import (
         PER_RUN as PER_RUN,
@@ -27,6 +33,7 @@ if TYPE_CHECKING:
         WriteDeadLetters as WriteDeadLetters,
         WriteRecords as WriteRecords,
         prepare_sinks as prepare_sinks,
+        present_in_sink as present_in_sink,
     )
 
 __getattr__, __all__ = lazy_exports(__name__, __file__)

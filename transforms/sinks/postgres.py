@@ -43,6 +43,13 @@ def _first_line(error: Exception) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
+def present_in_table(sink: Sink, ids: Sequence[str]) -> set[str]:
+    """Which of `ids` the sink's table holds."""
+    with _connect(sink) as connection:
+        return {row[0] for row in connection.execute(
+            f"SELECT id FROM {sink.table} WHERE id = ANY(%s)", (list(ids),)).fetchall()}
+
+
 def prepare_table(sink: Sink, element: type = Record) -> None:
     """Create the table if it is missing, or check that an existing one has this layout.
 

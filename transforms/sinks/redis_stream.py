@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -57,6 +57,20 @@ def check_stream(sink: Sink) -> None:
 def ids_key(stream: str) -> str:
     """The sorted set of the ids a stream's sink appended last."""
     return f"{stream}:ids"
+
+
+def present_in_stream(sink: Sink, ids: Sequence[str]) -> set[str]:
+    """Which of `ids` the sink appended, among the ids it keeps (see the module's docstring)."""
+    if not ids:
+        return set()
+    assert sink.stream is not None
+    client = _client(sink)
+    try:
+        scores = client.zmscore(ids_key(sink.stream), list(ids))
+    finally:
+        client.close()
+    return {article_id for article_id, score in zip(ids, scores, strict=True)
+            if score is not None}
 
 
 def stream_fields(element: Any) -> dict[str, str]:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 import apache_beam as beam
@@ -25,35 +25,72 @@ import pyarrow.parquet as pq
 from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms import window
-from apache_beam.transforms.window import BoundedWindow, TimestampedValue
+from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration
-from apache_beam.utils.windowed_value import PaneInfoTiming
 
-from transforms.core import Composite, json_line, plain_values, summary_line
+from transforms.core import (
+    Composite,
+    firing_label,
+    json_line,
+    matching_paths,
+    plain_values,
+    read_lines,
+    summary_line,
+)
 from transforms.sinks.schema import arrow_schema
 
 # The logger a stream's per-window summaries go to (the CLI shows it at INFO for streams).
 log = logging.getLogger("newsbeam.summary")
 
 
-def window_span(span: BoundedWindow) -> str:
-    """"20261129T134000Z-20261129T135000Z" for a window of ten minutes ("all" for the global
-    one)."""
-    try:
-        start = datetime.fromtimestamp(float(span.start), UTC)
-        end = datetime.fromtimestamp(float(span.end), UTC)
-    except (AttributeError, OverflowError, OSError, ValueError):
-        return "all"
-    return f"{start:%Y%m%dT%H%M%SZ}-{end:%Y%m%dT%H%M%SZ}"
+def window_file_name(prefix: str, label: str, shard: int, shards: int, suffix: str) -> str:
+    """PREFIX-LABEL-SSSSS-of-NNNNN.SUFFIX, LABEL naming the firing (core's firing_label):
+    a late firing of a window, or another launch's, gets files of its own."""
+    return f"{prefix}-{label}-{shard:05d}-of-{shards:05d}{suffix}"
 
 
-def window_file_name(prefix: str, span: BoundedWindow, pane: Any, shard: int, shards: int,
-                     suffix: str) -> str:
-    """PREFIX-WINDOW[-lateN]-SSSSS-of-NNNNN.SUFFIX: a late pane (elements that reached a window
-    after it closed, N its firing's index) gets files of its own beside the window's."""
-    late = (f"-late{pane.index}"
-            if pane is not None and getattr(pane, "timing", None) == PaneInfoTiming.LATE else "")
-    return f"{prefix}-{window_span(span)}{late}-{shard:05d}-of-{shards:05d}{suffix}"
+_FIRING = r"\d{8}T\d{6}Z-\d{8}T\d{6}Z(?:-late\d+)?-\d{8}T\d{9}Z"
+
+
+@dataclasses.dataclass(frozen=True)
+class FiringFiles:
+    """The files one firing of a window left in a folder, and whether all its shards are
+    there (a stream killed while writing them leaves some)."""
+
+    paths: tuple[str, ...]
+    complete: bool
+
+
+def firing_files(directory: str, prefix: str, suffix: str) -> dict[str, FiringFiles]:
+    """The window files named PREFIX-LABEL-SSSSS-of-NNNNN.SUFFIX in `directory`, by LABEL."""
+    pattern = re.compile(rf"^{re.escape(prefix)}-(?P<label>{_FIRING})"
+                         rf"-(?P<shard>\d{{5}})-of-(?P<shards>\d{{5}}){re.escape(suffix)}$")
+    found: dict[str, list[tuple[int, int, str]]] = {}
+    for path in matching_paths(FileSystems.join(directory, f"{prefix}-*{suffix}")):
+        match = pattern.match(path.rsplit("/", 1)[-1])
+        if match:
+            found.setdefault(match["label"], []).append(
+                (int(match["shard"]), int(match["shards"]), path))
+    return {
+        label: FiringFiles(tuple(sorted(path for _, _, path in files)),
+                           {shard for shard, _, _ in files} == set(range(files[0][1])))
+        for label, files in found.items()
+    }
+
+
+def leftover_temporaries(directory: str, prefix: str) -> list[str]:
+    """The temporary files of window files named PREFIX-... that a killed stream left behind
+    (those of a running stream are in use: call this before a stream starts)."""
+    return matching_paths(FileSystems.join(directory, f".{prefix}-*.tmp"))
+
+
+def read_rows(path: str) -> list[dict[str, Any]]:
+    """The rows of a JSON Lines or Parquet file a sink wrote."""
+    if path.endswith(".parquet"):
+        with FileSystems.open(path) as handle:
+            rows: list[dict[str, Any]] = pq.read_table(handle).to_pylist()
+        return rows
+    return [json.loads(line) for line in read_lines(path)]
 
 
 def _shard_of(element: Any, shards: int) -> int:
@@ -71,12 +108,14 @@ class _WritePaneFn(beam.DoFn):
     prefix: str
     suffix: str
     sink: Callable[[], fileio.FileSink]
+    launch: str
     shards: int
 
     def process(self, element: tuple[int, Iterable[Any]], span: Any = beam.DoFn.WindowParam,
                 pane: Any = beam.DoFn.PaneInfoParam) -> Iterator[str]:
         shard, elements = element
-        name = window_file_name(self.prefix, span, pane, shard, self.shards, self.suffix)
+        label = firing_label(span, pane, self.launch)
+        name = window_file_name(self.prefix, label, shard, self.shards, self.suffix)
         final = FileSystems.join(self.directory, name)
         temporary = FileSystems.join(self.directory, f".{name}.{uuid.uuid4().hex}.tmp")
         handle = FileSystems.create(temporary)
@@ -95,12 +134,14 @@ class _WritePaneFn(beam.DoFn):
 @dataclasses.dataclass(eq=False)
 class WriteWindowFiles(Composite):
     """Elements in windows -> for each firing of each window, `shards` files (at most) in
-    `directory` named by window_file_name; -> the paths written, once each file is in place."""
+    `directory` named by window_file_name (`launch`: the stream's launch, a run id); -> the
+    paths written, once each file is in place."""
 
     directory: str
     prefix: str
     suffix: str
     sink: Callable[[], fileio.FileSink]
+    launch: str
     shards: int = 1
 
     def expand(self, elements: beam.PCollection) -> beam.PCollection:
@@ -110,7 +151,7 @@ class WriteWindowFiles(Composite):
             | "Shard" >> beam.Map(lambda value: (_shard_of(value, shards), value))
             | "GroupPane" >> beam.GroupByKey()
             | "WriteFile" >> beam.ParDo(_WritePaneFn(
-                self.directory, self.prefix, self.suffix, self.sink, shards))
+                self.directory, self.prefix, self.suffix, self.sink, self.launch, shards))
         )
 
 
@@ -171,12 +212,14 @@ class WriteSummaries(Composite):
 
     directory: str
     prefix: str
+    launch: str
 
     def expand(self, summaries: beam.PCollection) -> Any:
         return (
             summaries
             | "Log" >> beam.Map(_logged)
-            | "Write" >> WriteWindowFiles(self.directory, self.prefix, ".json", JsonSink)
+            | "Write" >> WriteWindowFiles(self.directory, self.prefix, ".json", JsonSink,
+                                          self.launch)
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 
 import apache_beam as beam
 from apache_beam.io import fileio
@@ -19,8 +20,8 @@ from transforms.sinks.files import (
     WriteParquet,
     run_prefix,
 )
-from transforms.sinks.postgres import WriteToPostgres, prepare_table
-from transforms.sinks.redis_stream import WriteToRedisStream, check_stream
+from transforms.sinks.postgres import WriteToPostgres, prepare_table, present_in_table
+from transforms.sinks.redis_stream import WriteToRedisStream, check_stream, present_in_stream
 from transforms.sinks.uris import Sink, SinkError
 from transforms.sinks.windowed import JsonLinesSink, ParquetSink, WriteWindowFiles
 
@@ -43,6 +44,16 @@ def prepare_sinks(sinks: tuple[Sink, ...], element: type) -> None:
                                 f" {exc.strerror}") from None
 
 
+def present_in_sink(sink: Sink, ids: Sequence[str]) -> set[str] | None:
+    """Which of these record ids a database sink holds (None for a sink that cannot tell
+    cheaply: files, whose windows are checked by name, and BigQuery)."""
+    if sink.family == "postgresql":
+        return present_in_table(sink, ids)
+    if sink.family == "redis":
+        return present_in_stream(sink, ids)
+    return None
+
+
 def _label(sink: Sink, index: int) -> str:
     # Stable per position and family: Dataflow's update and monitoring key on labels.
     return f"{sink.family.capitalize()}{index if index else ''}"
@@ -55,6 +66,7 @@ class Cut:
     batches as bundles end)."""
 
     windowed: bool = False
+    launch: str = ""  # a stream's launch (a run id): its files are named by window and launch
 
 
 PER_RUN = Cut()
@@ -80,7 +92,8 @@ class _SinkWrite(Composite):
             def sink() -> fileio.FileSink:
                 return JsonLinesSink() if family == "jsonl" else ParquetSink(element)
 
-            return elements | WriteWindowFiles(self.sink.target, self.prefix, suffix, sink)
+            return elements | WriteWindowFiles(self.sink.target, self.prefix, suffix, sink,
+                                               self.cut.launch)
         if family == "jsonl":
             return elements | WriteJsonLines(self.sink.target, self.prefix)
         if family == "parquet":

@@ -1,67 +1,85 @@
 """RememberOutcomes: a stream's articles done with, committed to the state store per window.
 
 The ids of articles written and of those that failed for good go to the store under the
-stream's run id, so a restarted stream, or a batch run, does not fetch and write them again.
-They are committed when their window closes, as the window's files are written: a stream
-cancelled or killed mid-window commits nothing of that window, and whatever runs next fetches
-its articles again (databases upsert them on their ids, so none is written twice). (A batch run
-stages the same ids and commits them once it has finished; see transforms.state.staging.)
+stream's id, so a restarted stream, or a batch run, does not fetch and write them again. A
+window's ids are committed once every sink has durably written that window: the commit's
+GroupByKey takes the sinks' outputs as inputs (with no elements), so its input watermark, and
+with it the firing of a window, waits for each sink to have finished the window. The last
+transaction of a window's commit also records the window's firing as committed
+(`StateStore.committed_windows`), so a stream restarted after a crash between its files and
+its commit can tell which window files are not in the store yet (pipeline/incremental.py).
+
+A stream cancelled or killed mid-window commits nothing of that window, and whatever runs next
+fetches its articles again. (A batch run stages the same ids and commits them once it has
+finished; see transforms.state.staging.)
 """
 
 from __future__ import annotations
 
 import dataclasses
-import zlib
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import apache_beam as beam
 
-from transforms.core import Composite, DeadLetter, is_permanent
+from transforms.core import Composite, DeadLetter, firing_label, is_permanent
 from transforms.state.store_fn import StateStoreFn
 
 COMMIT_BATCH = 500  # ids per transaction
-SHARDS = 16  # a window's ids are committed by up to this many workers at once
-
-
-def _shard(article_id: str) -> int:
-    return zlib.crc32(article_id.encode()) % SHARDS
 
 
 @dataclasses.dataclass(eq=False)
 class _Commit(StateStoreFn):
-    run_id: str
+    """(_, the ids of one firing of a window) -> how many were committed, with the firing."""
 
-    def process(self, shard: tuple[int, Iterable[str]]) -> Iterator[int]:
+    stream_id: str
+    launch: str
+
+    def process(self, element: tuple[str, Iterable[str]], span: Any = beam.DoFn.WindowParam,
+                pane: Any = beam.DoFn.PaneInfoParam) -> Iterator[int]:
         store = self.store()
-        ids = list(shard[1])
-        for start in range(0, len(ids), COMMIT_BATCH):
-            store.commit(self.run_id, {}, ids[start:start + COMMIT_BATCH])
+        ids = list(element[1])
+        label = firing_label(span, pane, self.launch)
+        starts = range(0, len(ids), COMMIT_BATCH)
+        for start in starts:
+            last = start == starts[-1]
+            store.commit(self.stream_id, {}, ids[start:start + COMMIT_BATCH],
+                         window=label if last else None)
         yield len(ids)
 
 
-def _failed_for_good(letter: DeadLetter) -> bool:
+def failed_for_good(letter: DeadLetter) -> bool:
+    """Whether a dead letter names an article not worth asking for again."""
     return bool(letter.article_id) and is_permanent(letter)
+
+
+def _nothing(_: Any) -> list[Any]:
+    return []
 
 
 @dataclasses.dataclass(eq=False)
 class RememberOutcomes(Composite):
-    """(records, dead letters), in windows -> their article ids committed to the state store
-    when their window closes."""
+    """(records, dead letters, *what each sink wrote), in windows -> their article ids
+    committed to the state store once every sink has written their window."""
 
     state_uri: str
-    run_id: str
+    stream_id: str
+    launch: str
 
-    def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> beam.PCollection:
-        records, dead_letters = inputs
+    def expand(self, inputs: tuple[beam.PCollection, ...]) -> beam.PCollection:
+        records, dead_letters, *written = inputs
         failed = (
             dead_letters
-            | "PermanentFailures" >> beam.Filter(_failed_for_good)
+            | "PermanentFailures" >> beam.Filter(failed_for_good)
             | "FailedIds" >> beam.Map(lambda letter: letter.article_id)
         )
+        # No elements, but their watermark: a window's commit waits for every sink's writes.
+        waits = [output | f"WaitForSink{index}" >> beam.FlatMap(_nothing)
+                 for index, output in enumerate(written)]
         return (
-            (records | "RecordIds" >> beam.Map(lambda record: record.id), failed)
+            (records | "RecordIds" >> beam.Map(lambda record: record.id), failed, *waits)
             | "AllIds" >> beam.Flatten()
-            | "ByShard" >> beam.Map(lambda article_id: (_shard(article_id), article_id))
-            | "WhenTheWindowCloses" >> beam.GroupByKey()
-            | "Commit" >> beam.ParDo(_Commit(self.state_uri, self.run_id))
+            | "OneKey" >> beam.Map(lambda article_id: ("", article_id))
+            | "WhenEverySinkHasTheWindow" >> beam.GroupByKey()
+            | "Commit" >> beam.ParDo(_Commit(self.state_uri, self.stream_id, self.launch))
         )

@@ -36,9 +36,17 @@ class StateStore(Protocol):
 
     def committed_runs(self) -> set[str]: ...
 
+    def committed_windows(self, stream_id: str, labels: Sequence[str]) -> set[str]:
+        """Which of a stream's window firings (their pane labels) have been committed."""
+        ...
+
     def commit(
-        self, run_id: str, validators: Mapping[str, Validators], ids: Iterable[str]
-    ) -> None: ...
+        self, run_id: str, validators: Mapping[str, Validators], ids: Iterable[str],
+        window: str | None = None,
+    ) -> None:
+        """Remember `ids` as done by `run_id`, and the feeds' validators, in one transaction;
+        with `window`, also that this firing of the stream `run_id`'s window is committed."""
+        ...
 
     def close(self) -> None: ...
 
@@ -83,7 +91,9 @@ class SqliteState:
     def __init__(self, path: Path) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, timeout=30)
+            # A runner may tear a DoFn down on another thread than the one that set it up (Prism
+            # does); a DoFn instance still runs one bundle at a time.
+            self._db = sqlite3.connect(path, timeout=30, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
             with self._db:
                 self._db.executescript(
@@ -96,6 +106,9 @@ class SqliteState:
                     CREATE TABLE IF NOT EXISTS runs (
                         run_id TEXT PRIMARY KEY, records INTEGER NOT NULL,
                         committed_at TEXT NOT NULL);
+                    CREATE TABLE IF NOT EXISTS stream_windows (
+                        stream_id TEXT NOT NULL, label TEXT NOT NULL,
+                        committed_at TEXT NOT NULL, PRIMARY KEY (stream_id, label));
                     """
                 )
         except (OSError, sqlite3.Error) as exc:
@@ -124,12 +137,26 @@ class SqliteState:
     def committed_runs(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT run_id FROM runs")}
 
+    def committed_windows(self, stream_id: str, labels: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(list(labels)):
+            marks = ",".join("?" * len(chunk))
+            found.update(row[0] for row in self._db.execute(
+                f"SELECT label FROM stream_windows WHERE stream_id = ? AND label IN ({marks})",
+                (stream_id, *chunk)))
+        return found
+
     def commit(
-        self, run_id: str, validators: Mapping[str, Validators], ids: Iterable[str]
+        self, run_id: str, validators: Mapping[str, Validators], ids: Iterable[str],
+        window: str | None = None,
     ) -> None:
         now = _now().isoformat()
         id_list = list(ids)
         with self._db:  # one transaction: all of it or none of it
+            if window is not None:
+                self._db.execute(
+                    "INSERT INTO stream_windows (stream_id, label, committed_at)"
+                    " VALUES (?, ?, ?) ON CONFLICT DO NOTHING", (run_id, window, now))
             self._db.executemany(
                 "INSERT INTO feed_validators (feed_url, etag, last_modified, updated_at)"
                 " VALUES (?, ?, ?, ?) ON CONFLICT (feed_url) DO UPDATE SET"
@@ -165,7 +192,7 @@ class PostgresState:
         if not set(prefix) <= _TABLE_PREFIX_CHARS:
             raise StateError(f"table_prefix {prefix!r}: use lower-case letters, digits and _")
         self._t = {name: f"{prefix}{name}" for name in ("feed_validators", "seen_articles",
-                                                         "runs")}
+                                                         "runs", "stream_windows")}
         conninfo = urlunsplit(parts._replace(
             query="&".join(f"{k}={v[0]}" for k, v in options.items())))
         try:
@@ -183,6 +210,10 @@ class PostgresState:
                     f"CREATE TABLE IF NOT EXISTS {self._t['runs']} ("
                     " run_id TEXT PRIMARY KEY, records INTEGER NOT NULL,"
                     " committed_at TIMESTAMPTZ NOT NULL)")
+                self._db.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self._t['stream_windows']} ("
+                    " stream_id TEXT NOT NULL, label TEXT NOT NULL,"
+                    " committed_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (stream_id, label))")
         except (psycopg.Error, SecretError) as exc:
             raise StateError(f"cannot use state database {redact(uri)}: "
                              f"{str(exc).strip().splitlines()[0]}") from exc
@@ -210,12 +241,25 @@ class PostgresState:
     def committed_runs(self) -> set[str]:
         return {row[0] for row in self._rows(f"SELECT run_id FROM {self._t['runs']}", ())}
 
+    def committed_windows(self, stream_id: str, labels: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(list(labels)):
+            found.update(row[0] for row in self._rows(
+                f"SELECT label FROM {self._t['stream_windows']}"
+                " WHERE stream_id = %s AND label = ANY(%s)", (stream_id, list(chunk))))
+        return found
+
     def commit(
-        self, run_id: str, validators: Mapping[str, Validators], ids: Iterable[str]
+        self, run_id: str, validators: Mapping[str, Validators], ids: Iterable[str],
+        window: str | None = None,
     ) -> None:
         now = _now()
         id_list = list(ids)
         with self._db.transaction(), self._db.cursor() as cursor:
+            if window is not None:
+                cursor.execute(
+                    f"INSERT INTO {self._t['stream_windows']} (stream_id, label, committed_at)"
+                    " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING", (run_id, window, now))
             cursor.executemany(
                 f"INSERT INTO {self._t['feed_validators']}"
                 " (feed_url, etag, last_modified, updated_at) VALUES (%s, %s, %s, %s)"
