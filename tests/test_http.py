@@ -52,6 +52,24 @@ def test_ok_body_and_headers(server: LoopbackServer) -> None:
     assert response.content_type == "text/html; charset=utf-8"
 
 
+def test_a_not_modified_answer_leaves_its_connection_for_the_next_request(
+    server: LoopbackServer,
+) -> None:
+    # Polls of unchanged feeds are mostly 304s: each must not cost a new connection.
+    ports: list[int] = []
+
+    def feed(handler: RequestHandler) -> None:
+        ports.append(handler.client_address[1])
+        handler.send_route(Route(b"<rss/>", headers={"ETag": '"v1"'}))
+
+    server.routes["/feed.xml"] = feed
+    with HttpClient(LOOPBACK_HTTP, sleep=lambda _: None) as client:
+        answers = [client.get(server.url("/feed.xml"), max_bytes=1 << 20,
+                              headers={"If-None-Match": '"v1"'}).status for _ in range(3)]
+    assert answers == [304, 304, 304]
+    assert len(set(ports)) == 1  # one connection, kept alive
+
+
 @pytest.mark.parametrize("status", [404, 410, 403])
 def test_client_errors_are_not_retried_and_carry_the_status(
     server: LoopbackServer, status: int

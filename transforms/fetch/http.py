@@ -399,6 +399,9 @@ class HttpClient:
                         current = target
                         continue
                     if status == 304:
+                        # A 304 has no body by definition; reading its end lets the connection
+                        # go back to the pool (closed unread, it would be dropped).
+                        response.read()
                         return self._response(current, response, b"")
                     if status in RETRYABLE_STATUSES:
                         raise _RetryableError(
