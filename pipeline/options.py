@@ -209,6 +209,12 @@ class StreamOptions(PipelineOptions):
             f" longer than --window (default: {format_duration(DEFAULT_RETRY_AFTER)})",
         )
         parser.add_argument(
+            "--poll-shards", "--poll_shards", dest="poll_shards", type=_positive_int, default=1,
+            metavar="N",
+            help="feeds are polled in N shards by host, each by one worker at a time: more"
+            " spread the polls over more workers (default: 1)",
+        )
+        parser.add_argument(
             "--stream-id", "--stream_id", dest="stream_id", default=None, metavar="NAME",
             help="names the stream's files and its windows in the state store, at every launch"
             " (default: derived from --out, --state and the feeds, so a restarted stream finds"

@@ -97,7 +97,7 @@ def run_stream(
         retry_after=stream.dedup_ttl if trial else stream.retry_after,
         state_uri=None if newsbeam.force else state_uri,
         spread_extraction=not (where.on_this_machine and where.worker_processes == 1),
-        expire_by_timer=not trial,
+        expire_by_timer=not trial, poll_shards=stream.poll_shards,
     )
     started = time.time()
     stop = started + stream.stop_after if stream.stop_after else MAX_TIMESTAMP
@@ -107,7 +107,7 @@ def run_stream(
     build_stream(ticks, feeds, config)
     details = dict(
         stream_id=stream_id, launch=launch, runner=where.runner,
-        poll_interval_seconds=stream.poll_interval,
+        poll_interval_seconds=stream.poll_interval, poll_shards=stream.poll_shards,
         window_seconds=stream.window, dedup_ttl_seconds=stream.dedup_ttl,
         retry_after_seconds=config.retry_after,
         taxonomy_version=taxonomy.version, state=redact(state_uri) if state_uri else "none",

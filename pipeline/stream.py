@@ -59,6 +59,7 @@ class StreamConfig:
     expire_by_timer: bool = True
     # What polls take for now: the wall clock, or (a scripted impulse in tests) the ticks' times.
     poll_clock: PollClock = PollClock.WALL
+    poll_shards: int = 1  # feeds are polled in this many shards by host
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +76,8 @@ def build_stream(
 ) -> StreamOutputs:
     """Add the stream to the pipeline of `ticks`, a PCollection with one element per poll."""
     fetched = ticks | "PollFeeds" >> PollFeeds(
-        feeds, config.http, config.poll_interval, config.politeness, clock=config.poll_clock
+        feeds, config.http, config.poll_interval, config.politeness, clock=config.poll_clock,
+        shards=config.poll_shards,
     )
     # Without a store, keyed state is all the stream remembers. With one, the store remembers
     # what was written or failed for good, and keyed state holds ids only while their outcome

@@ -11,7 +11,7 @@ import struct
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from pipeline import demo
 from pipeline.loopback import Handler, LoopbackServer, RequestHandler, Route
@@ -28,13 +28,27 @@ class ConcurrencyMeter:
         self.current = 0
         self.peak = 0
         self.starts: list[float] = []
+        self.paths: list[str] = []  # the path of each start, where the handler says it
 
     def __enter__(self) -> ConcurrencyMeter:
+        return self._start("")
+
+    def _start(self, path: str) -> ConcurrencyMeter:
         with self._lock:
             self.current += 1
             self.peak = max(self.peak, self.current)
             self.starts.append(time.monotonic())
+            self.paths.append(path)
         return self
+
+    @contextlib.contextmanager
+    def request(self, path: str) -> Iterator[None]:
+        """A request to `path` in progress (its start noted with its path)."""
+        self._start(path)
+        try:
+            yield
+        finally:
+            self.__exit__()
 
     def __exit__(self, *exc_info: object) -> None:
         with self._lock:
@@ -45,7 +59,7 @@ def delayed(route: Route, delay: float, meter: ConcurrencyMeter | None = None) -
     """A handler that answers `route` after `delay` seconds (latency), measured by `meter`."""
 
     def handle(handler: RequestHandler) -> None:
-        with meter or contextlib.nullcontext():
+        with meter.request(handler.path) if meter else contextlib.nullcontext():
             time.sleep(delay)
             handler.send_route(route)
 

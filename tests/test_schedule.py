@@ -19,9 +19,11 @@ from transforms.core import Feed, FetchedFeed, Validators, summarize
 from transforms.feeds import (
     FeedPoll,
     FeedState,
+    FeedStatesCoder,
     after_poll,
     max_age,
     next_poll_in,
+    poll_shard,
     rss_ttl,
     stale_tick,
     tick_interval,
@@ -156,3 +158,24 @@ def test_a_scheduled_run_that_fails_is_logged_and_the_next_one_goes_ahead(
     messages = [record.getMessage() for record in caplog.records]
     assert "sink went away; the next run starts as planned" in messages[0]
     assert any(message.startswith("run r2: ") for message in messages)
+
+
+def test_feed_states_are_kept_in_an_explicit_encoding() -> None:
+    states = {"http://127.0.0.1/b.xml": FeedState(Validators('"v1"', None), 1000.5, 2),
+              "http://127.0.0.1/a.xml": FeedState()}
+    coder = FeedStatesCoder()
+    encoded = coder.encode(states)
+    # The form a running stream's state is in: a change to it needs a migration.
+    assert encoded == (b'{"http://127.0.0.1/a.xml":[null,null,0.0,0],'
+                       b'"http://127.0.0.1/b.xml":["\\"v1\\"",null,1000.5,2]}')
+    assert coder.decode(encoded) == states
+    assert coder.is_deterministic()
+
+
+def test_a_hosts_feeds_are_polled_in_one_shard() -> None:
+    urls = [f"http://127.0.0.{host}/feed/{n}.xml" for host in range(2, 12) for n in range(5)]
+    shards = {url: poll_shard(url, 4) for url in urls}
+    for host in range(2, 12):
+        assert len({shard for url, shard in shards.items() if f".{host}/" in url}) == 1
+    assert set(shards.values()) <= {0, 1, 2, 3} and len(set(shards.values())) > 1
+    assert {poll_shard(url, 1) for url in urls} == {0}

@@ -25,12 +25,13 @@ from apache_beam.transforms.periodicsequence import PeriodicImpulse
 from pipeline import demo
 from pipeline.cli import main
 from pipeline.config import load_taxonomy
-from pipeline.loopback import LoopbackServer
+from pipeline.loopback import LoopbackServer, Route
 from pipeline.stream import StreamConfig, build_stream
 from tests.conftest import POSTGRES_URI, REDIS_URI
 from tests.helpers import LAUNCH, LOOPBACK_HTTP, window_summaries
-from tests.servers import ChangingFeed, story_pages
+from tests.servers import HTML, ChangingFeed, ConcurrencyMeter, delayed, story_pages
 from transforms.core import Feed
+from transforms.fetch import Politeness
 
 pytestmark = pytest.mark.slow  # whole streams on Prism
 
@@ -235,3 +236,41 @@ def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def test_a_hosts_feeds_are_polled_at_once_within_its_limit_shared_with_its_pages(
+    tmp_path: Path, prism: str,
+) -> None:
+    # Six feeds and their pages on one host, each request taking 0.3 s; two at a time allowed.
+    site = LoopbackServer({}, host="127.0.0.4").start()
+    meter = ConcurrencyMeter()
+    stories = demo.sample_articles()
+    feeds = []
+    for n, story in enumerate(stories):
+        site.routes[story["path"]] = delayed(
+            Route(demo.render_page(story, site.base_url), headers=HTML), 0.3, meter)
+        items = (f"<item><title>{story['title']}</title><link>{site.url(story['path'])}</link>"
+                 "</item>")
+        site.routes[f"/feed/{n}.xml"] = delayed(Route(
+            f"<rss version='2.0'><channel><title>F{n}</title>{items}</channel></rss>".encode(),
+            headers={"Content-Type": "application/rss+xml", "ETag": f'"{n}"'}), 0.3, meter)
+        feeds.append(Feed(site.url(f"/feed/{n}.xml"), poll_interval=30.0))
+    config = StreamConfig(out=str(tmp_path), taxonomy=load_taxonomy(), http=LOOPBACK_HTTP,
+                          stream_id="host", launch=LAUNCH, window=60.0,
+                          politeness=Politeness(per_host=2))
+    start = time.time()
+    try:
+        options = PipelineOptions(
+            ["--runner=PrismRunner", f"--prism_location={prism}", "--streaming"])
+        with beam.Pipeline(options=options) as pipeline:
+            ticks = pipeline | PeriodicImpulse(
+                start_timestamp=start, stop_timestamp=start + 1, fire_interval=30.0)
+            build_stream(ticks, tuple(feeds), config)
+    finally:
+        site.stop()
+    assert meter.peak == 2  # overlapping (they were polled at once), never beyond the limit
+    feed_starts = sorted(at for at, path in zip(meter.starts, meter.paths, strict=True)
+                         if path.startswith("/feed/"))
+    # Six polls two at a time: in three rounds of 0.3 s, not six.
+    assert len(feed_starts) == 6 and feed_starts[-1] - feed_starts[0] < 5 * 0.3
+    assert len(_records(tmp_path, "host")) == len(stories)

@@ -23,9 +23,11 @@ if TYPE_CHECKING:
     )
     from transforms.feeds.poll import (
         FeedState as FeedState,
+        FeedStatesCoder as FeedStatesCoder,
         PollClock as PollClock,
         PollFeeds as PollFeeds,
         after_poll as after_poll,
+        poll_shard as poll_shard,
         stale_tick as stale_tick,
         tick_interval as tick_interval,
     )

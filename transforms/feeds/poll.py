@@ -1,27 +1,34 @@
 """PollFeeds: a stream's polls. On every tick of its impulse each feed is fetched if it is due;
 what the stream remembers about a feed (its validators, when it is due next, how often it has
-failed in a row) lives in Beam keyed state, keyed by the feed's URL.
+failed in a row) lives in Beam keyed state.
+
+Feeds are polled in shards: a host's feeds all fall in one shard (by a hash of the host), and a
+shard's feed states are one keyed state value, read and written once per tick. On each tick one
+small element per shard reaches the stateful step, which sends the shard's due feeds through
+the process's per-host lanes at once (the same lanes that fetch article pages, so one host's
+limits hold for its feeds and pages together in a worker process) and waits for them all; the
+answers update the shard's state. So a tick costs a state read and write per shard, not per
+feed, and a shard's polls overlap up to the lanes' limits instead of running one at a time.
 
 Polls are due by the wall clock, not by the ticks' event time: after a stall or a slow start an
 impulse releases the ticks it owes at once, and a feed polled on the first of them is not due
 on the others (nor are Retry-After and max-age counted from a lagging time). Ticks overtaken by
-a later one are dropped before they are spread over the feeds, bar one per tick interval.
-
-The request is made by the DoFn that holds the feed's state, since its answer updates that
-state and a Beam graph cannot feed results back upstream; it goes through the process's shared
-HTTP client and per-host lanes like every other request, so per-host limits hold.
+a later one are dropped before they are spread over the shards, bar one per tick interval.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import time
+import zlib
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.coders import PickleCoder
+from apache_beam.coders import Coder
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from transforms.core import (
@@ -33,8 +40,8 @@ from transforms.core import (
     Tally,
     Validators,
     emitted,
-    guarded,
     per_process,
+    unexpected_error,
 )
 from transforms.feeds.fetch import VALIDATORS, FeedPoll, FetchedFeeds, feed_outputs, poll_feed
 from transforms.feeds.schedule import next_poll_in, rss_ttl
@@ -77,6 +84,30 @@ def after_poll(state: FeedState, poll: FeedPoll, now: float, interval: float,
     return FeedState(validators, now + wait, 0)
 
 
+class FeedStatesCoder(Coder):
+    """A shard's feed states, {feed URL: FeedState}, as JSON: an explicit encoding (no pickled
+    class names), so a running stream can be updated after the code around it moves. Pinned
+    by tests/test_schedule.py."""
+
+    def encode(self, states: dict[str, FeedState]) -> bytes:
+        return json.dumps(
+            {url: [s.validators.etag, s.validators.last_modified, s.next_due, s.failures]
+             for url, s in sorted(states.items())}, separators=(",", ":")).encode("utf-8")
+
+    def decode(self, encoded: bytes) -> dict[str, FeedState]:
+        return {url: FeedState(Validators(etag, last_modified), next_due, failures)
+                for url, (etag, last_modified, next_due, failures)
+                in json.loads(encoded).items()}
+
+    def is_deterministic(self) -> bool:
+        return True
+
+
+def poll_shard(url: str, shards: int) -> int:
+    """The shard a feed is polled in: by its host, so a host's feeds share one."""
+    return zlib.crc32(host_key(url).encode("utf-8")) % shards
+
+
 class PollClock(enum.Enum):
     """What a stream's polls take for the time now."""
 
@@ -94,10 +125,10 @@ def stale_tick(tick: float, now: float, interval: float, last_let_through: float
 
 
 @dataclasses.dataclass(eq=False)
-class _EveryFeedFn(beam.DoFn):
-    """A tick -> (url, feed) for every feed; a stale tick -> a tally (see stale_tick)."""
+class _EveryShardFn(beam.DoFn):
+    """A tick -> (key, shard) for every shard; a stale tick -> a tally (see stale_tick)."""
 
-    feeds: tuple[Feed, ...]
+    shards: int
     interval: float
     clock: PollClock
     _let_through: float | None = dataclasses.field(default=None, init=False, repr=False)
@@ -109,60 +140,104 @@ class _EveryFeedFn(beam.DoFn):
                 yield from emitted([Tally("ticks.stale")])
                 return
             self._let_through = now
-        for feed in self.feeds:
-            yield feed.url, feed
+        for shard in range(self.shards):
+            yield str(shard), shard
 
 
 @dataclasses.dataclass(eq=False)
-class _PollFeedFn(beam.DoFn):
-    FEED_STATE = ReadModifyWriteStateSpec("feed", PickleCoder())
+class _PollShardFn(beam.DoFn):
+    FEED_STATES = ReadModifyWriteStateSpec("feeds", FeedStatesCoder())
 
+    feeds: tuple[Feed, ...]
     settings: HttpSettings
     politeness: Politeness
     poll_interval: float  # the default, for feeds that do not set their own
     max_bytes: int
     tick: float  # the impulse's interval
     clock: PollClock
+    shards: int
     _resources: FetchResources | None = dataclasses.field(default=None, init=False, repr=False)
+    _by_shard: dict[int, tuple[Feed, ...]] = dataclasses.field(
+        default_factory=dict, init=False, repr=False)
 
     def setup(self) -> None:
         settings, politeness = self.settings, self.politeness
         self._resources = per_process(("fetch", settings, politeness),
                                       lambda: FetchResources(settings, politeness))
+        by_shard: dict[int, list[Feed]] = {}
+        for feed in self.feeds:
+            by_shard.setdefault(poll_shard(feed.url, self.shards), []).append(feed)
+        self._by_shard = {shard: tuple(feeds) for shard, feeds in by_shard.items()}
 
     def teardown(self) -> None:
         self._resources = None
 
     def process(
         self,
-        element: tuple[str, Feed],
+        element: tuple[str, int],
         timestamp: Any = beam.DoFn.TimestampParam,
-        feed_state: Any = beam.DoFn.StateParam(FEED_STATE),
+        feed_states: Any = beam.DoFn.StateParam(FEED_STATES),
     ) -> Iterator[Any]:
-        _, feed = element
-        now = time.time() if self.clock is PollClock.WALL else float(timestamp)
-        state: FeedState = feed_state.read() or FeedState(feed.validators)
-        if now < state.next_due:
-            yield from emitted([Tally("feeds.not_due")])
-            return
-        yield from emitted(guarded(
-            FETCH_FEEDS, feed, lambda: self._poll(feed, state, now, feed_state)))
+        feeds = self._by_shard.get(element[1], ())
+        now = self._now(timestamp)
+        known: dict[str, FeedState] = feed_states.read() or {}
+        due, counts = [], Counter[str]()
+        for feed in feeds:
+            state = known.get(feed.url) or FeedState(feed.validators)
+            if now < state.next_due:
+                counts["feeds.not_due"] += 1
+            else:
+                due.append((feed, state))
+        # The state of feeds no longer configured is dropped with them.
+        states = {feed.url: known[feed.url] for feed in feeds if feed.url in known}
+        outputs: list[Any] = []
+        for feed, state, poll, at in self._poll_all(due, timestamp):
+            counts["feeds.configured"] += 1
+            if isinstance(poll, BaseException):
+                outputs.append(beam.pvalue.TaggedOutput(
+                    DEAD_LETTERS, unexpected_error(FETCH_FEEDS, feed, poll)))
+                continue
+            interval = feed.poll_interval or self.poll_interval
+            states[feed.url] = after_poll(state, poll, at, interval, leeway=self.tick / 2)
+            for output in feed_outputs(feed, poll):
+                if isinstance(output, Tally):
+                    counts[output.name] += output.n
+                else:
+                    outputs.append(output)
+        feed_states.write(states)
+        yield from emitted([Tally(name, n) for name, n in sorted(counts.items())])
+        yield from outputs
 
-    def _poll(self, feed: Feed, state: FeedState, now: float, feed_state: Any) -> Iterator[Any]:
-        assert self._resources is not None
-        polls: list[FeedPoll] = []
+    def _now(self, timestamp: Any) -> float:
+        return time.time() if self.clock is PollClock.WALL else float(timestamp)
 
-        def work(gate: HostGate) -> None:
-            gate.wait_turn()
-            polls.append(poll_feed(feed, state.validators, self._get))
+    def _poll_all(self, due: list[tuple[Feed, FeedState]], timestamp: Any
+                  ) -> list[tuple[Feed, FeedState, FeedPoll | BaseException, float]]:
+        """Every due feed polled through the per-host lanes at once, waited for: (feed, its
+        state before, its poll or the exception it raised, when the poll ended)."""
+        if self._resources is None:
+            raise RuntimeError("PollFeeds used before setup()")
+        lanes = self._resources.lanes
+        polls: dict[str, tuple[FeedPoll, float]] = {}
 
-        # Waited for here: the answer updates this feed's state, which only this call holds.
-        self._resources.lanes.submit(host_key(feed.url), work).result()
-        (poll,) = polls
-        feed_state.write(after_poll(state, poll, now, feed.poll_interval or self.poll_interval,
-                                    leeway=self.tick / 2))
-        yield Tally("feeds.configured")
-        yield from feed_outputs(feed, poll)
+        def work(feed: Feed, state: FeedState) -> Any:
+            def run(gate: HostGate) -> None:
+                gate.wait_turn()
+                poll = poll_feed(feed, state.validators, self._get)
+                polls[feed.url] = (poll, self._now(timestamp))
+            return run
+
+        started = [(feed, state, lanes.submit(host_key(feed.url), work(feed, state)))
+                   for feed, state in due]
+        results: list[tuple[Feed, FeedState, FeedPoll | BaseException, float]] = []
+        for feed, state, future in started:
+            error = future.exception()  # waits for it
+            if error is not None:
+                results.append((feed, state, error, self._now(timestamp)))
+            else:
+                poll, at = polls[feed.url]
+                results.append((feed, state, poll, at))
+        return results
 
     def _get(self, url: str, **kwargs: Any) -> Response:
         assert self._resources is not None
@@ -172,8 +247,8 @@ class _PollFeedFn(beam.DoFn):
 @dataclasses.dataclass(eq=False)
 class PollFeeds(Composite):
     """Ticks -> FetchedFeeds: on each tick, every feed that is due is fetched (conditionally,
-    with the validators its last full answer gave); a feed not due is counted as such. The
-    `feeds.configured` tally counts the feeds polled."""
+    with the validators its last full answer gave), its shard's due feeds at once; a feed not
+    due is counted as such. The `feeds.configured` tally counts the feeds polled."""
 
     feeds: tuple[Feed, ...]
     settings: HttpSettings
@@ -181,19 +256,22 @@ class PollFeeds(Composite):
     politeness: Politeness = DEFAULT_POLITENESS
     max_bytes: int = 5 * MiB
     clock: PollClock = PollClock.WALL
+    # A shard's feeds are polled by one worker at a time; more shards spread the polls over
+    # more workers, fewer keep more of a tick's polls overlapping in one.
+    shards: int = 1
 
     def expand(self, ticks: beam.PCollection) -> FetchedFeeds:
         tick = tick_interval(self.feeds, self.poll_interval)
         every = (
             ticks
-            | "EveryFeed" >> beam.ParDo(_EveryFeedFn(self.feeds, tick, self.clock))
-            .with_output_types(tuple[str, Feed]).with_outputs(TALLIES, main="feeds")
+            | "EveryShard" >> beam.ParDo(_EveryShardFn(self.shards, tick, self.clock))
+            .with_output_types(tuple[str, int]).with_outputs(TALLIES, main="shards")
         )
         polled = (
-            every.feeds
-            | "Poll" >> beam.ParDo(_PollFeedFn(
-                self.settings, self.politeness, self.poll_interval, self.max_bytes, tick,
-                self.clock,
+            every.shards
+            | "Poll" >> beam.ParDo(_PollShardFn(
+                self.feeds, self.settings, self.politeness, self.poll_interval,
+                self.max_bytes, tick, self.clock, self.shards,
             )).with_outputs(DEAD_LETTERS, VALIDATORS, TALLIES, main="feeds")
         )
         tallies = (every.tallies, polled.tallies) | "Tallies" >> beam.Flatten()
