@@ -1,13 +1,13 @@
 """A stream on Prism for ten minutes or more over loopback feeds that keep changing, with ids
 remembered for a minute: do the ids it holds and its memory stay flat?
 
-The site runs in its own process: 200 feeds on 10 hosts (127.0.2.1-10), each listing its five
-latest articles; at every request a tenth of the feeds has a new article (so entries slide out
-of the feeds as new ones come in). `newsbeam stream` runs on Prism with `--poll-interval 10s
---window 30s --dedup-ttl 1m --state none`. Every second the benchmark samples the resident
-memory of the stream's Python processes and of Prism; at the end it prints, per window, the
-records written, the ids remembered and forgotten, the ids held (all remembered less all
-forgotten so far) and the memory at the window's end.
+The site runs in its own process: 200 feeds on 10 hosts (127.0.2.1-10), each listing its latest
+article; at every poll a fifth of the feeds have a new one (so an article leaves its feed within
+the TTL, as on a busy feed, and is written once). `newsbeam stream` runs on Prism with
+`--poll-interval 10s --window 30s --dedup-ttl 1m --state none`. Every second the benchmark
+samples the resident memory of the stream's Python processes and of Prism; at the end it
+prints, per window, the records written, the ids remembered and forgotten, the ids held (all
+remembered less all forgotten so far) and the memory at the window's end.
 
     .venv/bin/python benchmarks/stream_soak.py [--minutes 10] [--prism PATH]
 """
@@ -36,8 +36,8 @@ from pipeline.loopback import LoopbackServer, RequestHandler, Route
 
 HOSTS = [f"127.0.2.{n}" for n in range(1, 11)]
 FEEDS = 200
-LISTED = 5  # articles a feed lists: its latest
-CHANGE_EVERY = 10  # a feed gains an article at one request in ten
+LISTED = 1  # articles a feed lists: its latest
+CHANGE_EVERY = 5  # a feed gains an article at one request in five
 HTML = {"Content-Type": "text/html; charset=utf-8"}
 MiB = 1 << 20
 
@@ -86,6 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--prism", default=os.environ.get("NEWSBEAM_PRISM"))
+    parser.add_argument("--log", help="keep the stream's log in this file")
     args = parser.parse_args()
     if not args.prism:
         parser.error("--prism PATH (or NEWSBEAM_PRISM): a Prism binary (see README)")
@@ -106,13 +107,14 @@ def main() -> None:
             f"--stop-after={int(args.minutes * 60)}s",
             "--runner=PrismRunner", f"--prism_location={args.prism}",
         ]
+        log = Path(args.log or Path(folder) / "stream.log")
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, start_new_session=True)
+                                   stderr=log.open("w"), start_new_session=True)
         deadline = time.time() + args.minutes * 60 + 300
         try:
             while process.poll() is None and time.time() < deadline:
                 usage = group_usage(process.pid)
-                prism = sum(u.rss_bytes for u in usage if "prism" in u.command.split()[0])
+                prism = sum(u.rss_bytes for u in usage if "prism" in u.command.split(" ", 1)[0])
                 samples.append((time.time(), sum(u.rss_bytes for u in usage) - prism, prism))
                 time.sleep(1.0)
         finally:
@@ -120,6 +122,8 @@ def main() -> None:
                 os.killpg(process.pid, signal.SIGKILL)
             ours.send("stop")
             site.join(timeout=30)
+        if process.returncode:
+            print(log.read_text()[-3000:])
         summaries = []
         for path in out.glob("summary-*.json"):
             text, decoder, position = path.read_text(), json.JSONDecoder(), 0
@@ -127,7 +131,7 @@ def main() -> None:
                 position += len(text[position:]) - len(text[position:].lstrip())
                 summary, position = decoder.raw_decode(text, position)
                 summaries.append(summary)
-    print(f"{FEEDS} feeds on {len(HOSTS)} hosts, a tenth of them changing per poll; Prism,"
+    print(f"{FEEDS} feeds on {len(HOSTS)} hosts, a fifth of them changing per poll; Prism,"
           f" poll 10 s, window 30 s, dedup TTL 1 min, {args.minutes:g} min;"
           f" exit {process.returncode}")
     print("window end  records  remembered  forgotten  ids held  Python MiB  Prism MiB")

@@ -9,7 +9,7 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import PipelineOptions, PortableOptions, StandardOptions
 
 from pipeline import incremental
 from pipeline.batch import BatchConfig, build_batch, summary_path
@@ -113,8 +113,22 @@ def save_json(out: str, name: str, content: dict[str, Any]) -> None:
         handle.write((json.dumps(content, indent=2) + "\n").encode("utf-8"))
 
 
+# Beam 2.77's PortableRunner (Prism, Flink, Spark, a job service) opens the streams it waits on
+# for the job's state and messages with --job_server_timeout (300 s by default) as their
+# deadline: a job waited for longer than that fails with DEADLINE_EXCEEDED while it still runs
+# (pinned by tests/test_runner_facts.py). Waiting for a job, we give those streams ten years.
+WAIT_DEADLINE = 10 * 365 * 86400
+
+
+def lift_wait_deadline(options: PipelineOptions) -> None:
+    """Give the job service's streams WAIT_DEADLINE, unless --job_server_timeout was given."""
+    if "job_server_timeout" not in options.get_all_options(drop_default=True):
+        options.view_as(PortableOptions).job_server_timeout = WAIT_DEADLINE
+
+
 def run_to_the_end(pipeline: beam.Pipeline) -> None:
     """Run the pipeline and wait for it; RunFailedError with one line if it fails."""
+    lift_wait_deadline(pipeline.options)
     try:
         result = pipeline.run()
         result.wait_until_finish()

@@ -12,6 +12,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from pipeline import demo
 from pipeline.loopback import Handler, LoopbackServer, RequestHandler, Route
@@ -185,9 +186,10 @@ def story_pages(host: str = "127.0.0.1") -> LoopbackServer:
 
 class ChangingFeed:
     """A feed whose n-th request is answered with its n-th version (the last one from then on),
-    each version with an ETag of its own, so an unchanged feed answers 304."""
+    each version with an ETag of its own, so an unchanged feed answers 304. A version lists
+    (story, pubDate) pairs, or (story, pubDate, title) to retitle a story's item."""
 
-    def __init__(self, site: LoopbackServer, versions: list[list[tuple[int, str]]],
+    def __init__(self, site: LoopbackServer, versions: list[list[tuple[Any, ...]]],
                  extra_items: str = "", etag: bool = True) -> None:
         self.site, self.versions, self.requests = site, versions, 0
         self.extra_items = extra_items  # RSS items in every version, after the stories
@@ -198,8 +200,9 @@ class ChangingFeed:
         self.requests += 1
         stories = demo.sample_articles()
         items = "".join(
-            f"<item><title>{stories[n]['title']}</title><link>{self.site.url(stories[n]['path'])}"
-            f"</link><pubDate>{date}</pubDate></item>" for n, date in self.versions[number])
+            f"<item><title>{(rest or [stories[n]['title']])[0]}</title>"
+            f"<link>{self.site.url(stories[n]['path'])}</link><pubDate>{date}</pubDate></item>"
+            for n, date, *rest in self.versions[number])
         etag = f'"{json.dumps(self.versions[number])}"'.replace('"', "'")
         handler.send_route(Route(
             f"<?xml version='1.0'?><rss version='2.0'><channel><title>Desk</title>{items}"

@@ -103,3 +103,69 @@ def test_prism_fires_event_time_timers_by_the_watermark_which_a_periodic_impulse
     # The timer an hour ahead fires only when the bounded impulse ends (watermark at the end).
     later = next(line.split() for line in events if line.startswith("later"))
     assert float(later[3]) < float(later[1]) - HOUR / 2
+
+
+def test_fileio_on_prism_names_a_late_pane_like_the_on_time_one_and_replaces_its_file(
+    tmp_path: Path, prism: str,
+) -> None:
+    # Why a stream's window files are written by transforms/sinks/windowed.py's
+    # WriteWindowFiles, not by Beam's fileio.WriteToFiles: its per-bundle writer passes no
+    # pane to the file naming, so a late firing's file takes the on-time file's name.
+    from apache_beam.io import fileio
+    from apache_beam.testing.test_stream import TestStream as ScriptedStream
+    from apache_beam.transforms.window import FixedWindows, TimestampedValue
+    from apache_beam.utils.timestamp import Duration
+
+    script = (ScriptedStream()
+              .advance_watermark_to(0)
+              .add_elements([TimestampedValue(f"on time {n}", 1 + n) for n in range(5)])
+              .advance_watermark_to(30)
+              .add_elements([TimestampedValue("late", 3)])
+              .advance_watermark_to_infinity())
+
+    def name(window, pane, shard, shards, compression, destination) -> str:  # noqa: ANN001
+        late = "-late" if pane is not None and pane.index else ""
+        return f"things{late}-{shard}-of-{shards}.txt"
+
+    options = PipelineOptions(["--runner=PrismRunner", f"--prism_location={prism}",
+                               "--streaming"])
+    with beam.Pipeline(options=options) as pipeline:
+        (pipeline
+         | script
+         | beam.WindowInto(FixedWindows(10), allowed_lateness=Duration(seconds=3600))
+         | fileio.WriteToFiles(str(tmp_path), file_naming=name))
+    files = {path.name: path.read_text().split() for path in tmp_path.glob("things*")}
+    assert list(files) == ["things-0-of-1.txt"]  # no "-late" name: the pane never came
+    assert files["things-0-of-1.txt"] == ["late"]  # ... and the on-time records are gone
+
+
+def test_waiting_for_a_job_on_prism_fails_once_the_job_server_timeout_passes(
+    tmp_path: Path, prism: str,
+) -> None:
+    # Why pipeline/run.py's run_to_the_end gives --job_server_timeout ten years: the portable
+    # runner's state stream takes it as its deadline, so a wait longer than it (300 s by
+    # default) fails while the job still runs.
+    import grpc
+
+    start = time.time()
+    options = PipelineOptions(["--runner=PrismRunner", f"--prism_location={prism}",
+                               "--streaming", "--job_server_timeout=3"])
+    pipeline = beam.Pipeline(options=options)
+    (pipeline
+     | PeriodicImpulse(start_timestamp=start, stop_timestamp=start + 8, fire_interval=1.0)
+     | beam.Map(lambda tick: tick))
+    with pytest.raises(grpc.RpcError, match="DEADLINE_EXCEEDED|Deadline Exceeded"):
+        pipeline.run().wait_until_finish()
+
+
+def test_newsbeam_lifts_the_deadline_of_a_job_it_waits_for_unless_told_one() -> None:
+    from apache_beam.options.pipeline_options import PortableOptions
+
+    from pipeline.run import WAIT_DEADLINE, lift_wait_deadline
+
+    default = PipelineOptions(["--runner=PrismRunner"])
+    lift_wait_deadline(default)
+    assert default.view_as(PortableOptions).job_server_timeout == WAIT_DEADLINE
+    given = PipelineOptions(["--runner=PrismRunner", "--job_server_timeout=60"])
+    lift_wait_deadline(given)
+    assert given.view_as(PortableOptions).job_server_timeout == 60

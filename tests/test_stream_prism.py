@@ -114,9 +114,10 @@ def test_newsbeam_stream_on_prism_writes_each_article_once_over_polls_and_window
     # As a user runs it: `newsbeam stream --runner PrismRunner --prism_location ...`.
     sites = [story_pages(host) for host in ("127.0.0.2", "127.0.0.3")]
     feeds = [
-        # Grows, then slides (an item leaves, one is retitled by date), then stays unchanged.
+        # Grows, then slides (an item leaves, one is retitled and redated), then stays.
         ChangingFeed(sites[0], [[(0, RECENT)], [(0, RECENT), (1, RECENT)],
-                                [(1, "Mon, 01 Jan 2001 00:00:00 GMT"), (2, RECENT)]]),
+                                [(1, "Mon, 01 Jan 2001 00:00:00 GMT", "Updated: a new title"),
+                                 (2, RECENT)]]),
         # Unchanged after its first answer: a 304 on every later poll.
         ChangingFeed(sites[1], [[(4, RECENT), (5, RECENT)]]),
     ]
