@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.core import Feed, is_permanent_reason
+from transforms.core import Feed, is_permanent_reason, redact
 from transforms.sinks import (
     DEAD_LETTERS_PREFIX,
     RECORDS_PREFIX,
@@ -70,16 +70,16 @@ _SUFFIXES = {"jsonl": ".jsonl", "parquet": ".parquet"}
 _STREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-def stream_identity(given: str | None, out: str, state_uri: str | None,
-                    feeds: tuple[Feed, ...]) -> str:
-    """A stream's id: `given` (--stream-id), else one derived from --out, --state and the feeds,
-    the same at every launch, so a restarted stream finds its own files."""
+def stream_identity(given: str | None, out: str, state_uri: str | None) -> str:
+    """A stream's id: `given` (--stream-id), else one derived from --out and --state (its
+    password left out), the same at every launch, so a restarted stream finds its own files
+    whatever feeds it polls now."""
     if given is not None:
         if not _STREAM_ID.match(given):
             raise ValueError(f"--stream-id {given!r}: use up to 64 letters, digits, '.', '_'"
                              " and '-', starting with a letter or digit")
         return given
-    key = "\n".join([out, state_uri or "none", *sorted(feed.url for feed in feeds)])
+    key = "\n".join([out, redact(state_uri) if state_uri else "none"])
     return "stream-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
 
 

@@ -217,8 +217,8 @@ class StreamOptions(PipelineOptions):
         parser.add_argument(
             "--stream-id", "--stream_id", dest="stream_id", default=None, metavar="NAME",
             help="names the stream's files and its windows in the state store, at every launch"
-            " (default: derived from --out, --state and the feeds, so a restarted stream finds"
-            " its own files)",
+            " (default: derived from --out and --state, so a restarted stream finds its own"
+            " files)",
         )
         parser.add_argument(
             "--stop-after", "--stop_after", dest="stop_after", type=duration, default=None,

@@ -120,10 +120,30 @@ def save_json(out: str, name: str, content: dict[str, Any]) -> None:
 WAIT_DEADLINE = 10 * 365 * 86400
 
 
+JOB_SERVICE_ANSWERS_WITHIN = 60.0
+
+
 def lift_wait_deadline(options: PipelineOptions) -> None:
-    """Give the job service's streams WAIT_DEADLINE, unless --job_server_timeout was given."""
-    if "job_server_timeout" not in options.get_all_options(drop_default=True):
-        options.view_as(PortableOptions).job_server_timeout = WAIT_DEADLINE
+    """Give the job service's streams WAIT_DEADLINE, unless --job_server_timeout was given (a
+    value other than Beam's default). The same timeout bounds the connection to a job service
+    at --job_endpoint: that one is checked first, so a wrong endpoint still fails in a minute
+    (RunFailedError)."""
+    if "job_server_timeout" in options.get_all_options(drop_default=True):
+        return
+    portable = options.view_as(PortableOptions)
+    if portable.job_endpoint and portable.job_endpoint != "embed":
+        import grpc
+
+        channel = grpc.insecure_channel(portable.job_endpoint)
+        try:
+            grpc.channel_ready_future(channel).result(timeout=JOB_SERVICE_ANSWERS_WITHIN)
+        except grpc.FutureTimeoutError:
+            raise RunFailedError(
+                f"the job service at {portable.job_endpoint} did not answer within"
+                f" {JOB_SERVICE_ANSWERS_WITHIN:g} s") from None
+        finally:
+            channel.close()
+    portable.job_server_timeout = WAIT_DEADLINE
 
 
 def run_to_the_end(pipeline: beam.Pipeline) -> None:

@@ -74,7 +74,7 @@ def run_stream(
     prepare_sinks(record_sinks, Record)
     prepare_sinks((dead_letter_sink,), DeadLetter)
     try:
-        stream_id = incremental.stream_identity(stream.stream_id, out, state_uri, feeds)
+        stream_id = incremental.stream_identity(stream.stream_id, out, state_uri)
     except ValueError as exc:
         raise ConfigError(f"stream: {exc}") from None
     launch = incremental.new_run_id()
@@ -116,12 +116,12 @@ def run_stream(
     )
     if newsbeam.detach:
         details.update(job_id=submit(pipeline), status="submitted")
-        save_json(out, f"{stream_id}.json", details)
+        save_json(out, f"{stream_id}-{launch}.json", details)
         return details
     run_to_the_end(pipeline)
     totals = stream_totals(out, stream_id)
     totals.update(details, duration_seconds=round(time.time() - started, 2))
-    save_json(out, f"{stream_id}.json", totals)
+    save_json(out, f"{stream_id}-{launch}.json", totals)
     return totals
 
 

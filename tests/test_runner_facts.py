@@ -139,6 +139,8 @@ def test_fileio_on_prism_names_a_late_pane_like_the_on_time_one_and_replaces_its
     assert files["things-0-of-1.txt"] == ["late"]  # ... and the on-time records are gone
 
 
+# Beam's thread that reads the job's messages dies of the same deadline, in the background.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_waiting_for_a_job_on_prism_fails_once_the_job_server_timeout_passes(
     tmp_path: Path, prism: str,
 ) -> None:
@@ -169,3 +171,22 @@ def test_newsbeam_lifts_the_deadline_of_a_job_it_waits_for_unless_told_one() -> 
     given = PipelineOptions(["--runner=PrismRunner", "--job_server_timeout=60"])
     lift_wait_deadline(given)
     assert given.view_as(PortableOptions).job_server_timeout == 60
+
+
+def test_a_job_service_that_does_not_answer_fails_the_wait_in_a_minute_not_ten_years(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    from pipeline import run
+
+    listener = socket.socket()  # a port that accepts nothing: bound, never listening
+    listener.bind(("127.0.0.1", 0))
+    monkeypatch.setattr(run, "JOB_SERVICE_ANSWERS_WITHIN", 1.0)
+    options = PipelineOptions(
+        ["--runner=PortableRunner", f"--job_endpoint=127.0.0.1:{listener.getsockname()[1]}"])
+    try:
+        with pytest.raises(run.RunFailedError, match="did not answer within 1 s"):
+            run.lift_wait_deadline(options)
+    finally:
+        listener.close()

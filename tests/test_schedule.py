@@ -24,6 +24,7 @@ from transforms.feeds import (
     max_age,
     next_poll_in,
     poll_shard,
+    poll_time,
     rss_ttl,
     stale_tick,
     tick_interval,
@@ -78,20 +79,22 @@ def test_next_poll_is_never_sooner_than_the_server_asks_and_backs_off() -> None:
     assert next_poll_in(300, hints=(10**9,)) == 7 * 86400  # a hint is honoured up to a week
 
 
-def test_leeway_polls_on_the_tick_that_brings_a_feed_due_but_never_before_a_servers_hint(
-) -> None:
-    # Half a tick of leeway: a tick that arrives a little early still finds the feed due.
-    assert next_poll_in(300, leeway=150) == 150
-    assert next_poll_in(300, failures=1, leeway=150) == 450
-    assert next_poll_in(300, hints=(600,), leeway=150) == 600  # the server's word is a floor
-    assert next_poll_in(300, hints=(400,), leeway=150) == 400
+def test_a_poll_counts_from_its_tick_unless_the_tick_came_more_than_half_a_tick_late() -> None:
+    # On time (or a little late): the tick's time, so the tick an interval later finds the
+    # feed due, even with max-age equal to the interval.
+    assert poll_time(tick=1000.0, now=1000.4, tick_interval=300) == 1000.0
+    state = after_poll(FeedState(), FeedPoll(None, True, None, Validators(), 300), 1000.0, 300)
+    assert state.next_due == 1300.0  # due when the next tick (1300) arrives, at 1300 or after
+    # After a stall: half a tick before it ran, so the owed ticks that follow are not due.
+    assert poll_time(tick=1000.0, now=2000.0, tick_interval=300) == 1850.0
 
 
 @pytest.mark.parametrize(("tick", "now", "last", "stale"), [
     (100.0, 100.5, None, False),  # on time
     (100.0, 101.0, None, False),  # a later tick is due, but none was let through yet
-    (100.0, 101.0, 100.5, True),  # a later tick is due, and one went through just now
-    (100.0, 101.0, 99.0, False),  # ... a whole tick ago: let one through per tick
+    (100.0, 101.0, 100.8, True),  # a later tick is due, and one went through just now
+    (100.0, 101.0, 100.5, False),  # ... half a tick ago: let one through per half tick
+    (100.0, 101.0, 99.0, False),  # ... a whole tick ago
     (100.0, 100.9, 100.5, False),  # the next tick is not due yet: this one is the newest
 ])
 def test_a_tick_is_stale_when_a_later_one_is_due_and_one_went_through_within_a_tick(
@@ -125,8 +128,6 @@ def test_a_failing_feed_backs_off_and_recovers_when_it_answers() -> None:
     back = FeedPoll(None, True, None, state.validators, None)  # 304
     recovered = after_poll(state, back, 5000.0, 300)
     assert (recovered.failures, recovered.next_due) == (0, 5300.0)
-    assert after_poll(state, back, 5000.0, 300, leeway=30).next_due == 5270.0
-    assert after_poll(FeedState(), throttled, 0.0, 300, leeway=30).next_due == 7200
 
 
 def test_a_full_answer_replaces_validators_and_its_hints_set_the_next_poll() -> None:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from transforms.feeds.schedule import (
         max_age as max_age,
         next_poll_in as next_poll_in,
+        poll_time as poll_time,
         rss_ttl as rss_ttl,
     )
 

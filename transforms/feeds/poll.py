@@ -44,7 +44,7 @@ from transforms.core import (
     unexpected_error,
 )
 from transforms.feeds.fetch import VALIDATORS, FeedPoll, FetchedFeeds, feed_outputs, poll_feed
-from transforms.feeds.schedule import next_poll_in, rss_ttl
+from transforms.feeds.schedule import next_poll_in, poll_time, rss_ttl
 from transforms.fetch import (
     DEFAULT_POLITENESS,
     FetchResources,
@@ -66,22 +66,19 @@ class FeedState:
     failures: int = 0  # failed polls in a row
 
 
-def after_poll(state: FeedState, poll: FeedPoll, now: float, interval: float,
-               leeway: float = 0.0) -> FeedState:
-    """The feed's state after a poll made at `now` (seconds since the epoch); `leeway` as in
-    next_poll_in."""
+def after_poll(state: FeedState, poll: FeedPoll, now: float, interval: float) -> FeedState:
+    """The feed's state after a poll made at `now` (seconds since the epoch; a stream's
+    poll_time)."""
     if poll.error is not None:
         failures = state.failures + 1
-        wait = next_poll_in(interval, failures=failures, hints=(poll.error.retry_after,),
-                            leeway=leeway)
+        wait = next_poll_in(interval, failures=failures, hints=(poll.error.retry_after,))
         return FeedState(state.validators, now + wait, failures)
     if poll.fetched is not None:  # a full answer: its validators replace the old ones
         validators = poll.validators
         ttl = rss_ttl(poll.fetched.body)
     else:  # not modified: the old ones still hold
         validators, ttl = state.validators, None
-    wait = next_poll_in(interval, hints=(poll.max_age, ttl), leeway=leeway)
-    return FeedState(validators, now + wait, 0)
+    return FeedState(validators, now + next_poll_in(interval, hints=(poll.max_age, ttl)), 0)
 
 
 class FeedStatesCoder(Coder):
@@ -119,9 +116,10 @@ class PollClock(enum.Enum):
 
 def stale_tick(tick: float, now: float, interval: float, last_let_through: float | None) -> bool:
     """Whether a tick can be dropped: a later tick is already due at `now` (the impulse is
-    releasing ticks it owes), and a tick was let through less than `interval` ago."""
+    releasing ticks it owes), and a tick was let through less than half an interval ago (so
+    an impulse that lags steadily by a tick or more still has every tick polled)."""
     return (now >= tick + interval and last_let_through is not None
-            and now - last_let_through < interval)
+            and now - last_let_through < interval / 2)
 
 
 @dataclasses.dataclass(eq=False)
@@ -180,6 +178,8 @@ class _PollShardFn(beam.DoFn):
     ) -> Iterator[Any]:
         feeds = self._by_shard.get(element[1], ())
         now = self._now(timestamp)
+        polled_at = (poll_time(float(timestamp), now, self.tick)
+                     if self.clock is PollClock.WALL else now)
         known: dict[str, FeedState] = feed_states.read() or {}
         due, counts = [], Counter[str]()
         for feed in feeds:
@@ -191,14 +191,14 @@ class _PollShardFn(beam.DoFn):
         # The state of feeds no longer configured is dropped with them.
         states = {feed.url: known[feed.url] for feed in feeds if feed.url in known}
         outputs: list[Any] = []
-        for feed, state, poll, at in self._poll_all(due, timestamp):
+        for feed, state, poll in self._poll_all(due):
             counts["feeds.configured"] += 1
             if isinstance(poll, BaseException):
                 outputs.append(beam.pvalue.TaggedOutput(
                     DEAD_LETTERS, unexpected_error(FETCH_FEEDS, feed, poll)))
                 continue
             interval = feed.poll_interval or self.poll_interval
-            states[feed.url] = after_poll(state, poll, at, interval, leeway=self.tick / 2)
+            states[feed.url] = after_poll(state, poll, polled_at, interval)
             for output in feed_outputs(feed, poll):
                 if isinstance(output, Tally):
                     counts[output.name] += output.n
@@ -211,32 +211,27 @@ class _PollShardFn(beam.DoFn):
     def _now(self, timestamp: Any) -> float:
         return time.time() if self.clock is PollClock.WALL else float(timestamp)
 
-    def _poll_all(self, due: list[tuple[Feed, FeedState]], timestamp: Any
-                  ) -> list[tuple[Feed, FeedState, FeedPoll | BaseException, float]]:
+    def _poll_all(self, due: list[tuple[Feed, FeedState]]
+                  ) -> list[tuple[Feed, FeedState, FeedPoll | BaseException]]:
         """Every due feed polled through the per-host lanes at once, waited for: (feed, its
-        state before, its poll or the exception it raised, when the poll ended)."""
+        state before, its poll or the exception it raised)."""
         if self._resources is None:
             raise RuntimeError("PollFeeds used before setup()")
         lanes = self._resources.lanes
-        polls: dict[str, tuple[FeedPoll, float]] = {}
+        polls: dict[str, FeedPoll] = {}  # each lane thread writes its own feed's
 
         def work(feed: Feed, state: FeedState) -> Any:
             def run(gate: HostGate) -> None:
                 gate.wait_turn()
-                poll = poll_feed(feed, state.validators, self._get)
-                polls[feed.url] = (poll, self._now(timestamp))
+                polls[feed.url] = poll_feed(feed, state.validators, self._get)
             return run
 
         started = [(feed, state, lanes.submit(host_key(feed.url), work(feed, state)))
                    for feed, state in due]
-        results: list[tuple[Feed, FeedState, FeedPoll | BaseException, float]] = []
+        results: list[tuple[Feed, FeedState, FeedPoll | BaseException]] = []
         for feed, state, future in started:
             error = future.exception()  # waits for it
-            if error is not None:
-                results.append((feed, state, error, self._now(timestamp)))
-            else:
-                poll, at = polls[feed.url]
-                results.append((feed, state, poll, at))
+            results.append((feed, state, error if error is not None else polls[feed.url]))
         return results
 
     def _get(self, url: str, **kwargs: Any) -> Response:

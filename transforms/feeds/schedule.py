@@ -37,15 +37,20 @@ def rss_ttl(body: bytes) -> float | None:
     return float(match.group(1)) * 60 if match else None
 
 
-def next_poll_in(interval: float, *, failures: int = 0, hints: tuple[float | None, ...] = (),
-                 leeway: float = 0.0) -> float:
+def next_poll_in(interval: float, *, failures: int = 0, hints: tuple[float | None, ...] = ()
+                 ) -> float:
     """Seconds until a feed's next poll: its interval, doubled for every failure in a row (up to
-    MAX_BACKOFF times), less `leeway`, and no sooner than any hint the server gave (up to
-    MAX_HINT). A stream's polls come on ticks whose arrival jitters around their time; half a
-    tick of leeway lets the tick that brings a feed due poll it, while a server's hint stays
-    a hard floor."""
-    wait = interval * min(2 ** failures, MAX_BACKOFF) - leeway
+    MAX_BACKOFF times), and no sooner than any hint the server gave (up to MAX_HINT)."""
+    wait = interval * min(2 ** failures, MAX_BACKOFF)
     for hint in hints:
         if hint:
             wait = max(wait, min(hint, MAX_HINT))
     return wait
+
+
+def poll_time(tick: float, now: float, tick_interval: float) -> float:
+    """The time a stream's poll counts from, when its tick (of time `tick`) is polled at `now`
+    by the wall clock: the tick's own time, so that the tick an interval later finds the feed
+    due however its arrival jitters; but at most half a tick before `now`, so that after a
+    stall the ticks an impulse still owes do not find the feed due again at once."""
+    return max(tick, now - tick_interval / 2)

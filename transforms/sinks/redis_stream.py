@@ -5,7 +5,8 @@ at about `maxlen` entries (approximate trimming, which Redis does cheaply). Appe
 idempotent on the id: a script run by the server appends an entry only if its id is not among
 the ids the sink appended last (a sorted set beside the stream, `<stream>:ids`, kept to twice
 `maxlen`), so a retried bundle, a restarted stream or a re-run does not append a record twice
-while it can still be in the stream. Elements without an id are always appended.
+while it can still be in the stream. Elements without an id are always appended. (Both keys
+must be on one node: on Redis Cluster, give the stream a name with a hash tag, `{news}`.)
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ _APPEND_ONCE = """
 local appended = 0
 for i = 4, #ARGV, 2 do
   local id = ARGV[i]
-  if id == '' or redis.call('ZADD', KEYS[2], 'NX', ARGV[3], id) == 1 then
+  if id == '' or not redis.call('ZSCORE', KEYS[2], id) then
     redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'id', id, 'record', ARGV[i + 1])
+    if id ~= '' then
+      redis.call('ZADD', KEYS[2], ARGV[3], id)  -- only once appended: a failed XADD is retried
+    end
     appended = appended + 1
   end
 end
@@ -74,7 +78,7 @@ def present_in_stream(sink: Sink, ids: Sequence[str]) -> set[str]:
 
 
 def stream_fields(element: Any) -> dict[str, str]:
-    """The fields of one stream entry: the id (empty for dead letters) and the JSON."""
+    """The fields of one stream entry: the element's id (or its article id) and the JSON."""
     return {"id": getattr(element, "id", "") or getattr(element, "article_id", ""),
             "record": json_line(element)}
 
