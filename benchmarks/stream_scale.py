@@ -13,7 +13,7 @@ feedparser, trafilatura on the new pages, no per-host limit) polls a fresh copy 
 twice, and its times are printed the same way.
 
     .venv/bin/python benchmarks/stream_scale.py [--feeds 10000] [--polls 3] [--prism PATH]
-        [--poll-shards N] [--no-script]
+        [--poll-shards N] [--fetch-concurrency N] [--no-script]
 """
 
 from __future__ import annotations
@@ -155,8 +155,8 @@ def cpu_between(samples: list[tuple[float, float]], start: float, end: float) ->
     return at(end) - at(start)
 
 
-def run_stream(site: Site, polls: int, prism: str, folder: Path, shards: int
-               ) -> list[tuple[float, float]]:
+def run_stream(site: Site, polls: int, prism: str, folder: Path, shards: int,
+               fetch_concurrency: int) -> list[tuple[float, float]]:
     feeds_file = folder / "feeds.yaml"
     feeds_file.write_text("feeds:\n" + "".join(f"  - {url}\n" for url in site.feed_urls))
     out = folder / "out"
@@ -165,7 +165,8 @@ def run_stream(site: Site, polls: int, prism: str, folder: Path, shards: int
         "--out", str(out), "--state=none", "--allow-private-networks",
         f"--poll-interval={INTERVAL}s", f"--window={INTERVAL}s",
         f"--stop-after={polls * INTERVAL - INTERVAL // 2}s",
-        f"--poll-shards={shards}", "--runner=PrismRunner", f"--prism_location={prism}",
+        f"--poll-shards={shards}", f"--fetch-concurrency={fetch_concurrency}",
+        "--runner=PrismRunner", f"--prism_location={prism}",
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
                                stderr=open(folder / "stream.log", "w"),  # noqa: SIM115
@@ -226,6 +227,7 @@ def main() -> None:
     parser.add_argument("--polls", type=int, default=3)
     parser.add_argument("--prism", default=os.environ.get("NEWSBEAM_PRISM"))
     parser.add_argument("--poll-shards", type=int, default=1)
+    parser.add_argument("--fetch-concurrency", type=int, default=64)
     parser.add_argument("--no-script", action="store_true", help="the stream only")
     args = parser.parse_args()
     if not args.prism:
@@ -235,7 +237,8 @@ def main() -> None:
           " apart")
     with tempfile.TemporaryDirectory() as folder:
         site = Site(args.feeds, args.polls)
-        samples = run_stream(site, args.polls, args.prism, Path(folder), args.poll_shards)
+        samples = run_stream(site, args.polls, args.prism, Path(folder), args.poll_shards,
+                             args.fetch_concurrency)
         report("stream", site.stop(), samples)
     if args.no_script:
         return
