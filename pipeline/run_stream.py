@@ -119,17 +119,19 @@ def run_stream(
         save_json(out, f"{stream_id}-{launch}.json", details)
         return details
     run_to_the_end(pipeline)
-    totals = stream_totals(out, stream_id)
+    totals = stream_totals(out, stream_id, launch)
     totals.update(details, duration_seconds=round(time.time() - started, 2))
     save_json(out, f"{stream_id}-{launch}.json", totals)
     return totals
 
 
-def stream_totals(out: str, stream_id: str) -> dict[str, Any]:
-    """The summary of a stream's whole life, from its windows' summaries in `out`."""
+def stream_totals(out: str, stream_id: str, launch: str) -> dict[str, Any]:
+    """The summary of one launch of a stream, from its windows' summaries in `out` (named
+    summary-<stream id>-<window>-<launch>-...; earlier launches' are left out)."""
     counts: Counter[str] = Counter()
     windows = 0
-    for path in matching_paths(FileSystems.join(out, f"summary-{stream_id}-*.json")):
+    pattern = f"summary-{stream_id}-*-{launch}-*.json"
+    for path in matching_paths(FileSystems.join(out, pattern)):
         with FileSystems.open(path) as handle:
             text = handle.read().decode("utf-8")
         decoder = json.JSONDecoder()

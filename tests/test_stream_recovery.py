@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.incremental import recover_stream_windows, stream_identity
+from pipeline.run_stream import stream_totals
 from tests.conftest import POSTGRES_URI
 from transforms.core import Record
 from transforms.sinks import parse_sink, prepare_sinks
@@ -109,3 +110,13 @@ def test_a_stream_has_the_same_id_at_every_launch_unless_its_outputs_change() ->
     assert stream_identity("desk-1", "out", None) == "desk-1"
     with pytest.raises(ValueError, match="--stream-id"):
         stream_identity("../x", "out", None)
+
+
+def test_a_launchs_totals_leave_out_the_windows_of_earlier_launches(tmp_path: Path) -> None:
+    earlier, this = "20261207T000000000Z", "20261207T010000000Z"
+    for launch, records in ((earlier, 7), (this, 2), (this, 3)):
+        window = f"20261207T0{records}0000Z-20261207T0{records}1000Z"
+        name = f"summary-s-{window}-{launch}-00000-of-00001.json"
+        (tmp_path / name).write_text(json.dumps({"counts": {"records.output": records}}))
+    totals = stream_totals(str(tmp_path), "s", this)
+    assert totals["windows"] == 2 and totals["entries"]["records"] == 5

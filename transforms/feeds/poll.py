@@ -13,7 +13,7 @@ feed, and a shard's polls overlap up to the lanes' limits instead of running one
 Polls are due by the wall clock, not by the ticks' event time: after a stall or a slow start an
 impulse releases the ticks it owes at once, and a feed polled on the first of them is not due
 on the others (nor are Retry-After and max-age counted from a lagging time). Ticks overtaken by
-a later one are dropped before they are spread over the shards, bar one per tick interval.
+a later one are dropped before they are spread over the shards, bar one per half interval.
 """
 
 from __future__ import annotations
