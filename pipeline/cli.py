@@ -21,12 +21,14 @@ from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentP
 
 from pipeline import demo
 from pipeline.config import ConfigError, load_feeds, load_taxonomy
+from pipeline.lease import StateBusyError
 from pipeline.options import DEFAULT_RUNNER, NewsbeamOptions, StreamOptions, duration, sinks
 from pipeline.run import RunFailedError, run_batch
 from pipeline.run_stream import run_stream
 from pipeline.runners import PlacementError
 from pipeline.schedule import run_every
 from pipeline.summary import format_summary
+from transforms.core import mask_userinfo
 from transforms.sinks import SinkError
 from transforms.state import StateError
 from transforms.topics import (
@@ -47,6 +49,7 @@ log = logging.getLogger(__name__)
 EXIT_FAILED = 1  # the pipeline failed; nothing of the run was committed
 EXIT_USAGE = 2  # bad command line or bad config, as argparse does
 EXIT_INCOMPLETE = 3  # the run finished but did not account for every feed and entry
+EXIT_BUSY = 4  # another run or stream holds the state: nothing was done
 
 
 class UsageError(Exception):
@@ -101,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunFailedError as error:
         log.debug("the run failed", exc_info=error)
         _fail(parser, str(error), EXIT_FAILED)
+    except StateBusyError as error:
+        _fail(parser, str(error), EXIT_BUSY)
     parser.error(f"unknown command {args.command!r}")
 
 
@@ -133,8 +138,20 @@ def check_command_line(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
+class _MaskingFormatter(logging.Formatter):
+    """Log lines (tracebacks included) with the user information of any URL masked: a private
+    feed's credentials never reach a log."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_userinfo(super().format(record))
+
+
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    before = set(root.handlers)
+    logging.basicConfig(level=level)
+    for handler in set(root.handlers) - before:  # the handler basicConfig added, if any
+        handler.setFormatter(_MaskingFormatter("%(levelname)s %(name)s: %(message)s"))
     if logging.getLogger().getEffectiveLevel() >= logging.WARNING:
         # Beam's DoFn runner logs an exception that fails a bundle with its whole traceback;
         # newsbeam's stages turn each element's errors into dead letters, so such an exception

@@ -18,7 +18,7 @@ import yaml
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.durations import parse_duration
-from transforms.core import Feed
+from transforms.core import Feed, mask_userinfo
 from transforms.fetch import FetchError, validate_url
 from transforms.topics import DEFAULT_RELEVANCE, INFINITE, Relevance, Taxonomy, Term, Topic
 
@@ -141,7 +141,8 @@ def _merge_duplicates(feeds: list[Feed], source: str) -> tuple[Feed, ...]:
         if first is None:
             merged[feed.url] = dataclasses.replace(feed, index=len(merged))
             continue
-        log.warning("%s: feed %s is listed more than once; fetching it once", source, feed.url)
+        log.warning("%s: feed %s is listed more than once; fetching it once", source,
+                    mask_userinfo(feed.url))
         tags = tuple(dict.fromkeys(first.tags + feed.tags))
         merged[feed.url] = dataclasses.replace(
             first, name=first.name or feed.name, tags=tags,

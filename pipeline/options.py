@@ -109,6 +109,11 @@ class NewsbeamOptions(PipelineOptions):
             " service; a Dataflow Flex Template launches this way)",
         )
         parser.add_argument(
+            "--wait", type=duration, default=None, metavar="DURATION",
+            help="if another run or stream holds the state, wait up to DURATION for it"
+            " (default: exit at once, with status 4, naming the holder)",
+        )
+        parser.add_argument(
             "--force", action="store_true", default=False,
             help="ignore the state: fetch every feed in full and every article again"
             " (the state is still updated)",

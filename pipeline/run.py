@@ -13,6 +13,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, PortableOption
 
 from pipeline import incremental
 from pipeline.batch import BatchConfig, build_batch, summary_path
+from pipeline.lease import holding_lease
 from pipeline.options import (
     DEFAULT_RUNNER,
     NewsbeamOptions,
@@ -55,55 +56,57 @@ def run_batch(
                 sinks=(*record_sinks, dead_letter_sink), state_uri=state_uri)
     if newsbeam.detach:
         check_detachable(where, "run")
-    prepare_sinks(record_sinks, Record)
-    prepare_sinks((dead_letter_sink,), DeadLetter)
-    started = datetime.now(UTC)
-    clock = time.monotonic()
-    run_id = incremental.new_run_id(started)
-    store = open_state(state_uri) if state_uri else None
-    try:
-        recovered = [
-            run for sink in record_sinks if sink.family == "jsonl"
-            for run in incremental.recover_unfinished_runs(sink.target, store)
-        ] if store else []
-        discard_stale_staging(out)
-        if store and not newsbeam.force:
-            feeds = incremental.with_validators(feeds, store)
-        staging = staging_dir(out, run_id) if store else None
-        config = BatchConfig(
-            out=out, taxonomy=taxonomy, http=http_settings(options), sinks=record_sinks,
-            dead_letter_sink=dead_letter_sink,
-            politeness=politeness(options), isolation=isolation(options), run_id=run_id,
-            state_uri=state_uri, force=bool(newsbeam.force), staging_dir=staging,
-            spread_extraction=not (where.on_this_machine and where.worker_processes == 1),
-        )
-        pipeline = beam.Pipeline(options=options)
-        build_batch(pipeline, feeds, config)
-        details = dict(
-            run_id=run_id,
-            started_at=format_utc(started),
-            runner=where.runner,
-            taxonomy_version=taxonomy.version,
-            state=redact(state_uri) if state_uri else "none",
-            forced=bool(newsbeam.force),
-            recovered_runs=recovered,
-            sinks=[sink.shown for sink in record_sinks],
-            dead_letters_sink=dead_letter_sink.shown,
-            out=out,
-        )
-        if newsbeam.detach:
-            details.update(job_id=submit(pipeline), status="submitted",
-                           summary=summary_path(out, run_id))
-            save_json(out, SUMMARY_FILE, details)
-            return details
-        run_to_the_end(pipeline)
-    finally:
-        if store:
-            store.close()
-    summary = read_summary(summary_path(out, run_id))
-    summary.update(details, duration_seconds=round(time.monotonic() - clock, 2))
-    save_json(out, SUMMARY_FILE, summary)
-    return summary
+    # One run at a time on a state: nothing is prepared or fetched before the lease is held.
+    with holding_lease(state_uri, "run", newsbeam.wait):
+        prepare_sinks(record_sinks, Record)
+        prepare_sinks((dead_letter_sink,), DeadLetter)
+        started = datetime.now(UTC)
+        clock = time.monotonic()
+        run_id = incremental.new_run_id(started)
+        store = open_state(state_uri) if state_uri else None
+        try:
+            recovered = [
+                run for sink in record_sinks if sink.family == "jsonl"
+                for run in incremental.recover_unfinished_runs(sink.target, store)
+            ] if store else []
+            discard_stale_staging(out)
+            if store and not newsbeam.force:
+                feeds = incremental.with_validators(feeds, store)
+            staging = staging_dir(out, run_id) if store else None
+            config = BatchConfig(
+                out=out, taxonomy=taxonomy, http=http_settings(options), sinks=record_sinks,
+                dead_letter_sink=dead_letter_sink,
+                politeness=politeness(options), isolation=isolation(options), run_id=run_id,
+                state_uri=state_uri, force=bool(newsbeam.force), staging_dir=staging,
+                spread_extraction=not (where.on_this_machine and where.worker_processes == 1),
+            )
+            pipeline = beam.Pipeline(options=options)
+            build_batch(pipeline, feeds, config)
+            details = dict(
+                run_id=run_id,
+                started_at=format_utc(started),
+                runner=where.runner,
+                taxonomy_version=taxonomy.version,
+                state=redact(state_uri) if state_uri else "none",
+                forced=bool(newsbeam.force),
+                recovered_runs=recovered,
+                sinks=[sink.shown for sink in record_sinks],
+                dead_letters_sink=dead_letter_sink.shown,
+                out=out,
+            )
+            if newsbeam.detach:
+                details.update(job_id=submit(pipeline), status="submitted",
+                               summary=summary_path(out, run_id))
+                save_json(out, SUMMARY_FILE, details)
+                return details
+            run_to_the_end(pipeline)
+        finally:
+            if store:
+                store.close()
+        summary = read_summary(summary_path(out, run_id))
+        summary.update(details, duration_seconds=round(time.monotonic() - clock, 2))
+        save_json(out, SUMMARY_FILE, summary)
+        return summary
 
 
 def save_json(out: str, name: str, content: dict[str, Any]) -> None:

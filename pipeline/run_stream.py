@@ -16,6 +16,7 @@ from apache_beam.utils.timestamp import MAX_TIMESTAMP
 from pipeline import incremental
 from pipeline.config import ConfigError
 from pipeline.durations import format_duration
+from pipeline.lease import holding_lease
 from pipeline.options import (
     DEFAULT_RUNNER,
     NewsbeamOptions,
@@ -71,58 +72,61 @@ def run_stream(
     record_sinks, dead_letter_sink = sinks(options, out)
     check_paths(where, shared_filesystem=newsbeam.shared_filesystem, out=out,
                 sinks=(*record_sinks, dead_letter_sink), state_uri=state_uri)
-    prepare_sinks(record_sinks, Record)
-    prepare_sinks((dead_letter_sink,), DeadLetter)
-    try:
-        stream_id = incremental.stream_identity(stream.stream_id, out, state_uri)
-    except ValueError as exc:
-        raise ConfigError(f"stream: {exc}") from None
-    launch = incremental.new_run_id()
-    if state_uri and not newsbeam.force:
-        store = open_state(state_uri)
+    # One run or stream at a time on a state, held while the stream runs (while it is
+    # launched, with --detach).
+    with holding_lease(state_uri, "stream", newsbeam.wait):
+        prepare_sinks(record_sinks, Record)
+        prepare_sinks((dead_letter_sink,), DeadLetter)
         try:
-            incremental.recover_stream_windows(stream_id, record_sinks, dead_letter_sink, store)
-            feeds = incremental.with_validators(feeds, store)
-        finally:
-            store.close()
-    tick = tick_interval(feeds, stream.poll_interval)
-    config = StreamConfig(
-        out=out, taxonomy=taxonomy, http=http_settings(options), stream_id=stream_id,
-        launch=launch,
-        sinks=record_sinks, dead_letter_sink=dead_letter_sink, politeness=politeness(options),
-        isolation=isolation(options), poll_interval=stream.poll_interval,
-        window=stream.window, dedup_ttl=stream.dedup_ttl,
-        # A trial stream writes its windows, and commits their ids, only when it ends: it
-        # retries failed pages at its next run, not while it runs.
-        retry_after=stream.dedup_ttl if trial else stream.retry_after,
-        state_uri=None if newsbeam.force else state_uri,
-        spread_extraction=not (where.on_this_machine and where.worker_processes == 1),
-        expire_by_timer=not trial, poll_shards=stream.poll_shards,
-    )
-    started = time.time()
-    stop = started + stream.stop_after if stream.stop_after else MAX_TIMESTAMP
-    pipeline = beam.Pipeline(options=options)
-    ticks = pipeline | "Ticks" >> PeriodicImpulse(
-        start_timestamp=started, stop_timestamp=stop, fire_interval=tick)
-    build_stream(ticks, feeds, config)
-    details = dict(
-        stream_id=stream_id, launch=launch, runner=where.runner,
-        poll_interval_seconds=stream.poll_interval, poll_shards=stream.poll_shards,
-        window_seconds=stream.window, dedup_ttl_seconds=stream.dedup_ttl,
-        retry_after_seconds=config.retry_after,
-        taxonomy_version=taxonomy.version, state=redact(state_uri) if state_uri else "none",
-        sinks=[sink.shown for sink in record_sinks], dead_letters_sink=dead_letter_sink.shown,
-        out=out,
-    )
-    if newsbeam.detach:
-        details.update(job_id=submit(pipeline), status="submitted")
-        save_json(out, f"{stream_id}-{launch}.json", details)
-        return details
-    run_to_the_end(pipeline)
-    totals = stream_totals(out, stream_id, launch)
-    totals.update(details, duration_seconds=round(time.time() - started, 2))
-    save_json(out, f"{stream_id}-{launch}.json", totals)
-    return totals
+            stream_id = incremental.stream_identity(stream.stream_id, out, state_uri)
+        except ValueError as exc:
+            raise ConfigError(f"stream: {exc}") from None
+        launch = incremental.new_run_id()
+        if state_uri and not newsbeam.force:
+            store = open_state(state_uri)
+            try:
+                incremental.recover_stream_windows(stream_id, record_sinks, dead_letter_sink, store)
+                feeds = incremental.with_validators(feeds, store)
+            finally:
+                store.close()
+        tick = tick_interval(feeds, stream.poll_interval)
+        config = StreamConfig(
+            out=out, taxonomy=taxonomy, http=http_settings(options), stream_id=stream_id,
+            launch=launch,
+            sinks=record_sinks, dead_letter_sink=dead_letter_sink, politeness=politeness(options),
+            isolation=isolation(options), poll_interval=stream.poll_interval,
+            window=stream.window, dedup_ttl=stream.dedup_ttl,
+            # A trial stream writes its windows, and commits their ids, only when it ends: it
+            # retries failed pages at its next run, not while it runs.
+            retry_after=stream.dedup_ttl if trial else stream.retry_after,
+            state_uri=None if newsbeam.force else state_uri,
+            spread_extraction=not (where.on_this_machine and where.worker_processes == 1),
+            expire_by_timer=not trial, poll_shards=stream.poll_shards,
+        )
+        started = time.time()
+        stop = started + stream.stop_after if stream.stop_after else MAX_TIMESTAMP
+        pipeline = beam.Pipeline(options=options)
+        ticks = pipeline | "Ticks" >> PeriodicImpulse(
+            start_timestamp=started, stop_timestamp=stop, fire_interval=tick)
+        build_stream(ticks, feeds, config)
+        details = dict(
+            stream_id=stream_id, launch=launch, runner=where.runner,
+            poll_interval_seconds=stream.poll_interval, poll_shards=stream.poll_shards,
+            window_seconds=stream.window, dedup_ttl_seconds=stream.dedup_ttl,
+            retry_after_seconds=config.retry_after,
+            taxonomy_version=taxonomy.version, state=redact(state_uri) if state_uri else "none",
+            sinks=[sink.shown for sink in record_sinks], dead_letters_sink=dead_letter_sink.shown,
+            out=out,
+        )
+        if newsbeam.detach:
+            details.update(job_id=submit(pipeline), status="submitted")
+            save_json(out, f"{stream_id}-{launch}.json", details)
+            return details
+        run_to_the_end(pipeline)
+        totals = stream_totals(out, stream_id, launch)
+        totals.update(details, duration_seconds=round(time.time() - started, 2))
+        save_json(out, f"{stream_id}-{launch}.json", totals)
+        return totals
 
 
 def stream_totals(out: str, stream_id: str, launch: str) -> dict[str, Any]:

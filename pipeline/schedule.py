@@ -13,6 +13,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from pipeline.lease import StateBusyError
 from pipeline.run import RunFailedError
 from transforms.core import summary_line
 
@@ -22,7 +23,8 @@ log = logging.getLogger("newsbeam.schedule")
 def run_every(interval: float, run: Callable[[], dict[str, Any]]) -> int:
     """Call `run` every `interval` seconds (from the start of one run to the next; a run that
     takes longer is followed at once) until SIGINT or SIGTERM; returns the exit status of the
-    last run: 0, 1 if it failed, 3 if it did not account for every feed and entry."""
+    last run: 0, 1 if it failed, 3 if it did not account for every feed and entry, 4 if it
+    did not start because another run or stream held the state."""
     stop = threading.Event()
 
     def on_signal(number: int, frame: FrameType | None) -> None:
@@ -41,6 +43,9 @@ def run_every(interval: float, run: Callable[[], dict[str, Any]]) -> int:
             except RunFailedError as error:
                 log.error("%s; the next run starts as planned", error)
                 status = 1
+            except StateBusyError as error:
+                log.warning("%s; the next run starts as planned", error)
+                status = 4
             else:
                 status = 0 if all(summary["accounted"].values()) else 3
                 log.info("run %s: %s", summary.get("run_id", ""), summary_line(summary))

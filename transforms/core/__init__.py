@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from transforms.core.composite import (
         Composite as Composite,
     )
+    from transforms.core.ddl import (
+        lock_table_creation as lock_table_creation,
+    )
     from transforms.core.dead_letters import (
         DEAD_LETTERS as DEAD_LETTERS,
         EXTRACT_ARTICLES as EXTRACT_ARTICLES,
@@ -70,6 +73,7 @@ if TYPE_CHECKING:
         emitted as emitted,
     )
     from transforms.core.redaction import (
+        mask_userinfo as mask_userinfo,
         redact as redact,
     )
     from transforms.core.secrets import (

@@ -16,6 +16,7 @@ import apache_beam as beam
 
 from transforms.core.elements import DeadLetter
 from transforms.core.metrics import TALLIES, Tally, emitted
+from transforms.core.redaction import mask_userinfo
 
 # The tag of every stage's dead-letter output (ParDo(...).with_outputs(DEAD_LETTERS, ...)).
 DEAD_LETTERS = "dead_letters"
@@ -81,7 +82,10 @@ def dead_letter(
         raise ValueError(f"unknown dead-letter reason {reason!r}")
     if subject not in SUBJECTS:
         raise ValueError(f"unknown dead-letter subject {subject!r}")
-    message = _one_line(message)
+    # A private feed's credentials stay out of the dead letters, even where an error's
+    # message quotes the URL.
+    url, feed_url = mask_userinfo(url), mask_userinfo(feed_url)
+    message = mask_userinfo(_one_line(message))
     return DeadLetter(
         id=letter_id(stage, subject, feed_url, article_id or lost or url or message),
         stage=stage,

@@ -29,6 +29,7 @@ from transforms.core.elements import (
     TaggedArticle,
 )
 from transforms.core.metrics import emitted
+from transforms.core.redaction import mask_userinfo
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def lost_input(element: Any) -> tuple[str, str, str, str]:
 def unexpected_error(stage: str, element: Any, error: BaseException) -> DeadLetter:
     """The dead letter for an exception nobody foresaw while `stage` worked on `element`."""
     subject, url, feed_url, article_id = lost_input(element)
-    log.warning("unexpected error at %s for %s", stage, url, exc_info=error)
+    log.warning("unexpected error at %s for %s", stage, mask_userinfo(url), exc_info=error)
     return dead_letter(
         stage, "unexpected_error", subject=subject, url=url, feed_url=feed_url,
         message=str(error) or repr(error), error_type=type(error).__name__,

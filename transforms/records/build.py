@@ -18,6 +18,7 @@ from transforms.core import (
     TaggedArticle,
     Tally,
     content_fingerprint,
+    mask_userinfo,
     word_count,
 )
 
@@ -29,11 +30,12 @@ def build_record(tagged: TaggedArticle) -> Record:
     entry = article.entry
     record = Record(
         id=entry.article_id,
-        url=article.url,
+        # A private feed's credentials (https://user:token@host/...) stay out of records.
+        url=mask_userinfo(article.url),
         # The page's own canonical URL when it declares one for its site; the id stays the
         # feed link's, which is known before the page is fetched.
-        canonical_url=article.canonical_url or entry.canonical_url,
-        feed_url=entry.feed_url,
+        canonical_url=mask_userinfo(article.canonical_url or entry.canonical_url),
+        feed_url=mask_userinfo(entry.feed_url),
         feed_title=entry.feed_title,
         guid=entry.guid,
         title=article.title,

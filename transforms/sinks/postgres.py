@@ -19,6 +19,7 @@ from transforms.core import (
     Composite,
     Record,
     SecretError,
+    lock_table_creation,
     plain_values,
     with_secret_password,
 )
@@ -91,6 +92,7 @@ def _create(connection: Any, table: str, columns: Sequence[tuple[str, str, bool]
         f"{name} {sql}{'' if nullable else ' NOT NULL'}" for name, sql, nullable in columns
     )
     with connection.transaction():
+        lock_table_creation(connection)
         connection.execute(f"CREATE TABLE IF NOT EXISTS {table} ({definitions}, PRIMARY KEY (id))")
         connection.execute(f"COMMENT ON TABLE {table} IS '{_COMMENT}{SCHEMA_VERSION}'")
         if element is Record:

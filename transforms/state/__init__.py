@@ -28,8 +28,10 @@ if TYPE_CHECKING:
         DEFAULT_STATE as DEFAULT_STATE,
         StateError as StateError,
         StateStore as StateStore,
+        check_state_uri as check_state_uri,
         is_local as is_local,
         open_state as open_state,
+        sqlite_path as sqlite_path,
     )
 
 __getattr__, __all__ = lazy_exports(__name__, __file__)

@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from transforms.core import SecretError, Validators, redact, with_secret_password
+from transforms.core import (
+    SecretError,
+    Validators,
+    lock_table_creation,
+    redact,
+    with_secret_password,
+)
 
 DEFAULT_STATE = "sqlite:.newsbeam/state.db"
 LOOKUP_BATCH = 500
@@ -53,12 +59,17 @@ class StateStore(Protocol):
 
 def open_state(uri: str) -> StateStore:
     """Open the store a state URI names: `sqlite:PATH` or `postgresql://...[?table_prefix=P]`."""
-    scheme = uri.split(":", 1)[0].lower()
-    if scheme == "sqlite":
+    if is_local(check_state_uri(uri)):
         return SqliteState(sqlite_path(uri))
-    if scheme in ("postgresql", "postgres"):
-        return PostgresState(uri)
-    raise StateError(f"unsupported state URI {redact(uri)!r}: use sqlite:PATH or postgresql://...")
+    return PostgresState(uri)
+
+
+def check_state_uri(uri: str) -> str:
+    """`uri` if it names a kind of store newsbeam has (StateError otherwise)."""
+    if uri.split(":", 1)[0].lower() not in ("sqlite", "postgresql", "postgres"):
+        raise StateError(
+            f"unsupported state URI {redact(uri)!r}: use sqlite:PATH or postgresql://...")
+    return uri
 
 
 def sqlite_path(uri: str) -> Path:
@@ -199,6 +210,7 @@ class PostgresState:
             self._db = psycopg.connect(with_secret_password(conninfo), connect_timeout=10,
                                        autocommit=False)
             with self._db.transaction():
+                lock_table_creation(self._db)
                 self._db.execute(
                     f"CREATE TABLE IF NOT EXISTS {self._t['feed_validators']} ("
                     " feed_url TEXT PRIMARY KEY, etag TEXT, last_modified TEXT,"
