@@ -9,6 +9,7 @@ import ast
 import json
 import re
 import shlex
+import subprocess
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,8 +56,16 @@ SAMPLES = {
 }
 
 
+def _deploy_files() -> list[Path]:
+    """The files under deploy/ that git tracks: what running them leaves there (Airflow's
+    __pycache__, an editor's backups) is not part of the project."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--", "deploy"], cwd=ROOT, check=True,
+                            capture_output=True).stdout.decode()
+    return sorted(ROOT / name for name in listed.split("\0") if name)
+
+
 def _files(*suffixes: str) -> list[Path]:
-    return sorted(path for path in DEPLOY.rglob("*") if path.suffix in suffixes)
+    return [path for path in _deploy_files() if path.suffix in suffixes]
 
 
 def _documents(path: Path) -> list[dict[str, Any]]:
@@ -453,7 +462,7 @@ def test_the_beam_version_is_the_same_everywhere() -> None:
     # Every other Beam version written under deploy/ (an image, a jar, a pin) is the same one.
     written = (r"apache/beam_[\w.]+:(\d+\.\d+\.\d+)", r"beam-runners-[\w.-]+?-(\d+\.\d+\.\d+)\.jar",
                r"apache-beam[^=\s]*==(\d+\.\d+\.\d+)")
-    others = [found for path in DEPLOY.rglob("*") if path.is_file() and path != DOCKERFILE
+    others = [found for path in _deploy_files() if path != DOCKERFILE
               for pattern in written for found in re.findall(pattern, path.read_text())]
     assert others and set(others) == {beam}
 
@@ -461,7 +470,7 @@ def test_the_beam_version_is_the_same_everywhere() -> None:
 def test_the_flink_version_is_the_same_everywhere_and_one_beam_publishes() -> None:
     flink = _dockerfile_args()["FLINK_VERSION"]
     assert flink in FlinkRunnerOptions.PUBLISHED_FLINK_VERSIONS
-    texts = {path: path.read_text() for path in (DEPLOY / "flink").iterdir()}
+    texts = {path: path.read_text() for path in _deploy_files() if path.parent.name == "flink"}
     versions = set()
     for text in texts.values():
         versions.update(re.findall(r"image: flink:(\d+\.\d+)", text))
@@ -507,9 +516,8 @@ def _literal_secret_variables(document: dict[str, Any]) -> list[str]:
 
 
 def test_no_credential_is_written_in_deploy() -> None:
-    for path in DEPLOY.rglob("*"):
-        if path.is_file():
-            assert _credentials(path.read_text()) == [], path
+    for path in _deploy_files():
+        assert _credentials(path.read_text()) == [], path
     for path in _files(".yaml", ".yml"):
         for document in _documents(path):
             assert _literal_secret_variables(document) == [], path

@@ -95,7 +95,7 @@ def test_waiting_ends_with_the_holder_named(state: str) -> None:
         with (pytest.raises(StateBusyError, match="held by newsbeam stream .* after waiting"),
               state_lease(state, "run", wait=1.0)):
             pass
-        assert 1.0 <= time.monotonic() - started < 5
+        assert time.monotonic() - started >= 1.0
 
 
 @pytest.mark.slow
@@ -145,15 +145,13 @@ def test_a_holder_killed_with_sigkill_frees_the_state(tmp_path: Path, state: str
         holder.send_signal(signal.SIGKILL)
         holder.wait(timeout=30)
         hold.release()  # the feed is served at once from now on
-        started = time.monotonic()
+        # Taken within ten seconds, or the run exits 4.
         status = _main("run", "--feeds", str(feeds), "--out", str(out), f"--state={state}",
                        "--allow-private-networks", "--wait=10s")
-        waited = time.monotonic() - started
     finally:
         hold.release()
         site.stop()
     assert status == 0
-    assert waited < 60  # the run itself; the lease was free at once
     assert len({record["id"] for record in _records(out)}) == ARTICLES
 
 
@@ -169,8 +167,7 @@ def test_run_every_outlasting_its_period_refuses_a_manual_run_then_goes_on(
         out = tmp_path / "out"
         every = _newsbeam("run", "--feeds", str(feeds), "--out", str(out), f"--state={state}",
                           "--allow-private-networks", "--every=1s")
-        assert hold.waiting.wait(timeout=120)
-        time.sleep(1.5)  # the scheduled run now outlasts its period
+        assert hold.waiting.wait(timeout=120)  # held, it outlasts its one-second period
         manual = _newsbeam("run", "--feeds", str(feeds), "--out", str(out),
                            f"--state={state}", "--allow-private-networks")
         _, manual_err = manual.communicate(timeout=120)

@@ -7,7 +7,6 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 
 import apache_beam as beam
 import pytest
@@ -24,6 +23,10 @@ from transforms.fetch.polite import HostLanes
 
 PAGE = Route(b"<html><body><p>story</p></body></html>", headers={"Content-Type": "text/html"})
 HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
+# Spacing is measured where the server sees each request start; on loopback a request reaches
+# its handler this much later or earlier than its neighbour at most (thread wake-ups), so two
+# starts the client spaced by an interval are at least that interval less this apart.
+ARRIVAL_JITTER = 0.05
 
 
 def entry(url: str) -> Entry:
@@ -66,13 +69,14 @@ def _fetch(entries: list[Entry], politeness: Politeness) -> tuple[list, list]:
 @pytest.mark.slow
 def test_hosts_overlap_but_none_exceeds_its_limit(sites) -> None:
     entries = [entry(server.url(f"/a{n}.html")) for server, _ in sites for n in range(8)]
-    started = datetime.now(UTC)
     _fetch(entries, Politeness(per_host=2, workers=16))
-    elapsed = (datetime.now(UTC) - started).total_seconds()
     for _, meter in sites:
         assert meter.peak == 2  # the limit is reached, never passed
-    # 24 requests of 0.15 s in sequence take 3.6 s; three hosts two at a time about 0.6 s.
-    assert elapsed < 3.0
+    # The hosts were served side by side, not one after another: each host's first request
+    # came before every other host's last one (as the servers saw them).
+    firsts = [min(meter.starts) for _, meter in sites]
+    lasts = [max(meter.starts) for _, meter in sites]
+    assert max(firsts) < min(lasts)
 
 
 @pytest.mark.slow
@@ -82,7 +86,7 @@ def test_minimum_interval_between_requests_to_one_host(sites) -> None:
     _fetch(entries, Politeness(per_host=2, min_interval=0.3))
     starts = sorted(meter.starts)
     gaps = [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
-    assert len(starts) == 4 and min(gaps) >= 0.28
+    assert len(starts) == 4 and min(gaps) >= 0.3 - ARRIVAL_JITTER
 
 
 @pytest.mark.slow
