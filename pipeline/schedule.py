@@ -49,8 +49,15 @@ def run_every(interval: float, run: Callable[[], dict[str, Any]]) -> int:
             else:
                 status = 0 if all(summary["accounted"].values()) else 3
                 log.info("run %s: %s", summary.get("run_id", ""), summary_line(summary))
-            stop.wait(max(0.0, interval - (time.monotonic() - started)))
+            stop.wait(wait_before_next(interval, started, time.monotonic()))
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
     return status
+
+
+def wait_before_next(interval: float, started: float, now: float) -> float:
+    """Seconds to wait, at `now`, before the run after one that started at `started`: runs
+    start `interval` apart, and one that took longer is followed at once (never a burst of
+    the runs it overlapped)."""
+    return max(0.0, interval - (now - started))

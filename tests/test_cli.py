@@ -6,15 +6,17 @@ import json
 import signal
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from pipeline import demo
+from pipeline import cli, demo
 from pipeline.cli import main
 from pipeline.loopback import RequestHandler
 from tests.conftest import POSTGRES_URI
 from tests.servers import Hold
+from transforms.core import summarize
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -256,3 +258,21 @@ def test_the_command_exits_at_once_with_every_output_written(tmp_path) -> None:
                for line in path.read_text().splitlines()]
     assert len(records) == summary["entries"]["records"] == 6
     assert done.stdout.rstrip().endswith(f"output   {tmp_path}")
+
+
+@pytest.mark.parametrize(("accounted", "status"), [(True, 0), (False, 3)])
+def test_run_exits_3_when_its_counts_do_not_add_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    accounted: bool, status: int,
+) -> None:
+    summary = dict(summarize(Counter({"feeds.configured": 1, "feeds.fetched": 1})),
+                   run_id="r1", out=str(tmp_path))
+    summary["accounted"] = {"feeds": True, "entries": accounted}
+    monkeypatch.setattr(cli, "run_batch", lambda *args: summary)
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds:\n  - https://news.example/feed.xml\n")
+    got, out, err = _run(capsys, "run", "--feeds", str(feeds), "--out", str(tmp_path))
+    assert got == status
+    assert ("newsbeam: error: the run did not account for every feed and entry" in err) \
+        is (not accounted)
+    assert "feeds" in out  # the summary is printed either way

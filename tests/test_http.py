@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import email.utils
 import gzip
 import socket
 import struct
@@ -13,6 +14,7 @@ import tracemalloc
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -178,8 +180,69 @@ def test_public_address_classification(address: str, public: bool) -> None:
 
 def test_retry_after_seconds_and_dates() -> None:
     assert parse_retry_after("7") == 7.0
+    assert parse_retry_after(" 12 ") == 12.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+    assert parse_retry_after("") is None
+
+
+def test_a_retry_after_date_in_the_future_is_the_time_until_it() -> None:
+    in_two_minutes = email.utils.format_datetime(datetime.now(UTC) + timedelta(minutes=2),
+                                                 usegmt=True)
+    assert 115 <= parse_retry_after(in_two_minutes) <= 120
+    naive = (datetime.now(UTC) + timedelta(minutes=2)).strftime("%a, %d %b %Y %H:%M:%S")
+    assert 115 <= parse_retry_after(naive) <= 120  # no zone given: taken as UTC
+
+
+def test_backoff_doubles_from_its_base_with_jitter_around_it(server: LoopbackServer) -> None:
+    server.routes["/down"] = Route(b"", status=503)
+    settings = dataclasses.replace(LOOPBACK_HTTP, retries=4, backoff=0.5)
+    slept: list[float] = []
+    with HttpClient(settings, sleep=slept.append) as client, pytest.raises(FetchError):
+        client.get(server.url("/down"), max_bytes=100)
+    assert len(slept) == 4
+    for attempt, delay in enumerate(slept):
+        base = 0.5 * 2 ** attempt
+        assert 0.5 * base <= delay <= 1.5 * base  # each one within the jitter of its base
+
+
+def test_a_zero_retry_after_waits_nothing(server: LoopbackServer) -> None:
+    server.routes["/x"], _ = _status_then_ok(503, {"Retry-After": "0"})
+    slept: list[float] = []
+    with HttpClient(LOOPBACK_HTTP, sleep=slept.append) as client:
+        client.get(server.url("/x"), max_bytes=100)
+    assert slept == [0.0]
+
+
+def test_the_servers_retry_after_is_kept_when_retries_give_up(server: LoopbackServer) -> None:
+    server.routes["/busy"] = Route(b"", status=429, headers={"Retry-After": "5"})
+    error = _error(server.url("/busy"))
+    assert (error.reason, error.status, error.retry_after) == ("http_status", 429, 5.0)
+    assert server.requests["/busy"] == LOOPBACK_HTTP.retries + 1  # 429 is retried
+
+
+@pytest.mark.parametrize(("status", "retried"), [
+    (429, True), (500, True), (502, True), (503, True), (504, True),
+    (400, False), (401, False), (403, False), (404, False), (410, False), (501, False),
+])
+def test_which_statuses_are_retried(server: LoopbackServer, status: int, retried: bool) -> None:
+    server.routes["/x"] = Route(b"", status=status)
+    assert _error(server.url("/x")).status == status
+    assert server.requests["/x"] == (LOOPBACK_HTTP.retries + 1 if retried else 1)
+
+
+def test_every_request_carries_the_user_agent_and_accept(server: LoopbackServer) -> None:
+    seen: list[tuple[str | None, str | None]] = []
+
+    def record(handler: RequestHandler) -> None:
+        seen.append((handler.headers.get("User-Agent"), handler.headers.get("Accept")))
+        handler.send_route(Route(b"ok", headers=HTML))
+
+    server.routes["/x"] = record
+    settings = dataclasses.replace(LOOPBACK_HTTP, user_agent="newsbeam-test (+https://n.example)")
+    with HttpClient(settings, sleep=lambda _: None) as client:
+        client.get(server.url("/x"), max_bytes=100, accept="application/rss+xml")
+    assert seen == [("newsbeam-test (+https://n.example)", "application/rss+xml")]
 
 
 def test_the_socket_guard_refuses_non_loopback_addresses() -> None:

@@ -192,3 +192,21 @@ def test_a_hosts_limit_holds_across_everyone_fetching_in_a_process() -> None:
     finally:
         lanes.shutdown()
     assert peak[0] == 2
+
+
+def test_a_crawl_delay_learnt_from_robots_txt_counts_from_the_robots_request() -> None:
+    now = [10.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    gate = HostGate(0.0, clock=lambda: now[0], sleep=sleep)
+    gate.wait_turn()  # robots.txt, at 10.0
+    now[0] += 0.5  # its answer came back
+    gate.set_interval(2.0)  # Crawl-delay: 2
+    gate.wait_turn()  # the first page: 2 s after robots.txt started
+    gate.set_interval(1.0)  # a shorter delay never shortens the spacing
+    gate.wait_turn()
+    assert slept == [1.5, 2.0]

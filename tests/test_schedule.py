@@ -13,9 +13,10 @@ import pytest
 
 from pipeline.config import ConfigError, load_feeds
 from pipeline.durations import format_duration, parse_duration
+from pipeline.lease import StateBusyError
 from pipeline.run import RunFailedError
-from pipeline.schedule import run_every
-from transforms.core import Feed, FetchedFeed, Validators, summarize
+from pipeline.schedule import run_every, wait_before_next
+from transforms.core import Feed, FetchedFeed, Validators, summarize, summary_line
 from transforms.feeds import (
     FeedPoll,
     FeedState,
@@ -180,3 +181,70 @@ def test_a_hosts_feeds_are_polled_in_one_shard() -> None:
         assert len({shard for url, shard in shards.items() if f".{host}/" in url}) == 1
     assert set(shards.values()) <= {0, 1, 2, 3} and len(set(shards.values())) > 1
     assert {poll_shard(url, 1) for url in urls} == {0}
+
+
+def test_a_not_modified_answer_keeps_the_validators_and_honours_max_age() -> None:
+    state = FeedState(Validators('"v1"', "Tue, 04 Mar 2025 07:45:00 GMT"), failures=0)
+    not_modified = FeedPoll(None, True, None, Validators(), 900)  # 304, max-age=900
+    after = after_poll(state, not_modified, 1000.0, 300)
+    assert after.validators == state.validators
+    assert (after.next_due, after.failures) == (1900.0, 0)
+
+
+def _scheduled(outcomes: list[object], caplog: pytest.LogCaptureFixture) -> tuple[int, list]:
+    """run_every over runs that return or raise `outcomes` in turn (SIGTERM after the last):
+    its exit status and what it logged."""
+    calls = iter(outcomes)
+
+    def run() -> dict:
+        outcome = next(calls)
+        if not outcomes or outcome is outcomes[-1]:
+            os.kill(os.getpid(), signal.SIGTERM)  # stop after this run
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome  # type: ignore[return-value]
+
+    with caplog.at_level(logging.INFO, logger="newsbeam.schedule"):
+        status = run_every(0.001, run)
+    return status, [(r.levelname, r.getMessage()) for r in caplog.records
+                    if r.name == "newsbeam.schedule"]
+
+
+def _summary(run_id: str, accounted: bool = True) -> dict:
+    summary = dict(summarize(Counter({"feeds.configured": 1, "feeds.fetched": 1})),
+                   run_id=run_id)
+    summary["accounted"] = {"feeds": True, "entries": accounted}
+    return summary
+
+
+@pytest.mark.parametrize(("last", "status", "level"), [
+    (_summary("r9"), 0, "INFO"),
+    (_summary("r9", accounted=False), 3, "INFO"),  # counts that do not add up
+    (RunFailedError("the run failed, nothing was committed: db away"), 1, "ERROR"),
+    (StateBusyError("the state sqlite:s.db is held by newsbeam run (pid 7 on h, since t)"), 4,
+     "WARNING"),
+])
+def test_run_every_exits_with_the_status_of_its_last_run(
+    caplog: pytest.LogCaptureFixture, last: object, status: int, level: str,
+) -> None:
+    first = RunFailedError("the run failed, nothing was committed: sink away")
+    got, logged = _scheduled([first, last], caplog)
+    assert got == status
+    assert logged[0] == ("ERROR", "the run failed, nothing was committed: sink away;"
+                                  " the next run starts as planned")
+    if isinstance(last, dict):
+        assert logged[-1] == (level, f"run r9: {summary_line(last)}")
+    else:
+        assert logged[-1] == (level, f"{last}; the next run starts as planned")
+
+
+@pytest.mark.parametrize(("started", "now", "wait"), [
+    (100.0, 100.0, 60.0),  # a run that took no time: the whole period
+    (100.0, 130.0, 30.0),  # the rest of the period
+    (100.0, 160.0, 0.0),  # exactly a period: at once
+    (100.0, 400.0, 0.0),  # outlasted its period: at once, once
+])
+def test_runs_start_a_period_apart_unless_one_outlasts_it(
+    started: float, now: float, wait: float,
+) -> None:
+    assert wait_before_next(60.0, started, now) == wait

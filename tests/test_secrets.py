@@ -107,6 +107,7 @@ def _private_site() -> LoopbackServer:
     return site
 
 
+@pytest.mark.slow
 def test_feed_credentials_are_sent_but_never_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:

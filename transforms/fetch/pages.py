@@ -27,7 +27,12 @@ from transforms.fetch.polite_fetch import (
     PoliteFetchFn,
     fetch_grouped_by_host,
 )
-from transforms.fetch.robots import ROBOTS_MAX_BYTES, RobotsRules, robots_agent
+from transforms.fetch.robots import (
+    ROBOTS_MAX_BYTES,
+    RobotsRules,
+    crawl_interval,
+    robots_agent,
+)
 
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
 
@@ -75,9 +80,10 @@ class _FetchPageFn(PoliteFetchFn):
             return self.get(url, max_bytes=ROBOTS_MAX_BYTES, accept="text/plain, */*;q=0.5")
 
         rules = self.resources().robots.rules(entry.link, fetch_robots)
-        delay = rules.crawl_delay(robots_agent(self.settings.user_agent))
-        if delay:
-            gate.set_interval(min(delay, self.politeness.max_crawl_delay))
+        interval = crawl_interval(rules, self.settings.user_agent,
+                                  self.politeness.max_crawl_delay)
+        if interval:
+            gate.set_interval(interval)
         return rules, fetched
 
 

@@ -54,10 +54,16 @@ class HostGate:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._next_start = 0.0
+        self._last_start: float | None = None
 
     def set_interval(self, interval: float) -> None:
+        """Space requests at least `interval` apart from now on, counting from the request
+        that started last (the robots.txt that asked for it, typically)."""
         with self._lock:
-            self._interval = max(self._interval, interval)
+            if interval > self._interval:
+                self._interval = interval
+                if self._last_start is not None:
+                    self._next_start = max(self._next_start, self._last_start + interval)
 
     @property
     def spacing(self) -> bool:
@@ -70,6 +76,7 @@ class HostGate:
             now = self._clock()
             start = max(now, self._next_start)
             self._next_start = start + self._interval
+            self._last_start = start
         if start > now:
             self._sleep(start - now)
 

@@ -50,6 +50,13 @@ def robots_agent(user_agent: str) -> str:
     return user_agent.split("/", 1)[0].split(" ", 1)[0] or user_agent
 
 
+def crawl_interval(rules: RobotsRules, user_agent: str, cap: float) -> float:
+    """How far apart a robots.txt's Crawl-delay asks requests to its host to start, for our
+    `user_agent` (matched by its product token): at most `cap` seconds, 0 if it asks nothing.
+    A site asking for minutes between requests would stall its whole host lane."""
+    return min(rules.crawl_delay(robots_agent(user_agent)), cap)
+
+
 def rules_from_response(fetch: Callable[[], Response]) -> RobotsRules:
     """Rules from fetching robots.txt; the HTTP outcome decides as RFC 9309 says."""
     try:
