@@ -121,9 +121,11 @@ def prepare_copy(workdir: Path, sources: list[str]) -> Path:
 
 def report(chosen: list[str], statuses: dict[str, str], copy: Path, mutmut: str,
            environment: dict[str, str]) -> int:
-    """Print the score per module and the survivors; 1 if a module is under 85%."""
+    """Print the score per module, then the survivors and the equivalent mutants (each with
+    why); 1 if a module is under 85%."""
     below = 0
-    survivors: list[str] = []
+    survivors: list[tuple[str, list[str]]] = []
+    equivalents: list[tuple[str, str]] = []
     print(f"{'module':<34} {'mutants':>7} {'killed':>6} {'timeout':>7} {'equiv':>5}"
           f" {'survived':>8} {'untested':>8} {'score':>6}")
     for name in chosen:
@@ -131,25 +133,65 @@ def report(chosen: list[str], statuses: dict[str, str], copy: Path, mutmut: str,
         mine = {mutant: status for mutant, status in statuses.items()
                 if any(fnmatch.fnmatch(mutant, pattern) for pattern in patterns)}
         counts = Counter(mine.values())
-        equivalent = [mutant for mutant in mine if mutant in EQUIVALENT]
-        alive = [mutant for mutant, status in mine.items()
-                 if status == "survived" and mutant not in EQUIVALENT]
-        other = len(mine) - counts["killed"] - counts["timeout"] - counts["survived"]
+        alive, equivalent = [], []
+        for mutant in sorted(status_mutant for status_mutant, status in mine.items()
+                             if status == "survived"):
+            changed = mutant_diff(mutant, copy, mutmut, environment)
+            why = EQUIVALENT.get(mutant) or equivalence(changed)
+            if why:
+                equivalent.append((mutant, why))
+            else:
+                alive.append((mutant, changed))
+        untested = len(mine) - counts["killed"] - counts["timeout"] - counts["survived"]
         scored = len(mine) - len(equivalent)
         score = (counts["killed"] + counts["timeout"]) / scored if scored else 1.0
         below += score < 0.85
         survivors += alive
+        equivalents += equivalent
         print(f"{MODULES[name][0]:<34} {len(mine):>7} {counts['killed']:>6} {counts['timeout']:>7}"
-              f" {len(equivalent):>5} {len(alive):>8} {other:>8} {score:>6.1%}")
-    for mutant in survivors:
-        shown = subprocess.run([mutmut, "show", mutant], cwd=copy, env=environment,
-                               capture_output=True, text=True).stdout
-        changed = [line for line in shown.splitlines()
-                   if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+              f" {len(equivalent):>5} {len(alive):>8} {untested:>8} {score:>6.1%}")
+    for mutant, changed in survivors:
         print(f"\nsurvived: {mutant}\n  " + "\n  ".join(changed))
-    for mutant, why in EQUIVALENT.items():
+    print()
+    for mutant, why in equivalents:
         print(f"equivalent: {mutant}: {why}")
     return 1 if below else 0
+
+
+def mutant_diff(mutant: str, copy: Path, mutmut: str, environment: dict[str, str]) -> list[str]:
+    """The lines a mutant removes and adds ("-..." and "+...")."""
+    shown = subprocess.run([mutmut, "show", mutant], cwd=copy, env=environment,
+                           capture_output=True, text=True).stdout
+    return [line for line in shown.splitlines()
+            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+
+
+_SQL = re.compile(r"\b(SELECT|INSERT|CREATE|UPDATE|VALUES|WHERE|CONFLICT|PRAGMA|COMMENT)\b", re.I)
+_FIRST_PART = re.compile(r"\.split\(([^()]*?), 1\)\[0\]")
+_LAST_PART = re.compile(r"\.rsplit\(([^()]*?), 1\)\[-1\]")
+
+
+def equivalence(changed: list[str]) -> str | None:
+    """Why a one-line mutant cannot change what the code does, where a rule says so."""
+    removed = [line[1:] for line in changed if line.startswith("-")]
+    added = [line[1:] for line in changed if line.startswith("+")]
+    if len(removed) != 1 or len(added) != 1:
+        return None
+    before, after = removed[0], added[0]
+    if before.lower() == after.lower():
+        if _SQL.search(before):
+            return "SQL keywords and unquoted names are case-insensitive"
+        if re.search(r"[\"']utf-8[\"']", before, re.I):
+            return "codec names are case-insensitive"
+        if "headers.get(" in before:
+            return "HTTP header names are case-insensitive (httpx's Headers)"
+    for pattern, part in ((_FIRST_PART, "first"), (_LAST_PART, "last")):
+        match = pattern.search(before)
+        if match and any(after == before.replace(match.group(0), variant.format(match.group(1)))
+                         for variant in (".split({}, )[0]", ".split({}, 2)[0]",
+                                         ".rsplit({}, )[-1]", ".rsplit({}, 2)[-1]")):
+            return f"only the {part} part of the split is used: its count changes nothing"
+    return None
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 from pipeline import cli, demo
 from pipeline.cli import main
 from pipeline.loopback import RequestHandler
+from pipeline.run import RunFailedError
 from tests.conftest import POSTGRES_URI
 from tests.servers import Hold
 from transforms.core import summarize
@@ -276,3 +278,77 @@ def test_run_exits_3_when_its_counts_do_not_add_up(
     assert ("newsbeam: error: the run did not account for every feed and entry" in err) \
         is (not accounted)
     assert "feeds" in out  # the summary is printed either way
+
+
+def _fake_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, outcome: object) -> list:
+    """run_batch replaced by one that records its options and feeds, then returns or raises
+    `outcome`; a feeds file to run."""
+    calls: list = []
+
+    def run_batch(options, feeds, taxonomy, out):  # noqa: ANN001, ANN202
+        calls.append((options.get_all_options(retain_unknown_options=True), feeds, out))
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr(cli, "run_batch", run_batch)
+    (tmp_path / "feeds.yaml").write_text("feeds:\n  - https://news.example/feed.xml\n")
+    return calls
+
+
+def _done(tmp_path: Path) -> dict:
+    summary = dict(summarize(Counter({"feeds.configured": 1, "feeds.fetched": 1})),
+                   run_id="r1", out=str(tmp_path))
+    summary["accounted"] = {"feeds": True, "entries": True}
+    return summary
+
+
+def test_a_failed_run_exits_1_in_one_line_with_its_traceback_at_debug_level(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    failure = RunFailedError("the run failed, nothing was committed: disk full")
+    failure.__cause__ = OSError("No space left on device")
+    _fake_runs(monkeypatch, tmp_path, failure)
+    with caplog.at_level(logging.DEBUG, logger="pipeline.cli"):
+        status, _, err = _run(capsys, "run", "--feeds", str(tmp_path / "feeds.yaml"),
+                              "--out", str(tmp_path))
+    assert status == 1
+    assert _error_line(err) == "newsbeam: error: the run failed, nothing was committed: disk full"
+    (logged,) = [r for r in caplog.records if r.name == "pipeline.cli"]
+    assert logged.getMessage() == "the run failed" and logged.exc_info[1] is failure
+
+
+def test_the_command_line_is_read_from_the_process_arguments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = _fake_runs(monkeypatch, tmp_path, _done(tmp_path))
+    monkeypatch.setattr(sys, "argv", ["newsbeam", "run", "--feeds",
+                                      str(tmp_path / "feeds.yaml"), "--out", str(tmp_path)])
+    assert main() == 0
+    assert calls[0][2] == str(tmp_path)
+
+
+def test_run_every_runs_without_its_own_flag_among_the_beam_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = _fake_runs(monkeypatch, tmp_path, _done(tmp_path))
+    monkeypatch.setattr(cli, "run_every", lambda every, run: (run(), int(every))[1])
+    status = main(["run", "--feeds", str(tmp_path / "feeds.yaml"), "--out", str(tmp_path),
+                   "--every", "7s", "--host-concurrency=3"])
+    assert status == 7  # run_every got the period
+    options = calls[0][0]
+    assert "every" not in options and options["host_concurrency"] == 3
+
+
+def test_the_demo_runs_the_sample_without_state_and_on_loopback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = _fake_runs(monkeypatch, tmp_path, _done(tmp_path))
+    status, out, _ = _run(capsys, "demo", "--out", str(tmp_path), "--direct_num_workers=1")
+    assert status == 0 and out.startswith("demo: serving the sample site at http://127.0.0.1:")
+    options, feeds, target = calls[0]
+    assert (options["state"], options["allow_private_networks"]) == ("none", True)
+    assert options["direct_num_workers"] == 1 and target == str(tmp_path)
+    assert len(feeds) == len(demo.FEED_FILES)
+

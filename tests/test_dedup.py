@@ -31,6 +31,8 @@ from transforms.core.dead_letters import letter_id
     ("https://n.example:80/a", "https://n.example:80/a"),
     ("https://n.example:443/a", "https://n.example/a"),
     ("https://n.example./a", "https://n.example/a"),  # the root's trailing dot
+    ("https://news.box/a", "https://news.box/a"),  # only dots are stripped
+    ("https:///a", "https:///a"),  # no host at all
     ("  https://n.example/a\n", "https://n.example/a"),  # as a feed's <link> often has it
     ("https://n.example", "https://n.example/"),
     ("https://n.example/A%20b?q=Caps", "https://n.example/A%20b?q=Caps"),

@@ -22,13 +22,14 @@ import brotli
 import pytest
 
 import transforms.fetch.http as transforms_http
-from pipeline.loopback import LoopbackServer, RequestHandler, Route
+from pipeline.loopback import Handler, LoopbackServer, RequestHandler, Route
 from tests.conftest import NetworkGuardError
 from tests.helpers import LOOPBACK_HTTP
 from transforms.fetch.http import (
     FetchError,
     HttpClient,
     HttpSettings,
+    is_feed_content_type,
     is_page_content_type,
     is_public_address,
     parse_retry_after,
@@ -477,3 +478,97 @@ def test_a_response_in_progress_is_never_closed_to_make_room_for_other_sites() -
             go_on.set()
             assert slow_response.result(timeout=20).body == b"x" * size
         assert slow.requests["/slow"] == 1  # its socket was never lost, so never asked again
+
+
+def _raw(status: int, headers: dict[str, str], body: bytes) -> Handler:
+    def handle(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(status)
+        for name, value in headers.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(body)
+        handler.close_connection = True
+    return handle
+
+
+def test_every_failure_says_what_where_and_with_which_status(server: LoopbackServer) -> None:
+    server.routes["/declared"] = Route(b"y" * 5000, headers=HTML)
+    server.routes["/streamed"] = _raw(200, {"Content-Type": "text/html"}, b"z" * 9000)
+    server.routes["/garbled"] = _raw(200, {"Content-Type": "text/html", "Content-Encoding": "gzip",
+                                           "Content-Length": "20"}, b"definitely not gzip!")
+    server.routes["/bomb"] = Route(_bomb("gzip", 1 << 20), headers={
+        "Content-Type": "text/html", "Content-Encoding": "gzip"})
+    cases = {
+        "/declared": ("too_large", 200, "5000"),
+        "/streamed": ("too_large", 200, "(cap 4096)"),
+        "/garbled": ("bad_encoding", 200, ""),
+        "/bomb": ("too_large", 200, "(cap 4096)"),
+        "/missing": ("http_status", 404, "404"),
+    }
+    for path, (reason, status, said) in cases.items():
+        error = _error(server.url(path), max_bytes=4096)
+        assert (error.reason, error.status, error.url) == (reason, status, server.url(path)), path
+        assert str(error) and said in str(error), path
+
+
+def test_a_failure_reads_as_its_message() -> None:
+    error = FetchError("timeout", "read timed out after 30 s", url="https://n.example/a")
+    assert str(error) == "read timed out after 30 s"
+    assert (error.status, error.retry_after) == (None, None)
+
+
+def test_a_successful_response_is_stamped_in_utc(server: LoopbackServer) -> None:
+    server.routes["/x"] = Route(b"ok", headers=HTML)
+    before = datetime.now(UTC)
+    response = _get(server.url("/x"))
+    assert response.fetched_at.tzinfo is UTC and before <= response.fetched_at
+
+
+@pytest.mark.parametrize(("content_type", "feed", "page"), [
+    # Feeds: lenient, as servers mislabel them (each of these by one word of its type only).
+    ("APPLICATION/X-RSS; charset=utf-8", True, False),
+    ("application/x-atom", True, False),
+    ("application/x-rdf", True, False),
+    ("application/x-json", True, False),
+    ("application/x-xml", True, False),
+    ("application/octet-stream", True, False),  # servers that do not know better
+    ("text/plain", True, False),
+    ("", True, True),  # none said: the body decides
+    # Pages: HTML only.
+    ("text/html;charset=UTF-8;x=y", True, True),
+    ("Application/XHTML+XML", True, True),
+    ("application/pdf", False, False),
+    ("image/png", False, False),
+])
+def test_what_each_stage_accepts_as_content(content_type: str, feed: bool, page: bool) -> None:
+    assert is_feed_content_type(content_type) is feed
+    assert is_page_content_type(content_type) is page
+
+
+def test_a_name_that_does_not_resolve_is_a_dns_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_such_name(*args: object, **kwargs: object) -> list:
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(transforms_http.socket, "getaddrinfo", no_such_name)
+    with pytest.raises(transforms_http.AddressRefused) as refused:
+        transforms_http.resolve_allowed("gone.example", 443, allow_private_networks=False)
+    assert (refused.value.reason, str(refused.value)) == (
+        "dns_error", "cannot resolve gone.example: [Errno -2] Name or service not known")
+
+
+def test_a_private_address_is_refused_with_how_to_allow_it() -> None:
+    with pytest.raises(transforms_http.AddressRefused) as refused:
+        transforms_http.resolve_allowed("127.0.0.1", 80, allow_private_networks=False)
+    assert (refused.value.reason, str(refused.value)) == (
+        "blocked_address", "127.0.0.1 resolves to non-public address 127.0.0.1"
+        " (use --allow-private-networks to permit)")
+    assert transforms_http.resolve_allowed("127.0.0.1", 80, allow_private_networks=True) == [
+        "127.0.0.1"]
+
+
+def test_unix_sockets_are_never_reached() -> None:
+    backend = transforms_http._GuardedBackend(allow_private_networks=True)
+    with pytest.raises(transforms_http.AddressRefused) as refused:
+        backend.connect_unix_socket("/var/run/docker.sock")
+    assert (refused.value.reason, str(refused.value)) == (
+        "blocked_address", "unix sockets are never fetched")

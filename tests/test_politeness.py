@@ -19,7 +19,7 @@ from tests.servers import ConcurrencyMeter, delayed
 from transforms.core import Entry, Feed, article_id, canonical_url
 from transforms.feeds import FetchFeeds
 from transforms.fetch import FetchPages, HostGate, Politeness
-from transforms.fetch.polite import HostLanes
+from transforms.fetch.polite import HostLanes, host_key
 
 PAGE = Route(b"<html><body><p>story</p></body></html>", headers={"Content-Type": "text/html"})
 HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
@@ -210,3 +210,104 @@ def test_a_crawl_delay_learnt_from_robots_txt_counts_from_the_robots_request() -
     gate.set_interval(1.0)  # a shorter delay never shortens the spacing
     gate.wait_turn()
     assert slept == [1.5, 2.0]
+
+
+@pytest.mark.parametrize(("settings", "valid"), [
+    ({"per_host": 1, "workers": 1, "min_interval": 0.0}, True),
+    ({"per_host": 0}, False), ({"workers": 0}, False), ({"min_interval": -0.1}, False),
+])
+def test_politeness_settings_are_checked(settings: dict, valid: bool) -> None:
+    if valid:
+        assert Politeness(**settings).per_host == settings["per_host"]
+    else:
+        with pytest.raises(ValueError, match=r"invalid politeness settings: Politeness\("):
+            Politeness(**settings)
+
+
+@pytest.mark.parametrize(("url", "host"), [
+    ("https://News.Example:8080/a", "news.example"),
+    ("http://[::1]:8080/a", "::1"),
+    ("/relative/path", ""),
+    ("http://[::1/a", ""),  # not a URL at all
+])
+def test_the_host_a_urls_requests_count_against(url: str, host: str) -> None:
+    assert host_key(url) == host
+
+
+def _meter_work(meter: ConcurrencyMeter, names: list[str], seconds: float = 0.02):  # noqa: ANN202
+    def work(gate: HostGate) -> None:
+        gate.wait_turn()
+        names.append(threading.current_thread().name)
+        with meter:
+            time.sleep(seconds)
+    return work
+
+
+def test_a_hosts_lanes_come_and_go_without_ever_passing_its_limit() -> None:
+    lanes = HostLanes(Politeness(per_host=2, workers=8))
+    meter, names = ConcurrencyMeter(), []
+    try:
+        for _ in range(4):  # rounds: each host's lanes end, and new ones start
+            futures = [lanes.submit("news.example", _meter_work(meter, names)) for _ in range(6)]
+            for future in futures:
+                future.result(timeout=10)
+        assert meter.peak == 2 and len(names) == 24
+        assert all(name.startswith("newsbeam-fetch") for name in names)
+        assert lanes._hosts == {}  # an unspaced host is forgotten once its work is done
+    finally:
+        lanes.shutdown()
+
+
+def test_all_hosts_together_get_at_most_the_workers() -> None:
+    lanes = HostLanes(Politeness(per_host=2, workers=1))
+    meter, names = ConcurrencyMeter(), []
+    try:
+        futures = [lanes.submit(host, _meter_work(meter, names)) for host in ("a", "b", "c")]
+        for future in futures:
+            future.result(timeout=10)
+    finally:
+        lanes.shutdown()
+    assert meter.peak == 1
+
+
+def test_a_spaced_host_keeps_its_spacing_between_bursts_of_work() -> None:
+    lanes = HostLanes(Politeness(per_host=2, min_interval=0.3))
+    meter, names = ConcurrencyMeter(), []
+    try:
+        lanes.submit("news.example", _meter_work(meter, names, 0)).result(timeout=10)
+        lanes.submit("news.example", _meter_work(meter, names, 0)).result(timeout=10)
+    finally:
+        lanes.shutdown()
+    assert meter.starts[1] - meter.starts[0] >= 0.3 - 0.01  # the gate's own clock: no network
+
+
+def test_work_that_fails_reports_its_error_through_its_future() -> None:
+    lanes = HostLanes(Politeness())
+
+    def broken(gate: HostGate) -> None:
+        raise OSError("disk full")
+
+    try:
+        future = lanes.submit("news.example", broken)
+        assert isinstance(future.exception(timeout=10), OSError)
+        assert str(future.exception()) == "disk full"
+        lanes.submit("news.example", lambda gate: None).result(timeout=10)  # the host goes on
+    finally:
+        lanes.shutdown()
+
+
+def test_shutdown_lets_running_work_end_and_drops_lanes_not_started() -> None:
+    lanes = HostLanes(Politeness(per_host=1, workers=1))
+    started, finished, later = threading.Event(), threading.Event(), threading.Event()
+
+    def running(gate: HostGate) -> None:
+        started.set()
+        time.sleep(0.2)
+        finished.set()
+
+    lanes.submit("a", running)
+    lanes.submit("b", lambda gate: later.set())  # its lane waits for the only worker
+    assert started.wait(timeout=10)
+    lanes.shutdown()
+    assert finished.is_set()  # shutdown waited for it
+    assert not later.is_set()  # the queued lane was cancelled

@@ -14,9 +14,18 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import demo
 from pipeline.cli import main
-from pipeline.runners import Placement, extraction_processes, placement, runner_name
+from pipeline.runners import (
+    Placement,
+    PlacementError,
+    check_detachable,
+    check_paths,
+    extraction_processes,
+    placement,
+    runner_name,
+)
 from transforms.core import Entry, Page, article_id, canonical_url
 from transforms.extract import ExtractArticles, IsolationSettings, extract_articles, isolation
+from transforms.sinks import parse_sink
 
 
 @pytest.mark.parametrize(("spelling", "name"), [
@@ -161,3 +170,67 @@ def test_one_extraction_pool_per_process_however_many_dofn_instances(
     assert probe.pools == 1  # ... one pool
     assert len(probe.worker_pids) == 2  # the configured number of processes, not a multiple
 
+
+
+def test_placement_names_the_runner_and_counts_a_machines_worker_processes() -> None:
+    where = placement(PipelineOptions(["--runner=fnapirunner"]))
+    assert where == Placement("FnApiRunner", True, 1)
+    three = placement(PipelineOptions(["--runner=FnApiRunner", "--direct_num_workers=3",
+                                       "--direct_running_mode=multi_processing"]))
+    assert three.worker_processes == 3
+    every_core = placement(PipelineOptions(["--runner=FnApiRunner", "--direct_num_workers=0",
+                                            "--direct_running_mode=multi_processing"]))
+    assert every_core.worker_processes == (os.cpu_count() or 1)  # 0 workers: one per core
+
+
+def test_extraction_processes_are_whole_numbers() -> None:
+    counts = [extraction_processes(Placement("FnApiRunner", True, n), 0) for n in (1, 2, 3)]
+    assert all(type(count) is int and count >= 1 for count in counts)
+
+
+REMOTE = Placement("DataflowRunner", False, 0)
+FIX = ("use a bucket path (gs://..., s3://...), or --shared-filesystem when every worker"
+       " sees this path (an NFS mount, or workers on this machine)")
+
+
+@pytest.mark.parametrize(("out", "sinks", "state", "shared", "message"), [
+    ("/data/out", (), None, False,
+     f"--out /data/out is a folder on this machine, which DataflowRunner workers do not see:"
+     f" {FIX}"),
+    ("gs://b/out", ("jsonl:/data/records",), None, False,
+     f"sink jsonl:/data/records is a folder on this machine, which DataflowRunner workers do"
+     f" not see: {FIX}"),
+    ("gs://b/out", ("parquet:/data/records",), None, False,
+     f"sink parquet:/data/records is a folder on this machine, which DataflowRunner workers do"
+     f" not see: {FIX}"),
+    ("gs://b/out", (), "sqlite:/data/state.db", True,
+     "--state sqlite:/data/state.db is a file on this machine, which DataflowRunner workers"
+     " cannot share: use --state postgresql://USER@HOST:PORT/DB (or --state none)"),
+    ("/nfs/out", ("jsonl:/nfs/records",), None, True, None),  # every worker sees it
+    ("gs://b/out", ("parquet:gs://b/records", "postgresql://u@db/news?table=a",
+                    "redis://db:6379/0?stream=s"), "postgresql://u@db/news", False, None),
+])
+def test_what_remote_workers_could_not_use_is_refused_with_the_fix(
+    out: str, sinks: tuple[str, ...], state: str | None, shared: bool, message: str | None,
+) -> None:
+    parsed = tuple(parse_sink(uri, default_table="articles") for uri in sinks)
+
+    def check(where: Placement) -> None:
+        check_paths(where, shared_filesystem=shared, out=out, sinks=parsed, state_uri=state)
+
+    check(Placement("FnApiRunner", True, 1))  # on this machine, everything is reachable
+    if message is None:
+        check(REMOTE)
+        return
+    with pytest.raises(PlacementError) as refused:
+        check(REMOTE)
+    assert str(refused.value) == message
+
+
+def test_a_job_detaches_only_from_a_runner_whose_workers_run_elsewhere() -> None:
+    check_detachable(REMOTE, "run")
+    with pytest.raises(PlacementError) as refused:
+        check_detachable(Placement("PrismRunner", True, 1), "stream")
+    assert str(refused.value) == (
+        "stream: --detach needs a runner whose workers run elsewhere; PrismRunner runs the job"
+        " in this process, which would end it on exit")

@@ -69,6 +69,10 @@ def test_what_servers_ask_for() -> None:
     rss = b"<rss><channel><title>t</title><ttl>30</ttl><item><ttl>1</ttl></item></channel></rss>"
     assert rss_ttl(rss) == 1800  # the channel's, not an item's
     assert rss_ttl(b"<rss><channel><item><ttl>5</ttl></item></channel></rss>") is None
+    assert rss_ttl(b"<item><ttl>5</ttl></item>") is None  # an item's, even at the start
+    assert rss_ttl(b"<ttl>5</ttl><item></item>") == 300  # the channel's, even at the start
+    two_items = b"<rss><channel><item><ttl>5</ttl></item><item></item></channel></rss>"
+    assert rss_ttl(two_items) is None  # items end the channel's head at the first of them
 
 
 def test_next_poll_is_never_sooner_than_the_server_asks_and_backs_off() -> None:
@@ -228,8 +232,11 @@ def test_run_every_exits_with_the_status_of_its_last_run(
     caplog: pytest.LogCaptureFixture, last: object, status: int, level: str,
 ) -> None:
     first = RunFailedError("the run failed, nothing was committed: sink away")
+    before = signal.getsignal(signal.SIGTERM)
     got, logged = _scheduled([first, last], caplog)
     assert got == status
+    assert ("WARNING", "SIGTERM: finishing the run in progress, then stopping") in logged
+    assert signal.getsignal(signal.SIGTERM) is before  # handlers given back
     assert logged[0] == ("ERROR", "the run failed, nothing was committed: sink away;"
                                   " the next run starts as planned")
     if isinstance(last, dict):

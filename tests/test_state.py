@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
 from transforms.core import Validators, redact
-from transforms.state import StateError, open_state
+from transforms.state import StateError, check_state_uri, is_local, open_state, sqlite_path
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
@@ -61,3 +63,106 @@ def test_bad_state_uris() -> None:
 def test_passwords_are_redacted() -> None:
     assert redact("postgresql://u:secret@h:5432/db") == "postgresql://u:***@h:5432/db"
     assert redact("sqlite:.newsbeam/state.db") == "sqlite:.newsbeam/state.db"
+
+
+@pytest.mark.parametrize(("uri", "path"), [
+    ("sqlite:.newsbeam/state.db", ".newsbeam/state.db"),
+    ("sqlite:///var/lib/newsbeam/state.db", "/var/lib/newsbeam/state.db"),
+    ("sqlite:runs:2025.db", "runs:2025.db"),  # a colon in the file name is the file's
+])
+def test_the_file_of_an_sqlite_state(uri: str, path: str) -> None:
+    assert sqlite_path(uri) == Path(path)
+    assert is_local(uri) and check_state_uri(uri) == uri
+
+
+def test_an_sqlite_state_needs_a_path() -> None:
+    with pytest.raises(StateError, match=r"^sqlite state URI needs a path, e\.g\. "
+                                         r"sqlite:\.newsbeam/state\.db$"):
+        sqlite_path("sqlite:")
+
+
+@pytest.mark.parametrize("uri", ["postgresql://u@db/news", "postgres://u@db/news",
+                                 "POSTGRESQL://u@db/news"])
+def test_postgresql_states_are_known_by_either_scheme(uri: str) -> None:
+    assert check_state_uri(uri) == uri and not is_local(uri)
+
+
+def test_an_unknown_state_is_refused_without_its_password() -> None:
+    with pytest.raises(StateError) as refused:
+        check_state_uri("mysql://u:secret@db/news")
+    assert str(refused.value) == ("unsupported state URI 'mysql://u:***@db/news': use"
+                                  " sqlite:PATH or postgresql://...")
+
+
+def test_an_sqlite_state_makes_its_folders_and_says_when_it_cannot(tmp_path: Path) -> None:
+    open_state(f"sqlite:{tmp_path / 'a' / 'b' / 'state.db'}").close()
+    assert (tmp_path / "a" / "b" / "state.db").is_file()
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(StateError, match=f"^cannot open state file {tmp_path}/file/state.db: "):
+        open_state(f"sqlite:{tmp_path / 'file' / 'state.db'}")
+
+
+def test_a_store_is_usable_from_another_thread_than_the_one_that_opened_it(
+    state_uri: str,
+) -> None:
+    # A runner may tear a DoFn down on another thread than the one that set it up (Prism).
+    store = open_state(state_uri)
+    errors: list[BaseException] = []
+
+    def use() -> None:
+        try:
+            store.commit("r", {}, ["x"])
+            assert store.seen(["x"]) == {"x"}
+        except BaseException as error:  # noqa: BLE001  (reported below)
+            errors.append(error)
+
+    thread = threading.Thread(target=use)
+    thread.start()
+    thread.join()
+    store.close()
+    assert errors == []
+
+
+def test_stream_windows_are_remembered_per_stream(state_uri: str) -> None:
+    store = open_state(state_uri)
+    store.commit("stream-a", {}, ["x"], window="w1")
+    store.commit("stream-a", {}, [], window="w2")
+    store.commit("stream-b", {}, [], window="w1")
+    store.commit("stream-a", {}, ["y"], window="w1")  # a firing committed twice: once
+    assert store.committed_windows("stream-a", ["w1", "w2", "w3"]) == {"w1", "w2"}
+    assert store.committed_windows("stream-b", ["w1", "w2"]) == {"w1"}
+    assert store.committed_windows("stream-c", []) == set()
+    assert store.seen(["x", "y"]) == {"x", "y"}
+    store.close()
+
+
+def test_sqlite_times_are_utc_and_runs_add_up_their_records(tmp_path: Path) -> None:
+    store = open_state(f"sqlite:{tmp_path / 'state.db'}")
+    store.commit("r1", {"https://a.example/f": Validators('"e"', None)}, ["x", "y"])
+    store.commit("r1", {}, ["z"])
+    store.close()
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        assert db.execute("SELECT records FROM runs WHERE run_id = 'r1'").fetchone() == (3,)
+        times = [row[0] for table, column in (("runs", "committed_at"),
+                                              ("seen_articles", "first_seen"),
+                                              ("feed_validators", "updated_at"))
+                 for row in db.execute(f"SELECT {column} FROM {table}")]
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert times and all(time.endswith("+00:00") for time in times)
+
+
+def test_a_postgresql_state_takes_connection_options_and_every_prefix_character(
+    postgres_uri: str,
+) -> None:
+    every = "abcdefghijklmnopqrstuvwxyz0123456789_"
+    base = postgres_uri.split("?")[0]
+    store = open_state(f"{base}?sslmode=disable&application_name=newsbeam-test"
+                       f"&table_prefix={every}")
+    store.commit("r", {}, ["x"])
+    assert store.seen(["x"]) == {"x"} and store.committed_runs() == {"r"}
+    store.close()
+    import psycopg
+
+    with psycopg.connect(base, autocommit=True) as db:
+        for table in ("feed_validators", "seen_articles", "runs", "stream_windows"):
+            db.execute(f"DROP TABLE IF EXISTS {every}{table}")
