@@ -2,16 +2,20 @@
 
     .venv/bin/pip install -e '.[mutation]'
     .venv/bin/python benchmarks/mutation.py [--modules http,robots,...] [--max-children N]
+                                            [--survivors-again]
 
 mutmut plants one-line bugs (a changed operator, constant, argument, a removed call) in each
 module, one at a time, and runs the fast tests (`-m "not slow"`) that reach the changed
 function; a mutant the tests do not notice survives. This prints, per module, the mutants
 killed (a test failed, or the mutant hung until its timeout) and the score, then every
-survivor with its diff, less the equivalent mutants listed in EQUIVALENT (each with why no test
-can tell it from the code). Needs the test services running (`bash .ci/services`); not in CI:
-it takes a while. The work happens in a copy of the tracked files under --workdir, so the
-repository is never touched; mutmut keeps its results there, and a second run only retries
-the functions that changed.
+survivor with its diff, and the equivalent mutants (no test can tell them from the code: the
+rules of `equivalence`, and EQUIVALENT by name), each with why.
+
+Needs the test services running (`bash .ci/services`); not in CI: it takes half an hour. The
+work happens in a copy of the tracked files under --workdir, so the repository is never
+touched; mutmut keeps its results there, and a second run only retries the functions that
+changed. `--survivors-again` runs only the last run's survivors, against the tests as they are
+now (after adding tests for them).
 """
 
 from __future__ import annotations
@@ -65,6 +69,9 @@ def main() -> int:
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--workdir", type=Path,
                         default=Path.home() / ".cache" / "newsbeam" / "mutation")
+    parser.add_argument("--survivors-again", action="store_true",
+                        help="run only the last run's survivors again, against the tests as they"
+                        " are now (after adding tests for them)")
     args = parser.parse_args()
     chosen = [name.strip() for name in args.modules.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(MODULES))
@@ -75,13 +82,25 @@ def main() -> int:
     environment = {**os.environ, "NEWSBEAM_CORPUS": str(ROOT.parent / "shared" / "corpus")}
     environment.pop("CI", None)
     mutmut = str(Path(sys.executable).with_name("mutmut"))
-    subprocess.run([mutmut, "run", "--max-children", str(args.max_children), *patterns], cwd=copy,
-                   env=environment, check=True, stdout=subprocess.DEVNULL)
+    if args.survivors_again:
+        # mutmut picks each mutant's tests from a map of which tests reach which function,
+        # made once: tests added since are only seen once the map is made again.
+        (copy / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+        patterns = [name for name, status in results_of(mutmut, copy, environment).items()
+                    if status == "survived"
+                    and any(fnmatch.fnmatch(name, pattern) for pattern in patterns)]
+    if patterns:
+        subprocess.run([mutmut, "run", "--max-children", str(args.max_children), *patterns],
+                       cwd=copy, env=environment, check=True, stdout=subprocess.DEVNULL)
+    return report(chosen, results_of(mutmut, copy, environment), copy, mutmut, environment)
+
+
+def results_of(mutmut: str, copy: Path, environment: dict[str, str]) -> dict[str, str]:
+    """Every mutant's status as mutmut last recorded it (killed, survived, timeout, ...)."""
     results = subprocess.run([mutmut, "results", "--all", "true"], cwd=copy, env=environment,
                              check=True, capture_output=True, text=True).stdout
-    statuses = {match["name"]: match["status"] for line in results.splitlines()
-                if (match := STATUS.match(line))}
-    return report(chosen, statuses, copy, mutmut, environment)
+    return {match["name"]: match["status"] for line in results.splitlines()
+            if (match := STATUS.match(line))}
 
 
 def mutant_patterns(name: str) -> list[str]:

@@ -9,13 +9,15 @@ from collections.abc import Callable, Iterator
 
 import apache_beam as beam
 import pytest
+from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline.loopback import LoopbackServer, RequestHandler, Route
-from tests.helpers import LOOPBACK_HTTP
+from tests.helpers import LOOPBACK_HTTP, test_pipeline
 from transforms.core import Feed, Tally, Validators
 from transforms.feeds.fetch import (
     FEED_ACCEPT,
     VALIDATORS,
+    FetchFeeds,
     conditional_headers,
     feed_outputs,
     poll_feed,
@@ -116,3 +118,21 @@ def test_each_kind_of_poll_has_its_outputs(feed_site) -> None:
     assert list(feed_outputs(feed, silent)) == [full.fetched]  # no validators: none output
     assert all(not isinstance(output, beam.pvalue.TaggedOutput) or output.tag != VALIDATORS
                for output in feed_outputs(feed, silent))
+
+
+def test_fetch_feeds_outputs_feeds_validators_letters_and_counts(feed_site) -> None:
+    site, _ = feed_site
+    fresh, known, gone = (Feed(site.url("/feed.xml"), index=0),
+                          Feed(site.url("/feed.xml?again"), index=1,
+                               validators=Validators(ETAG, None)),
+                          Feed(site.url("/gone.xml"), index=2))
+    with test_pipeline() as pipeline:
+        fetched = pipeline | beam.Create([fresh, known, gone]) | FetchFeeds(LOOPBACK_HTTP)
+        assert_that(fetched.feeds | beam.Map(lambda f: (f.feed.url, f.body)),
+                    equal_to([(fresh.url, RSS)]), label="Feeds")
+        assert_that(fetched.validators, equal_to([(fresh.url, Validators(ETAG, MODIFIED))]),
+                    label="Validators")
+        assert_that(fetched.dead_letters | beam.Map(lambda d: (d.url, d.reason, d.subject)),
+                    equal_to([(gone.url, "http_status", "feed")]), label="Letters")
+        assert_that(fetched.tallies | beam.Map(lambda t: t.name), equal_to(
+            ["feeds.configured"] * 3 + ["feeds.not_modified"]), label="Tallies")

@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 
 import apache_beam as beam
 import pytest
+from apache_beam.testing.util import assert_that, equal_to
 
-from transforms.core import dead_letter, is_permanent, is_permanent_reason
+from tests.helpers import test_pipeline
+from transforms.core import CollectDeadLetters, dead_letter, is_permanent, is_permanent_reason
 from transforms.core.dead_letters import _counted, letter_id, letter_tallies
 
 AT = datetime(2025, 3, 4, 8, 0, tzinfo=UTC)
@@ -105,3 +107,20 @@ def test_a_letter_counts_for_its_stage_and_reason_and_for_what_it_lost(
     assert outputs[0] is letter
     assert [(output.tag, output.value) for output in outputs[1:]
             if isinstance(output, beam.pvalue.TaggedOutput)] == [("tallies", t) for t in tallies]
+
+
+def test_every_stages_letters_are_collected_and_counted_by_reason() -> None:
+    feed_lost = dead_letter("fetch_feeds", "timeout", subject="feed", url=FEED, feed_url=FEED,
+                            message="m")
+    page_lost = dead_letter("fetch_pages", "http_status", subject="entry", url=PAGE,
+                            feed_url=FEED, message="m", error_type="HTTP 404")
+    with test_pipeline() as pipeline:
+        first = pipeline | "Feeds" >> beam.Create([feed_lost])
+        second = pipeline | "Pages" >> beam.Create([page_lost, page_lost])
+        collected = (first, second) | CollectDeadLetters()
+        assert_that(collected.letters | beam.Map(lambda letter: letter.stage),
+                    equal_to(["fetch_feeds", "fetch_pages", "fetch_pages"]), label="Letters")
+        assert_that(collected.tallies | beam.Map(lambda tally: tally.name), equal_to([
+            "dead_letters.fetch_feeds.timeout", "feeds.dead_letter",
+            "dead_letters.fetch_pages.http_status", "entries.dead_letter",
+            "dead_letters.fetch_pages.http_status", "entries.dead_letter"]), label="Tallies")

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import apache_beam as beam
 import pytest
+from apache_beam.testing.util import assert_that, equal_to
 
+from tests.helpers import test_pipeline
 from transforms.core import (
     Article,
     Entry,
@@ -17,7 +20,7 @@ from transforms.core import (
     canonical_url,
     content_fingerprint,
 )
-from transforms.records.build import build_record
+from transforms.records.build import ToRecords, build_record
 
 LINK = "https://reader:tok@news.example/world/1.html?utm_source=rss"
 PUBLISHED = datetime(2025, 3, 4, 7, 45, tzinfo=UTC)
@@ -74,3 +77,14 @@ def test_a_record_no_sink_could_write_is_refused_with_its_field(text: str) -> No
     with pytest.raises(ValueError, match=r"field 'text' is not valid Unicode \(a lone"
                                          r" surrogate at 4\)"):
         build_record(_tagged(text))
+
+
+def test_to_records_outputs_records_their_counts_and_a_dead_letter_for_the_unwritable() -> None:
+    with test_pipeline() as pipeline:
+        built = pipeline | beam.Create([_tagged(), _tagged("bad \ud800")]) | ToRecords()
+        assert_that(built.records | beam.Map(lambda record: record.text), equal_to([TEXT]),
+                    label="Records")
+        assert_that(built.dead_letters | beam.Map(lambda letter: (letter.stage, letter.reason)),
+                    equal_to([("to_records", "unexpected_error")]), label="Letters")
+        assert_that(built.tallies | beam.Map(lambda tally: tally.name),
+                    equal_to(["records.output", "topics.taiwan.about"]), label="Tallies")

@@ -57,6 +57,9 @@ def test_the_status_of_robots_txt_decides_as_rfc_9309_says(status: int, allows_a
     rules = rules_from_response(_failing("http_status", status))
     assert rules.allows("https://n.example/a", "newsbeam") is allows_all
     assert rules.disallow_all is not allows_all
+    # What a page's dead letter will say of it.
+    assert rules.why == (f"no robots.txt (HTTP {status})" if allows_all else
+                         f"robots.txt unavailable (http_status: http_status {status})")
 
 
 @pytest.mark.parametrize(("reason", "allows_all"), [
@@ -64,8 +67,20 @@ def test_the_status_of_robots_txt_decides_as_rfc_9309_says(status: int, allows_a
     ("timeout", False), ("connection_error", False),  # unreachable: nothing for now
 ])
 def test_a_robots_txt_that_cannot_be_read_decides_by_why(reason: str, allows_all: bool) -> None:
-    assert rules_from_response(_failing(reason)).allows("https://n.example/a", "newsbeam") \
-        is allows_all
+    rules = rules_from_response(_failing(reason))
+    assert rules.allows("https://n.example/a", "newsbeam") is allows_all
+    assert rules.why == ("robots.txt too large to use; treated as absent" if allows_all else
+                         f"robots.txt unavailable ({reason}: {reason})")
+
+
+def test_a_robots_txt_with_bytes_that_are_not_utf8_is_still_read() -> None:
+    rules = rules_from_response(lambda: _answer(ROBOTS))
+    assert rules.why == "robots.txt"
+    broken = Response(url="https://n.example/robots.txt", status=200, headers={},
+                      body=b"User-agent: *\nDisallow: /caf\xe9/\nDisallow: /private/\n",
+                      fetched_at=datetime.now(UTC))
+    rules = rules_from_response(lambda: broken)
+    assert not rules.allows("https://n.example/private/1", "newsbeam")
 
 
 def test_our_group_applies_rather_than_the_wildcard() -> None:
@@ -91,6 +106,7 @@ def test_crawl_delay_is_honoured_up_to_the_cap() -> None:
     ("newsbeam/0.1 (+https://n.example)", "newsbeam"),
     ("NewsBot (+mailto:desk@n.example)", "NewsBot"),
     ("plain", "plain"),
+    ("My News Bot", "My"),
 ])
 def test_the_product_token_is_what_robots_groups_match(agent: str, token: str) -> None:
     assert robots_agent(agent) == token
@@ -101,7 +117,7 @@ def test_robots_txt_is_at_the_root_of_the_pages_site() -> None:
 
 
 def test_rules_are_cached_per_site_for_a_day_and_an_unavailable_answer_for_ten_minutes() -> None:
-    now = [0.0]
+    now = [5000.0]  # a monotonic clock starts anywhere
     asked: list[str] = []
     answers = {"https://a.example/robots.txt": "User-agent: *\nDisallow:\n"}
 
@@ -115,14 +131,17 @@ def test_rules_are_cached_per_site_for_a_day_and_an_unavailable_answer_for_ten_m
     for page in ("https://a.example/1", "https://a.example/2", "https://b.example/1"):
         cache.rules(page, fetch)
     assert asked == ["https://a.example/robots.txt", "https://b.example/robots.txt"]
-    now[0] = UNAVAILABLE_TTL - 1
+    now[0] = 5000.0 + UNAVAILABLE_TTL - 1
     cache.rules("https://b.example/2", fetch)
     assert len(asked) == 2
-    now[0] = UNAVAILABLE_TTL + 1  # b's unavailable answer is asked for again, a's kept
+    now[0] = 5000.0 + UNAVAILABLE_TTL  # b's unavailable answer is asked for again, a's kept
     cache.rules("https://b.example/3", fetch)
     cache.rules("https://a.example/3", fetch)
     assert asked[2:] == ["https://b.example/robots.txt"]
-    now[0] = ROBOTS_TTL + 1
+    now[0] = 5000.0 + ROBOTS_TTL - 1
+    cache.rules("https://a.example/4", fetch)
+    assert len(asked) == 3
+    now[0] = 5000.0 + ROBOTS_TTL
     cache.rules("https://a.example/4", fetch)
     assert asked[3:] == ["https://a.example/robots.txt"]
 

@@ -20,6 +20,7 @@ from transforms.sinks import SinkError, parse_sink
 from transforms.sinks.postgres import (
     WriteToPostgres,
     _connect,
+    _WriteBatches,
     prepare_table,
     present_in_table,
     write_batch,
@@ -170,3 +171,21 @@ def test_an_unreachable_redis_is_one_line_naming_the_sink() -> None:
     with pytest.raises(SinkError, match=r"^sink redis://127\.0\.0\.1:1/0\?stream=s: cannot"
                                         r" reach Redis: "):
         check_stream(sink)
+
+
+def test_a_connection_lost_while_writing_fails_naming_the_sink(table: str) -> None:
+    sink = _sink(table)
+    prepare_table(sink, Record)
+    write = _WriteBatches(sink, Record)
+    write.setup()
+    try:
+        pid = write._connection.info.backend_pid
+        with psycopg.connect(POSTGRES_URI, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(SinkError) as lost:
+            list(write.process([_record(1)]))
+    finally:
+        write.teardown()
+    assert str(lost.value).startswith(f"sink {sink.shown}: lost the connection while writing: ")
+    assert "\n" not in str(lost.value)
+    assert write._connection is None  # torn down

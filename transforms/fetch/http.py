@@ -114,7 +114,7 @@ def is_page_content_type(content_type: str) -> bool:
 
 def is_public_address(address: str) -> bool:
     """True for a globally routable unicast address (IPv4-mapped IPv6 is judged as IPv4)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    ip = ipaddress.ip_address(address)  # a scoped IPv6 address (fe80::1%eth0) included
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip.is_global and not ip.is_multicast
