@@ -124,3 +124,13 @@ def test_every_stages_letters_are_collected_and_counted_by_reason() -> None:
             "dead_letters.fetch_feeds.timeout", "feeds.dead_letter",
             "dead_letters.fetch_pages.http_status", "entries.dead_letter",
             "dead_letters.fetch_pages.http_status", "entries.dead_letter"]), label="Tallies")
+
+
+def test_collecting_keeps_its_step_names() -> None:
+    pipeline = test_pipeline()
+    letters = pipeline | beam.Create([dead_letter("fetch_feeds", "timeout", subject="feed",
+                                                  url=FEED, feed_url=FEED, message="m")])
+    _ = (letters,) | "DeadLetters" >> CollectDeadLetters()
+    names = {transform.unique_name
+             for transform in pipeline.to_runner_api().components.transforms.values()}
+    assert {"DeadLetters/Flatten", "DeadLetters/CountByReason"} <= names

@@ -33,6 +33,7 @@ from transforms.fetch.http import (
     is_page_content_type,
     is_public_address,
     parse_retry_after,
+    validate_url,
 )
 
 HTML = {"Content-Type": "text/html; charset=utf-8"}
@@ -236,9 +237,11 @@ def test_which_statuses_are_retried(server: LoopbackServer, status: int, retried
 
 def test_every_request_carries_the_user_agent_and_accept(server: LoopbackServer) -> None:
     seen: list[tuple[str | None, str | None]] = []
+    encodings: list[str | None] = []
 
     def record(handler: RequestHandler) -> None:
         seen.append((handler.headers.get("User-Agent"), handler.headers.get("Accept")))
+        encodings.append(handler.headers.get("Accept-Encoding"))
         handler.send_route(Route(b"ok", headers=HTML))
 
     server.routes["/x"] = record
@@ -246,6 +249,7 @@ def test_every_request_carries_the_user_agent_and_accept(server: LoopbackServer)
     with HttpClient(settings, sleep=lambda _: None) as client:
         client.get(server.url("/x"), max_bytes=100, accept="application/rss+xml")
     assert seen == [("newsbeam-test (+https://n.example)", "application/rss+xml")]
+    assert encodings == [transforms_http.ACCEPT_ENCODING]  # what it can decode, bounded
 
 
 def test_the_socket_guard_refuses_non_loopback_addresses() -> None:
@@ -323,7 +327,9 @@ def test_slow_drip_hits_the_overall_deadline(server: LoopbackServer) -> None:
 
     server.routes["/drip"] = drip
     settings = dataclasses.replace(LOOPBACK_HTTP, read_timeout=1.0, deadline=1.0, retries=0)
-    assert _error(server.url("/drip"), settings).reason == "timeout"
+    error = _error(server.url("/drip"), settings)
+    assert (error.reason, error.status, error.url) == ("timeout", 200, server.url("/drip"))
+    assert str(error) == "overall deadline of 1s exceeded"
     # The client hung up at its deadline (a second: about 10 bytes), long before the drip's end.
     assert hung_up.wait(timeout=30)
     assert len(sent) < 50
@@ -514,11 +520,15 @@ def test_every_failure_says_what_where_and_with_which_status(server: LoopbackSer
         handler.close_connection = True
 
     server.routes["/trickled"] = trickle
+    server.routes["/compress"] = _raw(200, {"Content-Type": "text/html",
+                                            "Content-Encoding": "compress",
+                                            "Content-Length": "4"}, b"abcd")
     cases = {
+        "/compress": ("bad_encoding", 200, "compress"),
         "/declared": ("too_large", 200, "5000"),
         "/streamed": ("too_large", 200, "body exceeds cap of 4096 bytes (cap 4096)"),
         "/trickled": ("too_large", 200, "body exceeds cap of 4096 bytes (cap 4096)"),
-        "/garbled": ("bad_encoding", 200, ""),
+        "/garbled": ("bad_encoding", 200, "undecodable body: "),
         "/bomb": ("too_large", 200, "decoded body exceeds 4096 bytes (cap 4096)"),
         "/missing": ("http_status", 404, "404"),
     }
@@ -589,3 +599,69 @@ def test_unix_sockets_are_never_reached() -> None:
         backend.connect_unix_socket("/var/run/docker.sock")
     assert (refused.value.reason, str(refused.value)) == (
         "blocked_address", "unix sockets are never fetched")
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("ftp://news.example/feed", "not an absolute http(s) URL: 'ftp://news.example/feed'"),
+    ("https:///feed", "not an absolute http(s) URL: 'https:///feed'"),
+    ("/feed.xml", "not an absolute http(s) URL: '/feed.xml'"),
+    ("http://news.example:99999/feed", "malformed URL 'http://news.example:99999/feed': "),
+])
+def test_what_is_not_an_http_url_is_refused_before_any_request(url: str, message: str) -> None:
+    with pytest.raises(FetchError) as refused:
+        validate_url(url)
+    assert (refused.value.reason, refused.value.url) == ("invalid_url", url)
+    assert str(refused.value).startswith(message)
+    assert validate_url("HTTPS://news.example/feed") == "HTTPS://news.example/feed"
+
+
+def test_a_retry_carries_its_error_and_reads_as_it() -> None:
+    error = FetchError("http_status", "HTTP 503", url="https://n.example/", status=503,
+                       retry_after=4.0)
+    retry = transforms_http._RetryableError(error, 4.0)
+    assert (str(retry), retry.error, retry.retry_after) == ("HTTP 503", error, 4.0)
+    assert error.retry_after == 4.0
+
+
+def test_a_host_whose_first_address_refuses_is_reached_at_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A name with two addresses, the first of which refuses connections (nothing listens on
+    # 127.0.0.2 at this port): the guard tries them in turn, as a resolver's order says.
+    with LoopbackServer({"/x": Route(b"ok", headers=HTML)}) as site:
+        port = int(site.base_url.rsplit(":", 1)[1])
+        monkeypatch.setattr(transforms_http, "resolve_allowed",
+                            lambda host, port_, allow_private_networks: ["127.0.0.2",
+                                                                         "127.0.0.1"])
+        assert _get(f"http://two.example:{port}/x").body == b"ok"
+        monkeypatch.setattr(transforms_http, "resolve_allowed",
+                            lambda host, port_, allow_private_networks: ["127.0.0.2"])
+        assert _error(f"http://two.example:{port}/x").reason == "connection_error"
+
+
+@pytest.mark.parametrize(("draw", "factor"), [(0.0, 0.5), (0.5, 1.0), (0.999, 1.499)])
+def test_the_jitter_spreads_a_retry_from_half_to_one_and_a_half_times_its_backoff(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, draw: float, factor: float,
+) -> None:
+    monkeypatch.setattr(transforms_http.random, "random", lambda: draw)
+    server.routes["/x"], _ = _status_then_ok(503)
+    slept: list[float] = []
+    settings = dataclasses.replace(LOOPBACK_HTTP, backoff=2.0)
+    with HttpClient(settings, sleep=slept.append) as client:
+        client.get(server.url("/x"), max_bytes=100)
+    assert slept == [pytest.approx(2.0 * factor)]
+
+
+def test_a_proxy_set_in_the_environment_is_never_used(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A feed must not be fetched through whatever proxy the worker's environment names (it
+    # would see every request, and the address guard would check the proxy, not the site).
+    with LoopbackServer({}) as proxy:
+        for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+            monkeypatch.setenv(name, proxy.base_url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        server.routes["/x"] = Route(b"direct", headers=HTML)
+        assert _get(server.url("/x")).body == b"direct"
+        assert sum(proxy.requests.values()) == 0

@@ -3,6 +3,7 @@ preferred, credentials masked, and a record no sink could write refused with its
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import apache_beam as beam
@@ -88,3 +89,19 @@ def test_to_records_outputs_records_their_counts_and_a_dead_letter_for_the_unwri
                     equal_to([("to_records", "unexpected_error")]), label="Letters")
         assert_that(built.tallies | beam.Map(lambda tally: tally.name),
                     equal_to(["records.output", "topics.taiwan.about"]), label="Tallies")
+
+
+def test_a_lone_surrogate_in_a_list_field_is_refused_too() -> None:
+    tagged = _tagged()
+    bad = dataclasses.replace(tagged, article=dataclasses.replace(
+        tagged.article, authors=("A. Writer", "B. \udc80")))
+    with pytest.raises(ValueError, match="field 'authors' is not valid Unicode"):
+        build_record(bad)
+
+
+def test_to_records_keeps_its_step_name() -> None:
+    pipeline = test_pipeline()
+    _ = pipeline | beam.Create([_tagged()]) | "ToRecords" >> ToRecords()
+    names = {transform.unique_name
+             for transform in pipeline.to_runner_api().components.transforms.values()}
+    assert "ToRecords/Build" in names  # a running stream is updated by step name

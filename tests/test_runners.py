@@ -206,6 +206,9 @@ FIX = ("use a bucket path (gs://..., s3://...), or --shared-filesystem when ever
     ("gs://b/out", (), "sqlite:/data/state.db", True,
      "--state sqlite:/data/state.db is a file on this machine, which DataflowRunner workers"
      " cannot share: use --state postgresql://USER@HOST:PORT/DB (or --state none)"),
+    ("file:///data/out", (), None, False,
+     f"--out file:///data/out is a folder on this machine, which DataflowRunner workers do not"
+     f" see: {FIX}"),
     ("/nfs/out", ("jsonl:/nfs/records",), None, True, None),  # every worker sees it
     ("gs://b/out", ("parquet:gs://b/records", "postgresql://u@db/news?table=a",
                     "redis://db:6379/0?stream=s"), "postgresql://u@db/news", False, None),

@@ -69,6 +69,7 @@ def test_passwords_are_redacted() -> None:
     ("sqlite:.newsbeam/state.db", ".newsbeam/state.db"),
     ("sqlite:///var/lib/newsbeam/state.db", "/var/lib/newsbeam/state.db"),
     ("sqlite:runs:2025.db", "runs:2025.db"),  # a colon in the file name is the file's
+    ("sqlite://state.db", "state.db"),  # as some write a relative one
 ])
 def test_the_file_of_an_sqlite_state(uri: str, path: str) -> None:
     assert sqlite_path(uri) == Path(path)
