@@ -665,3 +665,58 @@ def test_a_proxy_set_in_the_environment_is_never_used(
         server.routes["/x"] = Route(b"direct", headers=HTML)
         assert _get(server.url("/x")).body == b"direct"
         assert sum(proxy.requests.values()) == 0
+
+
+def test_every_way_a_request_fails_is_told_with_its_reason_place_and_status(
+    server: LoopbackServer,
+) -> None:
+    def hang(handler: BaseHTTPRequestHandler) -> None:
+        time.sleep(2)
+
+    def reset(handler: BaseHTTPRequestHandler) -> None:
+        handler.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        handler.request.close()
+        handler.close_connection = True
+
+    routes: dict[str, Route | Handler] = {
+        "/pdf": Route(b"%PDF", headers={"Content-Type": "application/pdf"}),
+        "/no-location": Route(status=302),
+        "/multiple-choices": Route(b"pick one", status=300, headers=HTML),
+        "/loop-a": Route(status=302, headers={"Location": "/loop-b"}),
+        "/loop-b": Route(status=302, headers={"Location": "/loop-a"}),
+        "/gone": Route(b"", status=410),
+        "/hang": hang,
+        "/reset": reset,
+    }
+    for hop in range(7):
+        routes[f"/hop{hop}"] = Route(status=302, headers={"Location": f"/hop{hop + 1}"})
+    server.routes.update(routes)
+    settings = dataclasses.replace(LOOPBACK_HTTP, read_timeout=0.3, retries=0)
+    expected = {
+        "/pdf": ("bad_content_type", "unexpected content type 'application/pdf'", "/pdf", 200),
+        "/no-location": ("http_status", "HTTP 302 without Location", "/no-location", 302),
+        "/multiple-choices": ("http_status", "HTTP 300", "/multiple-choices", 300),
+        "/loop-a": ("too_many_redirects", f"redirect loop back to {server.url('/loop-a')}",
+                    "/loop-a", 302),
+        "/hop0": ("too_many_redirects", "more than 5 redirects", "/hop0", None),
+        "/gone": ("http_status", "HTTP 410", "/gone", 410),
+        "/hang": ("timeout", "ReadTimeout: ", "/hang", None),
+        "/reset": ("connection_error", "", "/reset", None),
+    }
+    for path, (reason, message, where, status) in expected.items():
+        error = _error(server.url(path), settings, content_type_ok=is_page_content_type)
+        assert (error.reason, error.url, error.status) == (
+            reason, server.url(where), status), path
+        assert str(error).startswith(message), (path, str(error))
+        if reason == "connection_error":
+            assert str(error).split(":")[0].endswith("Error"), str(error)  # the kind, first
+    assert server.requests["/hop5"] == 1 and server.requests["/hop6"] == 0  # 5 redirects
+
+
+def test_a_not_modified_answer_is_returned_with_an_empty_body(server: LoopbackServer) -> None:
+    server.routes["/feed"] = Route(b"<rss/>", headers={"ETag": '"v1"',
+                                                       "Content-Type": "application/rss+xml"})
+    with HttpClient(LOOPBACK_HTTP, sleep=lambda _: None) as client:
+        response = client.get(server.url("/feed"), max_bytes=1024,
+                              headers={"If-None-Match": '"v1"'})
+    assert (response.status, response.body, response.url) == (304, b"", server.url("/feed"))
