@@ -103,7 +103,7 @@ def _tagged(url: str, text: str) -> TaggedArticle:
 
 
 @pytest.mark.slow
-def test_a_record_no_sink_could_write_is_a_dead_letter_of_to_records() -> None:
+def test_a_record_no_sink_could_write_is_an_unwritable_text_dead_letter() -> None:
     good = _tagged("http://127.0.0.1/good", "A story in plain words.")
     # A lone surrogate: no UTF-8 encoder takes it, so every sink's write would fail on it.
     bad = _tagged("http://127.0.0.1/bad", "A story with a broken \ud800 character.")
@@ -113,7 +113,7 @@ def test_a_record_no_sink_could_write_is_a_dead_letter_of_to_records() -> None:
                     equal_to(["http://127.0.0.1/good"]), label="Records")
         assert_that(built.dead_letters | beam.Map(lambda d: (d.stage, d.reason, d.url,
                                                              d.message)),
-                    equal_to([("to_records", "unexpected_error", "http://127.0.0.1/bad",
+                    equal_to([("to_records", "unwritable_text", "http://127.0.0.1/bad",
                                "field 'text' is not valid Unicode (a lone surrogate at 22)")]),
                     label="DeadLetters")
 

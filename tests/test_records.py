@@ -86,7 +86,7 @@ def test_to_records_outputs_records_their_counts_and_a_dead_letter_for_the_unwri
         assert_that(built.records | beam.Map(lambda record: record.text), equal_to([TEXT]),
                     label="Records")
         assert_that(built.dead_letters | beam.Map(lambda letter: (letter.stage, letter.reason)),
-                    equal_to([("to_records", "unexpected_error")]), label="Letters")
+                    equal_to([("to_records", "unwritable_text")]), label="Letters")
         assert_that(built.tallies | beam.Map(lambda tally: tally.name),
                     equal_to(["records.output", "topics.taiwan.about"]), label="Tallies")
 

@@ -53,6 +53,8 @@ REASONS: dict[str, str] = {
     "extraction_error": "the extractor failed on this page",
     "extraction_timeout": "extracting the page took longer than the time limit",
     "extraction_crashed": "the extraction worker process died (memory, a native crash)",
+    # records
+    "unwritable_text": "a field of the record holds text no sink can encode (a lone surrogate)",
     # anything we did not foresee: still accounted for, never a crashed bundle
     "unexpected_error": "an unexpected error; see error_type and message",
 }

@@ -18,14 +18,19 @@ from transforms.core import (
     TaggedArticle,
     Tally,
     content_fingerprint,
+    dead_letter,
     mask_userinfo,
     word_count,
 )
 
 
+class UnwritableTextError(ValueError):
+    """A record field holds text no UTF-8 encoder takes: no sink could write the record."""
+
+
 def build_record(tagged: TaggedArticle) -> Record:
-    """The output record of a tagged article (see README, "Record schema"); ValueError if no
-    sink could write it."""
+    """The output record of a tagged article (see README, "Record schema");
+    UnwritableTextError if no sink could write it."""
     article = tagged.article
     entry = article.entry
     record = Record(
@@ -69,15 +74,24 @@ def _check_writable(record: Record) -> None:
                 try:
                     text.encode("utf-8")
                 except UnicodeEncodeError as error:
-                    raise ValueError(f"field {field.name!r} is not valid Unicode (a lone"
-                                     f" surrogate at {error.start})") from None
+                    raise UnwritableTextError(
+                        f"field {field.name!r} is not valid Unicode (a lone surrogate at"
+                        f" {error.start})") from None
 
 
 class _ToRecordFn(StageFn):
     stage = TO_RECORDS
 
     def handle(self, tagged: TaggedArticle) -> Iterator[Any]:
-        record = build_record(tagged)
+        try:
+            record = build_record(tagged)
+        except UnwritableTextError as error:  # foreseen: a dead letter with its own reason
+            entry = tagged.article.entry
+            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(
+                TO_RECORDS, "unwritable_text", subject="entry", url=entry.link,
+                feed_url=entry.feed_url, message=str(error), error_type=type(error).__name__,
+                article_id=entry.article_id))
+            return
         yield Tally("records.output")
         for topic in record.topics:
             yield Tally(f"topics.{topic.name}.{topic.relevance}")
