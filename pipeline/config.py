@@ -25,7 +25,7 @@ from transforms.topics import DEFAULT_RELEVANCE, INFINITE, Relevance, Taxonomy, 
 log = logging.getLogger(__name__)
 
 DEFAULT_TOPICS = "default_topics.yaml"
-# libyaml's loader where PyYAML was built with it: ten times faster on a large taxonomy, with the
+# libyaml's loader where PyYAML was built with it: much faster on a large taxonomy, with the
 # same safe subset of YAML.
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

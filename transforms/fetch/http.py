@@ -209,7 +209,7 @@ class _PoolPerSite:
 
     An httpcore pool walks all of its connections on every request and response, and for
     each idle one all of them again, polling its socket. With the dozens of sites one worker
-    fetches from at once, that walk was about half of the client's CPU per request. A pool
+    fetches from at once, that walk took much of the client's CPU per request. A pool
     per site walks only the site's own few connections. When the pools hold more than
     `max_sockets` connections, those of sites with no request in progress are closed, least
     recently used first, so a worker that reaches thousands of sites does not keep a socket

@@ -35,9 +35,9 @@ _NO_TEXT = Layout((), (), 0)
 # Kinds of automaton values: a term, a case-sensitive term, an exclusion phrase, a word that a
 # pattern requires (its value names the pattern, not a topic).
 _TERM, _EXACT, _EXCLUSION, _CUE = 0, 1, 2, 3
-# The most keys (distinct terms, exclusions and required words) searched with a DFA. Measured
-# with keys of one to three words: the DFA takes 24 MiB for 16,000 keys and 100 MiB for 60,000,
-# a contiguous NFA about a third of that (7 and 32 MiB).
+# The most keys (distinct terms, exclusions and required words) searched with a DFA: past it,
+# a DFA's memory grows too large and a contiguous NFA, a fraction of it, is used instead
+# (benchmarks/README.md, "Figures behind choices in the code").
 DFA_KEYS = 20_000
 # The characters outside ASCII whose lower case starts with an ASCII letter: dotted capital I
 # ("İstanbul") and the Kelvin sign (a test checks this against the running Python's Unicode).
@@ -61,7 +61,8 @@ class TopicMatcher:
                 if term.pattern:
                     folded = not term.case_sensitive
                     # A case-insensitive expression runs over the case-folded text, which
-                    # needs no IGNORECASE unless it names a capital letter (three times faster).
+                    # needs no IGNORECASE unless it names a capital letter (IGNORECASE is the
+                    # slower search).
                     flags = re.IGNORECASE if folded and _names_capitals(term.text) else 0
                     number = len(self._patterns)
                     shown = dataclasses.replace(term, text=term.label) if term.label else term
