@@ -63,7 +63,6 @@ def this_process(command: str) -> Holder:
 def state_lease(state_uri: str, command: str, wait: float = 0.0) -> Iterator[Holder]:
     """Hold the lease on `state_uri` for the body of the `with`; if another process holds it,
     try again for up to `wait` seconds, then raise StateBusyError naming the holder."""
-    holder = this_process(command)
     lease: _SqliteLease | _PostgresLease
     if is_local(check_state_uri(state_uri)):
         lease = _SqliteLease(sqlite_path(state_uri))
@@ -71,7 +70,8 @@ def state_lease(state_uri: str, command: str, wait: float = 0.0) -> Iterator[Hol
         lease = _PostgresLease(state_uri)
     deadline = time.monotonic() + wait
     try:
-        while not lease.try_take(holder):
+        # Named afresh at each try, so "since" is when the lease was taken, not asked for.
+        while not lease.try_take(holder := this_process(command)):
             if time.monotonic() >= deadline:
                 held_by = lease.holder()
                 raise StateBusyError(
