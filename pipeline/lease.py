@@ -28,10 +28,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from transforms.core import SecretError, format_utc, redact, with_secret_password
-from transforms.state import StateError, check_state_uri, is_local, sqlite_path
+from transforms.state import (
+    StateError,
+    check_state_uri,
+    is_local,
+    postgres_state,
+    sqlite_path,
+)
 
 RETRY_EVERY = 0.5  # seconds between two tries while --wait lasts
 POSTGRES_NAME_LIMIT = 63  # application_name is cut to NAMEDATALEN - 1 bytes
@@ -139,12 +144,8 @@ class _PostgresLease:
     def __init__(self, uri: str) -> None:
         import psycopg
 
-        parts = urlsplit(uri)
-        options = parse_qs(parts.query)
-        prefix = options.pop("table_prefix", ["newsbeam_"])[0]
+        self._conninfo, prefix = postgres_state(uri)
         self._key = lease_key(prefix)
-        self._conninfo = with_secret_password(urlunsplit(parts._replace(
-            query="&".join(f"{k}={v[0]}" for k, v in options.items()))))
         self._uri = uri
         self._db: Any = None
         self._psycopg = psycopg
@@ -153,7 +154,7 @@ class _PostgresLease:
         try:
             if self._db is None:
                 self._db = self._psycopg.connect(
-                    self._conninfo, connect_timeout=10, autocommit=True,
+                    with_secret_password(self._conninfo), connect_timeout=10, autocommit=True,
                     application_name="newsbeam waiting for its state")
             row = self._db.execute("SELECT pg_try_advisory_lock(%s, %s)", self._key).fetchone()
             if row and row[0]:

@@ -125,15 +125,21 @@ def test_robots_txt_status_decides_as_rfc_9309_says(robots: Route, allowed: bool
         assert server.requests["/a.html"] == (1 if allowed else 0)
 
 
-def test_host_gate_spaces_request_starts() -> None:
-    now = [0.0]
+def _gate_on_a_fake_clock(interval: float, start: float) -> tuple[HostGate, list, list]:
+    """A gate whose clock only moves when it sleeps (or a test moves `now[0]`): the gate, the
+    clock's `now` and what it slept."""
+    now = [start]
     slept: list[float] = []
 
     def sleep(seconds: float) -> None:
         slept.append(seconds)
         now[0] += seconds
 
-    gate = HostGate(0.5, clock=lambda: now[0], sleep=sleep)
+    return HostGate(interval, clock=lambda: now[0], sleep=sleep), now, slept
+
+
+def test_host_gate_spaces_request_starts() -> None:
+    gate, _, slept = _gate_on_a_fake_clock(0.5, start=0.0)
     for _ in range(3):
         gate.wait_turn()
     assert slept == [0.5, 0.5]
@@ -195,14 +201,7 @@ def test_a_hosts_limit_holds_across_everyone_fetching_in_a_process() -> None:
 
 
 def test_a_crawl_delay_learnt_from_robots_txt_counts_from_the_robots_request() -> None:
-    now = [10.0]
-    slept: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now[0] += seconds
-
-    gate = HostGate(0.0, clock=lambda: now[0], sleep=sleep)
+    gate, now, slept = _gate_on_a_fake_clock(0.0, start=10.0)
     gate.wait_turn()  # robots.txt, at 10.0
     now[0] += 0.5  # its answer came back
     gate.set_interval(2.0)  # Crawl-delay: 2

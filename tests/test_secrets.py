@@ -155,3 +155,17 @@ def test_feed_credentials_are_sent_but_never_written(
 ])
 def test_user_information_is_masked_wherever_a_url_is_shown(shown: str, masked: str) -> None:
     assert mask_userinfo(shown) == masked
+
+
+def test_a_secret_that_cannot_be_read_stops_the_lease_in_one_line(
+    postgres_uri: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline.lease import state_lease
+
+    def denied(name: str) -> str:
+        raise PermissionError("denied")
+
+    monkeypatch.setattr(secrets, "secret_manager_value", denied)
+    with (pytest.raises(StateError, match=f"password_secret {NAME}: denied"),
+          state_lease(f"{postgres_uri}&password_secret={NAME}", "run")):
+        pass

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         check_state_uri as check_state_uri,
         is_local as is_local,
         open_state as open_state,
+        postgres_state as postgres_state,
         sqlite_path as sqlite_path,
     )
 

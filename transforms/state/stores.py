@@ -87,6 +87,19 @@ def is_local(uri: str) -> bool:
     return uri.split(":", 1)[0].lower() == "sqlite"
 
 
+def postgres_state(uri: str) -> tuple[str, str]:
+    """The connection URI of a PostgreSQL state (without newsbeam's own `table_prefix`) and its
+    table prefix (default `newsbeam_`); StateError for a prefix that is not a plain name."""
+    parts = urlsplit(uri)
+    options = parse_qs(parts.query)
+    prefix = options.pop("table_prefix", ["newsbeam_"])[0]
+    if not set(prefix) <= _TABLE_PREFIX_CHARS:
+        raise StateError(f"table_prefix {prefix!r}: use lower-case letters, digits and _")
+    conninfo = urlunsplit(parts._replace(
+        query="&".join(f"{k}={v[0]}" for k, v in options.items())))
+    return conninfo, prefix
+
+
 def _chunks(items: Sequence[str], size: int = LOOKUP_BATCH) -> Iterator[Sequence[str]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -197,15 +210,9 @@ class PostgresState:
     def __init__(self, uri: str) -> None:
         import psycopg  # imported here: SQLite users need no PostgreSQL driver loaded
 
-        parts = urlsplit(uri)
-        options = parse_qs(parts.query)
-        prefix = options.pop("table_prefix", ["newsbeam_"])[0]
-        if not set(prefix) <= _TABLE_PREFIX_CHARS:
-            raise StateError(f"table_prefix {prefix!r}: use lower-case letters, digits and _")
+        conninfo, prefix = postgres_state(uri)
         self._t = {name: f"{prefix}{name}" for name in ("feed_validators", "seen_articles",
                                                          "runs", "stream_windows")}
-        conninfo = urlunsplit(parts._replace(
-            query="&".join(f"{k}={v[0]}" for k, v in options.items())))
         try:
             self._db = psycopg.connect(with_secret_password(conninfo), connect_timeout=10,
                                        autocommit=False)
