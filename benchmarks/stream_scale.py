@@ -145,6 +145,12 @@ def report(name: str, log: list[tuple[float, str]],
         per_feed = f", {used / feeds * 1000:.2f} ms CPU per feed" if feeds else ""
         print(f"{name} poll {number}: {feeds} feeds, {pages} pages in {end - start:.1f} s"
               f" (first to last request); {used:.1f} CPU s{per_feed}")
+        feed_times = [at - start for at, path in poll if path.startswith("/feed/")]
+        page_times = [at - start for at, path in poll if not path.startswith("/feed/")]
+        if feed_times and page_times:
+            print(f"  feeds asked from 0 to {max(feed_times):.1f} s (half by"
+                  f" {sorted(feed_times)[len(feed_times) // 2]:.1f} s), pages from"
+                  f" {min(page_times):.1f} to {max(page_times):.1f} s")
 
 
 def cpu_between(samples: list[tuple[float, float]], start: float, end: float) -> float:

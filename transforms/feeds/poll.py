@@ -25,6 +25,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import as_completed
 from typing import Any
 
 import apache_beam as beam
@@ -190,12 +191,11 @@ class _PollShardFn(beam.DoFn):
                 due.append((feed, state))
         # The state of feeds no longer configured is dropped with them.
         states = {feed.url: known[feed.url] for feed in feeds if feed.url in known}
-        outputs: list[Any] = []
         for feed, state, poll in self._poll_all(due):
             counts["feeds.configured"] += 1
             if isinstance(poll, BaseException):
-                outputs.append(beam.pvalue.TaggedOutput(
-                    DEAD_LETTERS, unexpected_error(FETCH_FEEDS, feed, poll)))
+                yield beam.pvalue.TaggedOutput(
+                    DEAD_LETTERS, unexpected_error(FETCH_FEEDS, feed, poll))
                 continue
             interval = feed.poll_interval or self.poll_interval
             states[feed.url] = after_poll(state, poll, polled_at, interval)
@@ -203,18 +203,18 @@ class _PollShardFn(beam.DoFn):
                 if isinstance(output, Tally):
                     counts[output.name] += output.n
                 else:
-                    outputs.append(output)
-        feed_states.write(states)
+                    yield output
+        feed_states.write({feed.url: states[feed.url] for feed in feeds if feed.url in states})
         yield from emitted([Tally(name, n) for name, n in sorted(counts.items())])
-        yield from outputs
 
     def _now(self, timestamp: Any) -> float:
         return time.time() if self.clock is PollClock.WALL else float(timestamp)
 
     def _poll_all(self, due: list[tuple[Feed, FeedState]]
-                  ) -> list[tuple[Feed, FeedState, FeedPoll | BaseException]]:
-        """Every due feed polled through the per-host lanes at once, waited for: (feed, its
-        state before, its poll or the exception it raised)."""
+                  ) -> Iterator[tuple[Feed, FeedState, FeedPoll | BaseException]]:
+        """Every due feed polled through the per-host lanes at once: (feed, its state before,
+        its poll or the exception it raised), each as soon as it is done, so the stages fused
+        after this one parse a feed while the others are still being fetched."""
         if self._resources is None:
             raise RuntimeError("PollFeeds used before setup()")
         lanes = self._resources.lanes
@@ -226,13 +226,12 @@ class _PollShardFn(beam.DoFn):
                 polls[feed.url] = poll_feed(feed, state.validators, self._get)
             return run
 
-        started = [(feed, state, lanes.submit(host_key(feed.url), work(feed, state)))
-                   for feed, state in due]
-        results: list[tuple[Feed, FeedState, FeedPoll | BaseException]] = []
-        for feed, state, future in started:
-            error = future.exception()  # waits for it
-            results.append((feed, state, error if error is not None else polls[feed.url]))
-        return results
+        started = {lanes.submit(host_key(feed.url), work(feed, state)): (feed, state)
+                   for feed, state in due}
+        for future in as_completed(started):
+            feed, state = started[future]
+            error = future.exception()
+            yield feed, state, error if error is not None else polls[feed.url]
 
     def _get(self, url: str, **kwargs: Any) -> Response:
         assert self._resources is not None
