@@ -22,7 +22,7 @@ import apache_beam as beam
 import httpx
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline.loopback import LoopbackServer, Route
+from pipeline.demo.loopback import LoopbackServer, Route
 from tests.servers import ConcurrencyMeter, delayed
 from transforms.core import Entry, article_id, canonical_url
 from transforms.fetch import DEFAULT_POLITENESS, FetchPages, HttpSettings

@@ -38,6 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     # name: (file, the functions mutated there; none listed: all of them)
     "http": ("transforms/fetch/http.py", ()),
+    "guard": ("transforms/fetch/guard.py", ()),
+    "pool": ("transforms/fetch/pool.py", ()),
     "polite": ("transforms/fetch/polite.py", ()),
     "robots": ("transforms/fetch/robots.py", ()),
     "identity": ("transforms/core/identity.py", ()),
@@ -47,10 +49,10 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "schedule": ("transforms/feeds/schedule.py", ()),
     "stores": ("transforms/state/stores.py", ()),
     "records": ("transforms/records/build.py", ()),
-    "runners": ("pipeline/runners.py", ()),
+    "runners": ("pipeline/job/runners.py", ()),
     # The command's exit statuses (the rest of the module is argument help).
-    "cli": ("pipeline/cli.py", ("main", "_report")),
-    "run_every": ("pipeline/schedule.py", ()),
+    "cli": ("pipeline/cli/__init__.py", ("main", "_report")),
+    "run_every": ("pipeline/job/schedule.py", ()),
     "redis": ("transforms/sinks/redis_stream.py", ()),
     "postgres": ("transforms/sinks/postgres.py", ()),
 }
@@ -59,6 +61,8 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
 # test, and running them all for each of its 600 mutants takes hours.
 OWN_TESTS: dict[str, tuple[str, ...]] = {
     "http": ("tests/test_http.py",),
+    "guard": ("tests/test_http.py",),
+    "pool": ("tests/test_http.py",),
 }
 
 # Mutants no test can tell from the code, beyond the rules of `equivalence`, each with why
@@ -88,27 +92,28 @@ EQUIVALENT: dict[str, str] = {
         " see above)",
     "transforms.state.stores.xǁPostgresStateǁcommitted_runs__mutmut_3":
         "psycopg takes None as no parameters",
-    "pipeline.runners.x_placement__mutmut_9":
+    "pipeline.job.runners.x_placement__mutmut_9":
         "no environment type is not LOOPBACK, whatever stands in for it",
-    "pipeline.runners.x_placement__mutmut_40": "os.cpu_count() is None only where it cannot tell",
-    "pipeline.runners.x_extraction_processes__mutmut_10":
+    "pipeline.job.runners.x_placement__mutmut_40":
+        "os.cpu_count() is None only where it cannot tell",
+    "pipeline.job.runners.x_extraction_processes__mutmut_10":
         "os.cpu_count() is None only where it cannot tell",
     "pipeline.cli.x_main__mutmut_10":
         "the log level is set by basicConfig, which pytest's own handlers make a no-op"
         " in-process",
-    "pipeline.schedule.x_run_every__mutmut_1[45]":
+    "pipeline.job.schedule.x_run_every__mutmut_1[45]":
         "every pass of the loop sets the status; the loop always runs once",
-    "pipeline.schedule.x_run_every__mutmut_5[247]": "every run summary carries its run_id",
+    "pipeline.job.schedule.x_run_every__mutmut_5[247]": "every run summary carries its run_id",
     "transforms.sinks.redis_stream.x__client__mutmut_*": _TIMEOUTS,
     "transforms.sinks.redis_stream.x_present_in_stream__mutmut_1[478]":
         "ZMSCORE answers one score per id asked",
     "transforms.sinks.redis_stream.x_stream_fields__mutmut_6":
         "a missing id falls through `or` to the article id either way",
-    "transforms.fetch.http.xǁ_GuardedBackendǁconnect_tcp__mutmut_3":
+    "transforms.fetch.guard.xǁGuardedBackendǁconnect_tcp__mutmut_3":
         "getaddrinfo gives the same addresses with or without the port",
-    "transforms.fetch.http.xǁ_GuardedBackendǁconnect_tcp__mutmut_8":
+    "transforms.fetch.guard.xǁGuardedBackendǁconnect_tcp__mutmut_8":
         "the first failed address sets the error before it is read",
-    "transforms.fetch.http.xǁ_GuardedBackendǁconnect_tcp__mutmut_1[1-8]":
+    "transforms.fetch.guard.xǁGuardedBackendǁconnect_tcp__mutmut_1[1-8]":
         "httpx passes no local address or socket options; the connect timeout only shows"
         " against an address that never answers",
     "transforms.fetch.http.xǁHttpClientǁ__init____mutmut_[45]":

@@ -29,15 +29,15 @@ from pathlib import Path
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline.batch import BatchConfig, build_batch
-from pipeline.config import load_taxonomy
-from pipeline.loopback import LoopbackServer, Route
-from pipeline.run import run_batch
+from pipeline.demo.loopback import LoopbackServer, Route
+from pipeline.graph.batch import BatchConfig, build_batch
+from pipeline.graph.core import CoreConfig
+from pipeline.job.run_batch import run_batch
 from transforms.core import Feed, FetchedFeed, Page
 from transforms.extract import ExtractionError, IsolationSettings, extract_article
 from transforms.feeds import parse_feed
 from transforms.fetch import HttpClient, HttpSettings
-from transforms.topics import TopicMatcher
+from transforms.topics import TopicMatcher, load_taxonomy
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "extraction"
 PER_FEED = 50
@@ -109,8 +109,9 @@ def workers_run(feed_urls: list[str], spread: bool, out: str) -> int:
     feeds = tuple(Feed(url, index=i) for i, url in enumerate(feed_urls))
     options = PipelineOptions(["--runner=FnApiRunner", "--direct_num_workers=2",
                                "--direct_running_mode=multi_processing"])
-    config = BatchConfig(out=out, taxonomy=load_taxonomy(), http=HTTP,
-                         isolation=IsolationSettings(processes=1), spread_extraction=spread)
+    config = BatchConfig(out=out, core=CoreConfig(
+        load_taxonomy(), HTTP, isolation=IsolationSettings(processes=1),
+        spread_extraction=spread))
     with beam.Pipeline(options=options) as pipeline:
         build_batch(pipeline, feeds, config)
     return len([line for path in Path(out).glob("articles-*.jsonl") for line in path.open()])

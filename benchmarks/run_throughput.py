@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, 
 import feedparser
 import trafilatura
 
-from pipeline.loopback import Handler, RequestHandler, Route
+from pipeline.demo.loopback import Handler, RequestHandler, Route
 from tests.servers import UNIQUE_LINE, ConcurrencyMeter, news_site
 
 BIN = Path(sys.executable).parent

@@ -23,7 +23,6 @@ import psycopg
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import demo
-from pipeline.config import load_taxonomy
 from transforms.core import Record, article_id, content_fingerprint, word_count
 from transforms.sinks import parse_sink
 from transforms.sinks.postgres import (
@@ -34,7 +33,7 @@ from transforms.sinks.postgres import (
     write_batch,
 )
 from transforms.sinks.schema import postgres_columns
-from transforms.topics import TopicMatcher
+from transforms.topics import TopicMatcher, load_taxonomy
 
 DATABASE = "postgresql://postgres@127.0.0.1:5432/test"
 

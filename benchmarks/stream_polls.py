@@ -30,13 +30,15 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.transforms.window import TimestampedValue
 
 from pipeline import demo
-from pipeline.config import load_taxonomy
-from pipeline.incremental import new_run_id
-from pipeline.loopback import LoopbackServer, RequestHandler, Route
-from pipeline.stream import StreamConfig, build_stream
+from pipeline.demo.loopback import LoopbackServer, RequestHandler, Route
+from pipeline.graph.core import CoreConfig
+from pipeline.graph.stream import StreamConfig, build_stream
+from pipeline.job.incremental import new_run_id
+from pipeline.job.options import DEFAULT_RETRY_AFTER
 from transforms.core import Feed
 from transforms.feeds import PollClock
 from transforms.fetch import HttpSettings
+from transforms.topics import load_taxonomy
 
 HOSTS = [f"127.0.0.{n}" for n in range(2, 12)]
 INTERVAL = 300.0
@@ -104,9 +106,11 @@ def main() -> None:
         ticks = ticks.advance_watermark_to_infinity()
         with tempfile.TemporaryDirectory() as out:
             config = StreamConfig(
-                out=out, taxonomy=load_taxonomy(), stream_id="bench", launch=new_run_id(),
-                http=HttpSettings(allow_private_networks=True), poll_interval=INTERVAL,
-                window=INTERVAL, dedup_ttl=TTL, poll_clock=PollClock.TICKS)
+                out=out, core=CoreConfig(load_taxonomy(), HttpSettings(
+                    allow_private_networks=True)),
+                stream_id="bench", launch=new_run_id(), poll_interval=INTERVAL,
+                window=INTERVAL, dedup_ttl=TTL, retry_after=DEFAULT_RETRY_AFTER,
+                poll_clock=PollClock.TICKS)
             feeds = tuple(Feed(url, index=n) for n, url in enumerate(feed_urls))
             started = time.perf_counter()
             options = PipelineOptions(["--runner=BundleBasedDirectRunner", "--streaming"])

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.processes import group_cpu_seconds
 from pipeline import demo
-from pipeline.loopback import LoopbackServer, RequestHandler, Route
+from pipeline.demo.loopback import LoopbackServer, RequestHandler, Route
 
 HOSTS = [f"127.0.1.{n}" for n in range(1, 51)]
 LATENCY = 0.020

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.processes import group_usage
 from pipeline import demo
-from pipeline.loopback import LoopbackServer, RequestHandler, Route
+from pipeline.demo.loopback import LoopbackServer, RequestHandler, Route
 
 HOSTS = [f"127.0.2.{n}" for n in range(1, 11)]
 FEEDS = 200

@@ -20,8 +20,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from pipeline.config import load_taxonomy
-from transforms.topics import Taxonomy, Term, Topic, TopicMatcher
+from transforms.topics import Taxonomy, Term, Topic, TopicMatcher, load_taxonomy
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "topics" / "dev.jsonl"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.loopback import LoopbackServer
+from pipeline.demo.loopback import LoopbackServer
 
 # Beside the repository; NEWSBEAM_CORPUS names it for a copy of the tests run elsewhere
 # (benchmarks/mutation.py runs them in mutmut's mutants/ folder).

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 
-from transforms.fetch import HttpSettings
+from pipeline.graph.core import CoreConfig
+from pipeline.graph.stream import StreamConfig
+from pipeline.job.options import (
+    DEFAULT_DEDUP_TTL,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_RETRY_AFTER,
+    DEFAULT_WINDOW,
+)
+from transforms.core import Entry, article_id, canonical_url
+from transforms.fetch import DEFAULT_POLITENESS, HttpSettings, Politeness
+from transforms.topics import load_taxonomy
 
 # A stream launch's id, as `newsbeam stream` makes one (a run id), for streams built in tests.
 LAUNCH = "20261207T000000000Z"
@@ -18,6 +29,30 @@ LOOPBACK_HTTP = HttpSettings(
     connect_timeout=2.0, read_timeout=2.0, deadline=5.0, retries=1, backoff=0.01,
     allow_private_networks=True,
 )
+
+
+def entry(url: str, feed: str = "http://127.0.0.1/feed") -> Entry:
+    """A feed entry linking to `url`, with nothing else from its feed."""
+    canonical = canonical_url(url)
+    return Entry(feed_url=feed, feed_title=None, feed_tags=(), feed_index=0, position=0,
+                 guid=None, link=url, canonical_url=canonical, article_id=article_id(canonical),
+                 title=None, authors=(), published_at=None, updated_at=None, categories=(),
+                 summary=None)
+
+
+def loopback_core(politeness: Politeness = DEFAULT_POLITENESS) -> CoreConfig:
+    """The shared stages' settings for loopback sites: the bundled taxonomy, LOOPBACK_HTTP."""
+    return CoreConfig(load_taxonomy(), LOOPBACK_HTTP, politeness)
+
+
+def stream_config(out: Path | str, stream_id: str, *,
+                  politeness: Politeness = DEFAULT_POLITENESS, **fields: Any) -> StreamConfig:
+    """A stream's config for loopback sites, with the options' defaults for what `fields`
+    does not set."""
+    times = dict(poll_interval=DEFAULT_POLL_INTERVAL, window=DEFAULT_WINDOW,
+                 dedup_ttl=DEFAULT_DEDUP_TTL, retry_after=DEFAULT_RETRY_AFTER)
+    return StreamConfig(out=str(out), core=loopback_core(politeness), stream_id=stream_id,
+                        launch=LAUNCH, **{**times, **fields})
 
 
 def test_pipeline() -> TestPipeline:

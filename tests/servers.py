@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from pipeline import demo
-from pipeline.loopback import Handler, LoopbackServer, RequestHandler, Route
+from pipeline.demo.loopback import Handler, LoopbackServer, RequestHandler, Route
 
 HTML = {"Content-Type": "text/html; charset=utf-8"}
 RSS = "application/rss+xml"

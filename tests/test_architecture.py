@@ -1,6 +1,7 @@
 """The rooms of transforms/ and the imports between them, as README's "How it is built" draws
 them: a room imports from core/ and from the rooms it stands on, only through their packages
-(what their __init__.py exports), never from their modules; pipeline/ likewise."""
+(what their __init__.py exports), never from their modules; pipeline/'s rooms import
+transforms/ the same way, and one another in one direction only."""
 
 from __future__ import annotations
 
@@ -65,10 +66,32 @@ def test_rooms_import_only_what_other_rooms_export(path: Path) -> None:
             f"transforms.{target} exports")
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "pipeline").glob("*.py")),
-                         ids=lambda p: p.name)
+# pipeline/'s rooms: the graph (what the job runs), the job (setting it up and running it),
+# the command line, and the demo's sample site; each may import the rooms listed.
+PIPELINE_ALLOWED = {
+    "graph": set(),
+    "job": {"graph"},
+    "cli": {"job", "graph", "demo"},
+    "demo": set(),
+}
+
+
+def test_every_module_of_pipeline_is_in_a_known_room() -> None:
+    rooms = {p.name for p in (ROOT / "pipeline").iterdir() if p.is_dir()
+             and p.name != "__pycache__"}
+    assert rooms == set(PIPELINE_ALLOWED)
+    loose = [p.name for p in (ROOT / "pipeline").glob("*.py") if p.name != "__init__.py"]
+    assert loose == []
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "pipeline").rglob("*.py")),
+                         ids=lambda p: str(p.relative_to(ROOT)))
 def test_pipeline_imports_what_the_rooms_export(path: Path) -> None:
+    room = path.relative_to(ROOT / "pipeline").parts[0]
     for line, module in _imports(path):
         parts = module.split(".")
         if parts[0] == "transforms":
             assert len(parts) <= 2, f"{path.name}:{line}: {module}: import from the room"
+        if parts[0] == "pipeline" and len(parts) > 1 and parts[1] != room:
+            assert parts[1] in PIPELINE_ALLOWED.get(room, set()), (
+                f"{path.name}:{line}: pipeline/{room}/ imports pipeline/{parts[1]}/")

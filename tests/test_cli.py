@@ -14,8 +14,8 @@ import pytest
 
 from pipeline import cli, demo
 from pipeline.cli import main
-from pipeline.loopback import RequestHandler
-from pipeline.run import RunFailedError
+from pipeline.demo.loopback import RequestHandler
+from pipeline.job.setup import RunFailedError
 from tests.conftest import POSTGRES_URI
 from tests.servers import Hold
 from transforms.core import summarize
@@ -250,8 +250,8 @@ def test_run_every_finishes_the_run_in_progress_on_sigterm(tmp_path: Path) -> No
 
 
 def test_the_command_exits_at_once_with_every_output_written(tmp_path) -> None:
-    # The console script skips the interpreter's teardown (pipeline.cli.console): what the
-    # run wrote, what it printed into a pipe and its exit status must all be there regardless.
+    # What the run wrote, what it printed into a pipe and its exit status are all there when
+    # the command has exited (its fetch and extraction workers stopped first).
     done = subprocess.run([sys.executable, "-m", "pipeline.cli", "demo", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -11,7 +11,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline.loopback import LoopbackServer, RequestHandler, Route
+from pipeline.demo.loopback import LoopbackServer, RequestHandler, Route
 from tests.helpers import LOOPBACK_HTTP, test_pipeline
 from transforms.core import Feed, Tally, Validators
 from transforms.feeds.fetch import (

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 from apache_beam.io.localfilesystem import LocalFileSystem
 
-from pipeline.config import ConfigError, load_feeds, load_taxonomy, parse_taxonomy
+from pipeline.cli.feeds_file import load_feeds
+from transforms.core import ConfigError
+from transforms.topics import load_taxonomy, parse_taxonomy
 
 
 def _write(tmp_path: Path, name: str, text: str) -> Path:

@@ -22,9 +22,9 @@ from apache_beam.options.pipeline_options import FlinkRunnerOptions
 from packaging.specifiers import SpecifierSet
 
 from pipeline.cli import check_command_line, command_parser
-from pipeline.flex_template import template_metadata
-from pipeline.launch import command_line
-from pipeline.options import duration
+from pipeline.cli.flex_template import template_metadata
+from pipeline.cli.launch import command_line
+from pipeline.job.options import duration
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -387,7 +387,7 @@ def test_the_dag_compiles_and_names_only_options_that_exist() -> None:
         keywords = {k.arg: k.value for k in call.keywords}
         assert set(keywords) <= BEAM_OPERATOR_PARAMETERS
         assert ast.literal_eval(keywords["py_options"]) == ["-m"]
-        assert ast.literal_eval(keywords["py_file"]) == "pipeline.launch"
+        assert ast.literal_eval(keywords["py_file"]) == "pipeline.cli.launch"
         runner = ast.literal_eval(keywords["runner"])
         runners.add(runner)
         options: dict[str, Any] = {}
@@ -418,10 +418,9 @@ def test_the_dag_compiles_and_names_only_options_that_exist() -> None:
 def test_the_template_parameters_are_the_cli_options_with_their_help(command: str) -> None:
     committed = json.loads((DEPLOY / "dataflow" / f"{command}-metadata.json").read_text())
     assert committed == template_metadata(command), (
-        f"regenerate: python -m pipeline.flex_template {command} >"
+        f"regenerate: python -m pipeline.cli.flex_template {command} >"
         f" deploy/dataflow/{command}-metadata.json")
-    options = {flag: action for action in command_parser(command)._actions
-               for flag in action.option_strings}
+    options = command_parser(command).options
     for parameter in committed["parameters"]:
         action = options[f"--{parameter['name']}"]
         assert parameter["helpText"] == action.help

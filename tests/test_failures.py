@@ -4,23 +4,35 @@ the rest of the run completes and is accounted for."""
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.transforms.window import GlobalWindow
 
 from pipeline import demo
-from pipeline.config import load_taxonomy
-from pipeline.loopback import LoopbackServer
-from pipeline.run import run_batch
-from tests.helpers import test_pipeline
-from transforms.core import Article, Entry, TaggedArticle, article_id, canonical_url, guarded
+from pipeline.demo.loopback import LoopbackServer
+from pipeline.job.run_batch import run_batch
+from tests.helpers import LOOPBACK_HTTP, entry, test_pipeline
+from transforms.core import (
+    FETCH_PAGES,
+    Article,
+    Entry,
+    TaggedArticle,
+    article_id,
+    canonical_url,
+    guarded,
+)
+from transforms.fetch import HostGate, PoliteFetchFn, Politeness
 from transforms.records import ToRecords, build
-from transforms.topics import TopicMatcher
+from transforms.topics import TopicMatcher, load_taxonomy
 
 # The demo article each test poisons, and words of its text.
 POISONED_PATH = "/us/2024/05/15/overdose-deaths-fall.html"
@@ -125,3 +137,40 @@ def test_guarded_keeps_no_partial_outputs_of_a_failed_element() -> None:
 
     (only,) = guarded("to_records", _tagged("http://127.0.0.1/x", "t"), half_done)
     assert only.tag == "dead_letters" and only.value.message == "broke half-way"
+
+
+class _HeldFetchFn(PoliteFetchFn):
+    """Fetches nothing: each item waits for `release`, then counts itself as fetched."""
+
+    stage = FETCH_PAGES
+
+    def __init__(self, release: threading.Event) -> None:
+        super().__init__(LOOPBACK_HTTP, 1 << 20, Politeness(per_host=1))
+        self.release = release
+        self.fetched: list[str] = []  # links
+
+    def fetch_item(self, item: Entry, gate: HostGate) -> Iterator[Any]:
+        gate.wait_turn()
+        self.release.wait(10)
+        self.get("http://127.0.0.1:9/")  # torn down by now: abandoned, not a dead letter
+        self.fetched.append(item.link)
+        yield item
+
+
+def test_a_torn_down_fetch_stage_drops_its_queued_work_quietly(caplog) -> None:
+    # Beam tears down the DoFns of a bundle that failed (a full disk, a sink gone) while their
+    # fetches are still queued on the process's lanes: those are dropped, not fetched, not
+    # dead letters, and not a traceback each in the log.
+    release = threading.Event()
+    fn = _HeldFetchFn(release)
+    fn.setup()
+    fn.start_bundle()
+    entries = [entry(f"http://127.0.0.1/{n}.html") for n in range(20)]
+    pending = list(fn.process(("127.0.0.1", entries), window=GlobalWindow(), timestamp=0))
+    assert pending == []  # the first item is held; the others wait in the host's lane
+    fn.teardown()
+    release.set()
+    (done,) = fn._pending
+    assert done.result(timeout=10) is None  # every queued item was let go of
+    assert fn.fetched == [] and fn._results.empty()
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]

@@ -22,11 +22,11 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import demo
-from pipeline.config import load_taxonomy
-from pipeline.run import run_batch
+from pipeline.job.run_batch import run_batch
 from tests.conftest import POSTGRES_URI, service_missing
 from tests.servers import Faults, Hold, news_site
 from transforms.core import Feed
+from transforms.topics import load_taxonomy
 
 pytestmark = pytest.mark.slow  # whole runs, some in processes of their own
 

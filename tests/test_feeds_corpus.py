@@ -9,7 +9,7 @@ import feedparser
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline.loopback import LoopbackServer, Route
+from pipeline.demo.loopback import LoopbackServer, Route
 from tests.conftest import CORPUS
 from tests.helpers import LOOPBACK_HTTP, test_pipeline
 from transforms.core import Feed, FetchedFeed

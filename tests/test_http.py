@@ -21,17 +21,18 @@ from pathlib import Path
 import brotli
 import pytest
 
+import transforms.fetch.guard as transforms_guard
 import transforms.fetch.http as transforms_http
-from pipeline.loopback import Handler, LoopbackServer, RequestHandler, Route
+from pipeline.demo.loopback import Handler, LoopbackServer, RequestHandler, Route
 from tests.conftest import NetworkGuardError
 from tests.helpers import LOOPBACK_HTTP
+from transforms.fetch.guard import is_public_address
 from transforms.fetch.http import (
     FetchError,
     HttpClient,
     HttpSettings,
     is_feed_content_type,
     is_page_content_type,
-    is_public_address,
     parse_retry_after,
     validate_url,
 )
@@ -393,8 +394,8 @@ def test_a_redirect_to_a_private_address_is_refused_at_that_hop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Let 127.0.0.1 stand in for a public site; 127.0.0.2 stays what it is, a private address.
-    real = transforms_http.is_public_address
-    monkeypatch.setattr(transforms_http, "is_public_address",
+    real = transforms_guard.is_public_address
+    monkeypatch.setattr(transforms_guard, "is_public_address",
                         lambda address: address == "127.0.0.1" or real(address))
     with LoopbackServer({}, host="127.0.0.2") as internal, LoopbackServer({}) as public:
         internal.routes["/admin"] = Route(b"secret")
@@ -576,26 +577,26 @@ def test_a_name_that_does_not_resolve_is_a_dns_error(monkeypatch: pytest.MonkeyP
     def no_such_name(*args: object, **kwargs: object) -> list:
         raise socket.gaierror(-2, "Name or service not known")
 
-    monkeypatch.setattr(transforms_http.socket, "getaddrinfo", no_such_name)
-    with pytest.raises(transforms_http.AddressRefused) as refused:
-        transforms_http.resolve_allowed("gone.example", 443, allow_private_networks=False)
+    monkeypatch.setattr(transforms_guard.socket, "getaddrinfo", no_such_name)
+    with pytest.raises(transforms_guard.AddressRefused) as refused:
+        transforms_guard.resolve_allowed("gone.example", 443, allow_private_networks=False)
     assert (refused.value.reason, str(refused.value)) == (
         "dns_error", "cannot resolve gone.example: [Errno -2] Name or service not known")
 
 
 def test_a_private_address_is_refused_with_how_to_allow_it() -> None:
-    with pytest.raises(transforms_http.AddressRefused) as refused:
-        transforms_http.resolve_allowed("127.0.0.1", 80, allow_private_networks=False)
+    with pytest.raises(transforms_guard.AddressRefused) as refused:
+        transforms_guard.resolve_allowed("127.0.0.1", 80, allow_private_networks=False)
     assert (refused.value.reason, str(refused.value)) == (
         "blocked_address", "127.0.0.1 resolves to non-public address 127.0.0.1"
         " (use --allow-private-networks to permit)")
-    assert transforms_http.resolve_allowed("127.0.0.1", 80, allow_private_networks=True) == [
+    assert transforms_guard.resolve_allowed("127.0.0.1", 80, allow_private_networks=True) == [
         "127.0.0.1"]
 
 
 def test_unix_sockets_are_never_reached() -> None:
-    backend = transforms_http._GuardedBackend(allow_private_networks=True)
-    with pytest.raises(transforms_http.AddressRefused) as refused:
+    backend = transforms_guard.GuardedBackend(allow_private_networks=True)
+    with pytest.raises(transforms_guard.AddressRefused) as refused:
         backend.connect_unix_socket("/var/run/docker.sock")
     assert (refused.value.reason, str(refused.value)) == (
         "blocked_address", "unix sockets are never fetched")
@@ -630,11 +631,11 @@ def test_a_host_whose_first_address_refuses_is_reached_at_the_next(
     # 127.0.0.2 at this port): the guard tries them in turn, as a resolver's order says.
     with LoopbackServer({"/x": Route(b"ok", headers=HTML)}) as site:
         port = int(site.base_url.rsplit(":", 1)[1])
-        monkeypatch.setattr(transforms_http, "resolve_allowed",
+        monkeypatch.setattr(transforms_guard, "resolve_allowed",
                             lambda host, port_, allow_private_networks: ["127.0.0.2",
                                                                          "127.0.0.1"])
         assert _get(f"http://two.example:{port}/x").body == b"ok"
-        monkeypatch.setattr(transforms_http, "resolve_allowed",
+        monkeypatch.setattr(transforms_guard, "resolve_allowed",
                             lambda host, port_, allow_private_networks: ["127.0.0.2"])
         assert _error(f"http://two.example:{port}/x").reason == "connection_error"
 

@@ -13,10 +13,11 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 import transforms.state.staging as staging_module
 from pipeline import demo
-from pipeline.config import load_taxonomy
-from pipeline.loopback import LoopbackServer
-from pipeline.run import RunFailedError, run_batch
+from pipeline.demo.loopback import LoopbackServer
+from pipeline.job.run_batch import run_batch
+from pipeline.job.setup import RunFailedError
 from transforms.state import STAGING_FOLDER, open_state
+from transforms.topics import load_taxonomy
 
 pytestmark = pytest.mark.slow  # every test runs the whole pipeline, some twice
 

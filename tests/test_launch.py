@@ -7,8 +7,8 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.cli import UsageError
-from pipeline.launch import command_line, launch
-from pipeline.options import sinks
+from pipeline.cli.launch import command_line, launch
+from pipeline.job.options import sinks
 
 FLEX = {"FLEX_TEMPLATE_PYTHON_PY_FILE": "/opt/newsbeam/launch.py", "NEWSBEAM_COMMAND": "stream",
         "NEWSBEAM_SDK_IMAGE": "registry.example.org/newsbeam:1"}

@@ -16,8 +16,8 @@ import pytest
 
 from pipeline import demo
 from pipeline.cli import EXIT_BUSY, main
-from pipeline.lease import StateBusyError, state_lease
-from pipeline.loopback import LoopbackServer
+from pipeline.demo.loopback import LoopbackServer
+from pipeline.job.lease import StateBusyError, state_lease
 from tests.servers import Hold, news_site
 from transforms.state import open_state
 

@@ -12,12 +12,12 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline import demo
-from pipeline.batch import BatchConfig, build_batch
-from pipeline.config import load_taxonomy
-from pipeline.loopback import LoopbackServer, Route
-from pipeline.run import run_batch
-from tests.helpers import LOOPBACK_HTTP, test_pipeline
+from pipeline.demo.loopback import LoopbackServer, Route
+from pipeline.graph.batch import BatchConfig, build_batch
+from pipeline.job.run_batch import run_batch
+from tests.helpers import loopback_core, test_pipeline
 from transforms.core import Feed
+from transforms.topics import load_taxonomy
 
 pytestmark = pytest.mark.slow  # every test runs the whole pipeline
 
@@ -43,7 +43,7 @@ def test_records_and_dead_letters_under_test_pipeline(
 ) -> None:
     base = sample_site.base_url
     with test_pipeline() as p:
-        config = BatchConfig(out=str(tmp_path), taxonomy=load_taxonomy(), http=LOOPBACK_HTTP)
+        config = BatchConfig(out=str(tmp_path), core=loopback_core())
         outputs = build_batch(p, demo.sample_feeds(sample_site), config)
         topics = outputs.records | "TitleTopics" >> beam.Map(
             lambda r: (r.title, tuple(sorted((t.name, t.relevance) for t in r.topics)))

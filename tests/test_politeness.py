@@ -13,10 +13,10 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline.loopback import LoopbackServer, Route
-from tests.helpers import LOOPBACK_HTTP, test_pipeline
+from pipeline.demo.loopback import LoopbackServer, Route
+from tests.helpers import LOOPBACK_HTTP, entry, test_pipeline
 from tests.servers import ConcurrencyMeter, delayed
-from transforms.core import Entry, Feed, article_id, canonical_url
+from transforms.core import Entry, Feed
 from transforms.feeds import FetchFeeds
 from transforms.fetch import FetchPages, HostGate, Politeness
 from transforms.fetch.polite import HostLanes, host_key
@@ -27,14 +27,6 @@ HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 # its handler this much later or earlier than its neighbour at most (thread wake-ups), so two
 # starts the client spaced by an interval are at least that interval less this apart.
 ARRIVAL_JITTER = 0.05
-
-
-def entry(url: str) -> Entry:
-    canonical = canonical_url(url)
-    return Entry(feed_url="http://127.0.0.1/feed", feed_title=None, feed_tags=(), feed_index=0,
-                 position=0, guid=None, link=url, canonical_url=canonical,
-                 article_id=article_id(canonical), title=None, authors=(), published_at=None,
-                 updated_at=None, categories=(), summary=None)
 
 
 @pytest.fixture

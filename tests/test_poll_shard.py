@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.loopback import LoopbackServer, RequestHandler, Route
+from pipeline.demo.loopback import LoopbackServer, RequestHandler, Route
 from tests.helpers import LOOPBACK_HTTP
 from transforms.core import Feed, FetchedFeed
 from transforms.feeds import PollClock

@@ -21,7 +21,7 @@ from apache_beam.portability.api import beam_job_api_pb2, beam_job_api_pb2_grpc
 
 from pipeline import demo
 from pipeline.cli import main
-from pipeline.loopback import LoopbackServer
+from pipeline.demo.loopback import LoopbackServer
 from tests.conftest import POSTGRES_URI
 from transforms.state import STAGING_FOLDER
 

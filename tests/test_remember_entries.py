@@ -11,18 +11,11 @@ from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.windowed_value import WindowedValue
 
-from transforms.core import TALLIES, Entry, Tally, article_id, canonical_url
+from tests.helpers import entry
+from transforms.core import TALLIES, Entry, Tally
 from transforms.state.keyed import RememberEntries, _DropRepeatsInBundleFn
 
 TTL = 600.0
-
-
-def entry(url: str, feed: str = "http://127.0.0.1/feed") -> Entry:
-    canonical = canonical_url(url)
-    return Entry(feed_url=feed, feed_title=None, feed_tags=(), feed_index=0, position=0,
-                 guid=None, link=url, canonical_url=canonical, article_id=article_id(canonical),
-                 title=None, authors=(), published_at=None, updated_at=None, categories=(),
-                 summary=None)
 
 
 def _passed(fn: _DropRepeatsInBundleFn, value: Entry, at: float) -> list[Any]:

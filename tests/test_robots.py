@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from pipeline.loopback import Handler, RequestHandler, Route
+from pipeline.demo.loopback import Handler, RequestHandler, Route
 from tests.servers import news_site
 from transforms.fetch.http import FetchError, Response
 from transforms.fetch.robots import (

@@ -145,9 +145,9 @@ def test_fileio_on_prism_names_a_late_pane_like_the_on_time_one_and_replaces_its
 def test_waiting_for_a_job_on_prism_fails_once_the_job_server_timeout_passes(
     tmp_path: Path, prism: str,
 ) -> None:
-    # Why pipeline/run.py's run_to_the_end gives --job_server_timeout ten years: the portable
-    # runner's state stream takes it as its deadline, so a wait longer than it (300 s by
-    # default) fails while the job still runs.
+    # Why run_to_the_end (pipeline/job/setup.py) gives --job_server_timeout ten years: the
+    # portable runner's state stream takes it as its deadline, so a wait longer than it (300 s
+    # by default) fails while the job still runs.
     import grpc
 
     start = time.time()
@@ -168,7 +168,7 @@ def test_waiting_for_a_job_on_prism_fails_once_the_job_server_timeout_passes(
 def test_newsbeam_lifts_the_deadline_of_a_job_it_waits_for_unless_told_one() -> None:
     from apache_beam.options.pipeline_options import PortableOptions
 
-    from pipeline.run import WAIT_DEADLINE, lift_wait_deadline
+    from pipeline.job.setup import WAIT_DEADLINE, lift_wait_deadline
 
     default = PipelineOptions(["--runner=PrismRunner"])
     lift_wait_deadline(default)
@@ -183,15 +183,15 @@ def test_a_job_service_that_does_not_answer_fails_the_wait_in_a_minute_not_ten_y
 ) -> None:
     import socket
 
-    from pipeline import run
+    from pipeline.job import setup
 
     listener = socket.socket()  # a port that accepts nothing: bound, never listening
     listener.bind(("127.0.0.1", 0))
-    monkeypatch.setattr(run, "JOB_SERVICE_ANSWERS_WITHIN", 1.0)
+    monkeypatch.setattr(setup, "JOB_SERVICE_ANSWERS_WITHIN", 1.0)
     options = PipelineOptions(
         ["--runner=PortableRunner", f"--job_endpoint=127.0.0.1:{listener.getsockname()[1]}"])
     try:
-        with pytest.raises(run.RunFailedError, match="did not answer within 1 s"):
-            run.lift_wait_deadline(options)
+        with pytest.raises(setup.RunFailedError, match="did not answer within 1 s"):
+            setup.lift_wait_deadline(options)
     finally:
         listener.close()

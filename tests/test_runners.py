@@ -14,7 +14,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import demo
 from pipeline.cli import main
-from pipeline.runners import (
+from pipeline.job.runners import (
     Placement,
     PlacementError,
     check_detachable,

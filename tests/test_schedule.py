@@ -11,12 +11,20 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.config import ConfigError, load_feeds
-from pipeline.durations import format_duration, parse_duration
-from pipeline.lease import StateBusyError
-from pipeline.run import RunFailedError
-from pipeline.schedule import run_every, wait_before_next
-from transforms.core import Feed, FetchedFeed, Validators, summarize, summary_line
+from pipeline.cli.feeds_file import load_feeds
+from pipeline.job.lease import StateBusyError
+from pipeline.job.schedule import run_every, wait_before_next
+from pipeline.job.setup import RunFailedError
+from transforms.core import (
+    ConfigError,
+    Feed,
+    FetchedFeed,
+    Validators,
+    format_duration,
+    parse_duration,
+    summarize,
+    summary_line,
+)
 from transforms.feeds import (
     FeedPoll,
     FeedState,

@@ -13,7 +13,7 @@ import pytest
 import transforms.core.secrets as secrets
 from pipeline import demo
 from pipeline.cli import main
-from pipeline.loopback import Handler, LoopbackServer, RequestHandler, Route
+from pipeline.demo.loopback import Handler, LoopbackServer, RequestHandler, Route
 from transforms.core import SecretError, mask_userinfo, with_secret_password
 from transforms.state import StateError, open_state
 
@@ -160,7 +160,7 @@ def test_user_information_is_masked_wherever_a_url_is_shown(shown: str, masked: 
 def test_a_secret_that_cannot_be_read_stops_the_lease_in_one_line(
     postgres_uri: str, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from pipeline.lease import state_lease
+    from pipeline.job.lease import state_lease
 
     def denied(name: str) -> str:
         raise PermissionError("denied")

@@ -16,15 +16,15 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import demo
 from pipeline.cli import main
-from pipeline.config import load_taxonomy
-from pipeline.loopback import LoopbackServer
-from pipeline.run import run_batch
+from pipeline.demo.loopback import LoopbackServer
+from pipeline.job.run_batch import run_batch
 from tests.conftest import POSTGRES_URI, REDIS_URI
 from transforms.core import SCHEMA_VERSION, DeadLetter
 from transforms.sinks import SinkError, parse_sink
 from transforms.sinks.postgres import prepare_table
 from transforms.sinks.redis_stream import _Append, ids_key
 from transforms.sinks.schema import arrow_schema, bigquery_schema
+from transforms.topics import load_taxonomy
 
 
 @pytest.fixture

@@ -23,11 +23,10 @@ from apache_beam.transforms.window import TimestampedValue
 
 from pipeline import demo
 from pipeline.cli import main
-from pipeline.config import load_taxonomy
-from pipeline.loopback import LoopbackServer, Route
-from pipeline.stream import StreamConfig, build_stream
+from pipeline.demo.loopback import LoopbackServer, Route
+from pipeline.graph.stream import StreamConfig, build_stream
 from tests.conftest import POSTGRES_URI
-from tests.helpers import LAUNCH, LOOPBACK_HTTP, window_summaries
+from tests.helpers import stream_config, window_summaries
 from tests.servers import ChangingFeed, ConcurrencyMeter, delayed, story_pages
 from transforms.core import Feed
 from transforms.feeds import PollClock
@@ -79,9 +78,8 @@ def test_each_poll_emits_only_what_is_new_and_an_id_is_new_again_after_its_ttl(
     site.routes["/feed.xml"] = feed
     # A stream's clock never runs ahead of real time: its ticks are in the past.
     start = float(int(time.time()) - 3 * 3600)
-    config = StreamConfig(out=str(tmp_path), taxonomy=load_taxonomy(), http=LOOPBACK_HTTP,
-                          stream_id="s1", launch=LAUNCH, dedup_ttl=TTL, window=600,
-                          poll_clock=PollClock.TICKS)
+    config = stream_config(tmp_path, "s1", dedup_ttl=TTL, window=600,
+                           poll_clock=PollClock.TICKS)
     # The 4th poll is past the TTL of a and b, not of c.
     _run_stream(site.url("/feed.xml"), config, [start + t for t in (0, 300, 600, 3720)])
 
@@ -127,9 +125,8 @@ def test_an_entry_without_a_link_is_a_dead_letter_once_while_it_stays_in_its_fee
                         "<guid isPermaLink='false'>n-1</guid></item>")
     site.routes["/feed.xml"] = feed
     start = float(int(time.time()) - 3 * 3600)
-    config = StreamConfig(out=str(tmp_path), taxonomy=load_taxonomy(), http=LOOPBACK_HTTP,
-                          stream_id="s3", launch=LAUNCH, dedup_ttl=TTL, window=600,
-                          poll_clock=PollClock.TICKS)
+    config = stream_config(tmp_path, "s3", dedup_ttl=TTL, window=600,
+                           poll_clock=PollClock.TICKS)
     _run_stream(site.url("/feed.xml"), config, [start, start + 300, start + 600])
 
     assert feed.requests == 3  # three polls, each answered in full
@@ -167,10 +164,9 @@ def test_with_a_state_store_a_page_that_failed_for_a_passing_reason_is_asked_for
     # Records are windowed by when their pages were fetched (now): for their window to have
     # closed, and its ids to be in the store, by poll 3, poll 3 is scripted an hour ahead.
     start = float(int(time.time()) - 600)
-    config = StreamConfig(out=str(tmp_path), taxonomy=load_taxonomy(), http=LOOPBACK_HTTP,
-                          stream_id="s2", launch=LAUNCH, window=600, retry_after=TTL,
-                          state_uri=f"sqlite:{tmp_path / 'state.db'}",
-                          poll_clock=PollClock.TICKS)
+    config = stream_config(tmp_path, "s2", window=600, retry_after=TTL,
+                           state_uri=f"sqlite:{tmp_path / 'state.db'}",
+                           poll_clock=PollClock.TICKS)
     _run_stream(site.url("/feed.xml"), config, [start, start + 300, start + 300 + TTL + 60])
 
     pages = Counter({path: n for path, n in site.requests.items() if path.endswith(".html")})

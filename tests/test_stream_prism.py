@@ -24,11 +24,10 @@ from apache_beam.transforms.periodicsequence import PeriodicImpulse
 
 from pipeline import demo
 from pipeline.cli import main
-from pipeline.config import load_taxonomy
-from pipeline.loopback import LoopbackServer, Route
-from pipeline.stream import StreamConfig, build_stream
+from pipeline.demo.loopback import LoopbackServer, Route
+from pipeline.graph.stream import StreamConfig, build_stream
 from tests.conftest import POSTGRES_URI, REDIS_URI
-from tests.helpers import LAUNCH, LOOPBACK_HTTP, window_summaries
+from tests.helpers import stream_config, window_summaries
 from tests.servers import HTML, ChangingFeed, ConcurrencyMeter, delayed, story_pages
 from transforms.core import Feed
 from transforms.fetch import Politeness
@@ -66,8 +65,7 @@ def test_ids_are_forgotten_after_their_ttl_and_the_ids_held_stay_bounded(
     # The same two entries on every poll, answered in full each second for 12 s; ids live 3 s.
     feed = ChangingFeed(site, [[(0, RECENT), (1, RECENT)]], etag=False)
     site.routes["/feed.xml"] = feed
-    config = StreamConfig(out=str(tmp_path), taxonomy=load_taxonomy(), http=LOOPBACK_HTTP,
-                          stream_id="ttl", launch=LAUNCH, window=2.0, dedup_ttl=3.0)
+    config = stream_config(tmp_path, "ttl", window=2.0, dedup_ttl=3.0)
     start = time.time()
     _on_prism(prism, site.url("/feed.xml"), config, start=start, stop=start + 12, tick=1.0)
 
@@ -91,8 +89,7 @@ def test_ticks_an_impulse_owes_after_a_slow_start_poll_a_feed_once_not_in_a_burs
 ) -> None:
     feed = ChangingFeed(site, [[(0, RECENT)]])
     site.routes["/feed.xml"] = feed
-    config = StreamConfig(out=str(tmp_path), taxonomy=load_taxonomy(), http=LOOPBACK_HTTP,
-                          stream_id="late", launch=LAUNCH, window=60.0)
+    config = stream_config(tmp_path, "late", window=60.0)
     # The impulse starts 10 ticks in the past: it releases those 10 at once.
     now = time.time()
     _on_prism(prism, site.url("/feed.xml"), config, start=now - 10, stop=now + 3, tick=1.0)
@@ -256,9 +253,7 @@ def test_a_hosts_feeds_are_polled_at_once_within_its_limit_shared_with_its_pages
             f"<rss version='2.0'><channel><title>F{n}</title>{items}</channel></rss>".encode(),
             headers={"Content-Type": "application/rss+xml", "ETag": f'"{n}"'}), 0.3, meter)
         feeds.append(Feed(site.url(f"/feed/{n}.xml"), poll_interval=30.0))
-    config = StreamConfig(out=str(tmp_path), taxonomy=load_taxonomy(), http=LOOPBACK_HTTP,
-                          stream_id="host", launch=LAUNCH, window=60.0,
-                          politeness=Politeness(per_host=2))
+    config = stream_config(tmp_path, "host", window=60.0, politeness=Politeness(per_host=2))
     start = time.time()
     try:
         options = PipelineOptions(

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.incremental import recover_stream_windows, stream_identity
-from pipeline.run_stream import stream_totals
+from pipeline.job.incremental import recover_stream_windows, stream_identity
+from pipeline.job.run_stream import stream_totals
 from tests.conftest import POSTGRES_URI
 from transforms.core import Record
 from transforms.sinks import parse_sink, prepare_sinks

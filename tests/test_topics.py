@@ -11,7 +11,7 @@ import yaml
 
 from pipeline import demo
 from pipeline.cli import main
-from pipeline.config import ConfigError, load_taxonomy, parse_taxonomy
+from transforms.core import ConfigError
 from transforms.topics import (
     INFINITE,
     Relevance,
@@ -21,6 +21,8 @@ from transforms.topics import (
     TopicMatcher,
     evaluate,
     labelled_text,
+    load_taxonomy,
+    parse_taxonomy,
     text_layout,
     tune,
     with_relevance,

@@ -5,9 +5,9 @@ Two DAGs, the same job on two runners:
 - `newsbeam_direct`: Beam's DirectRunner on the Airflow worker, every 30 minutes;
 - `newsbeam_dataflow`: Dataflow, every hour, workers in the newsbeam image (deploy/docker/).
 
-The task runs `python -m pipeline.launch --command=run --feeds=... ...` (pipeline/launch.py),
-so newsbeam must be installed where the task runs; see deploy/airflow/README.md for that and
-for the connection and variables the DAGs read.
+The task runs `python -m pipeline.cli.launch --command=run --feeds=... ...`
+(pipeline/cli/launch.py), so newsbeam must be installed where the task runs; see
+deploy/airflow/README.md for that and for the connection and variables the DAGs read.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ with DAG(
     BeamRunPythonPipelineOperator(
         task_id="newsbeam_run",
         runner="DirectRunner",
-        py_file="pipeline.launch",
+        py_file="pipeline.cli.launch",
         py_options=["-m"],
         pipeline_options={
             **COMMON_OPTIONS,
@@ -78,7 +78,7 @@ with DAG(
     BeamRunPythonPipelineOperator(
         task_id="newsbeam_run",
         runner="DataflowRunner",
-        py_file="pipeline.launch",
+        py_file="pipeline.cli.launch",
         py_options=["-m"],
         pipeline_options={
             **COMMON_OPTIONS,

@@ -1,6 +1,6 @@
-"""What every stage shares: element types, dead letters and the one way to fail, tallies and
-the run summary, URL identity, text helpers, redaction, per-process resources, and the bases
-of newsbeam's DoFns and composites."""
+"""What every stage shares: element types, reading config files, dead letters and the one way
+to fail, tallies and the run summary, URL identity, text helpers, redaction, per-process
+resources, and the bases of newsbeam's DoFns and composites."""
 
 from typing import TYPE_CHECKING
 
@@ -13,6 +13,17 @@ if TYPE_CHECKING:
     )
     from transforms.core.composite import (
         Composite as Composite,
+    )
+    from transforms.core.config_files import (
+        ConfigError as ConfigError,
+        config_duration as config_duration,
+        config_number as config_number,
+        kind_of as kind_of,
+        load_yaml as load_yaml,
+        no_unknown_keys as no_unknown_keys,
+        optional_of as optional_of,
+        read_config_file as read_config_file,
+        string_list as string_list,
     )
     from transforms.core.ddl import (
         lock_table_creation as lock_table_creation,
@@ -32,6 +43,10 @@ if TYPE_CHECKING:
         dead_letter as dead_letter,
         is_permanent as is_permanent,
         is_permanent_reason as is_permanent_reason,
+    )
+    from transforms.core.durations import (
+        format_duration as format_duration,
+        parse_duration as parse_duration,
     )
     from transforms.core.elements import (
         EXTRACTION_METHODS as EXTRACTION_METHODS,
@@ -53,6 +68,7 @@ if TYPE_CHECKING:
         plain_values as plain_values,
     )
     from transforms.core.failures import (
+        Abandoned as Abandoned,
         StageFn as StageFn,
         guarded as guarded,
         unexpected_error as unexpected_error,

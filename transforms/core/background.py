@@ -12,6 +12,7 @@ one dead letter of the stage.
 from __future__ import annotations
 
 import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any, ClassVar, NamedTuple
@@ -19,7 +20,7 @@ from typing import Any, ClassVar, NamedTuple
 import apache_beam as beam
 from apache_beam.utils.windowed_value import WindowedValue
 
-from transforms.core.failures import guarded
+from transforms.core.failures import Abandoned, guarded
 from transforms.core.metrics import emitted
 
 
@@ -37,14 +38,33 @@ class BackgroundFn(beam.DoFn):
     stage: ClassVar[str]
     max_pending: int  # futures in flight before process() waits (backpressure)
 
+    def setup(self) -> None:
+        self._torn_down = threading.Event()
+
+    def teardown(self) -> None:
+        self._torn_down.set()
+
+    def check_running(self) -> None:
+        """Abandoned once the DoFn has been torn down (Beam tears down the DoFns of a bundle
+        that failed while their work may still be queued on other threads): what is still
+        to come of that work is dropped, quietly."""
+        if self._torn_down.is_set():
+            raise Abandoned(f"{type(self).__name__} was torn down")
+
     def start_bundle(self) -> None:
         self._results: queue.SimpleQueue[tuple[Place, list[Any]]] = queue.SimpleQueue()
         self._pending: list[Future[Any]] = []
 
     def deliver(self, element: Any, place: Place, work: Callable[[], Iterable[Any]]) -> None:
         """Run `work()` for `element` here (any thread) and queue its outputs, or its dead
-        letter, for the bundle's thread."""
-        self._results.put((place, guarded(self.stage, element, work)))
+        letter, for the bundle's thread; nothing, if the DoFn was torn down before or while
+        the work ran."""
+        try:
+            self.check_running()
+            outputs = guarded(self.stage, element, work)
+        except Abandoned:
+            return
+        self._results.put((place, outputs))
 
     def deliver_when_done(
         self, future: Future[Any], element: Any, place: Place,

@@ -61,14 +61,22 @@ def unexpected_error(stage: str, element: Any, error: BaseException) -> DeadLett
     )
 
 
+class Abandoned(Exception):  # noqa: N818  (a state of the work, not an error of the input)
+    """Work for a DoFn that has been torn down: its bundle failed, nothing of it will be
+    committed, and the work is dropped without a dead letter or a log line."""
+
+
 def guarded(stage: str, element: Any, work: Callable[[], Iterable[Any]]) -> list[Any]:
     """All outputs of `work()` for one element, or, if it raises, one dead letter instead.
 
     Outputs are collected before any is emitted, so a failure half-way through never leaves
-    part of an element's results behind beside its dead letter.
+    part of an element's results behind beside its dead letter. Abandoned work is not a
+    failure of the element: `Abandoned` passes through.
     """
     try:
         return list(work())
+    except Abandoned:
+        raise
     except Exception as error:
         return [beam.pvalue.TaggedOutput(DEAD_LETTERS, unexpected_error(stage, element, error))]
 

@@ -78,10 +78,12 @@ class _ExtractFn(BackgroundFn):
         self.max_pending = 4 * self.isolation.process_count
 
     def setup(self) -> None:
+        super().setup()
         self._pool = per_process(("extraction", self.isolation), lambda: _started_pool(
             self.isolation))
 
     def teardown(self) -> None:
+        super().teardown()  # outcomes still to come are dropped
         self._pool = None  # others may still use it: released, not closed
 
     def process(

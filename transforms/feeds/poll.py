@@ -36,13 +36,14 @@ from transforms.core import (
     DEAD_LETTERS,
     FETCH_FEEDS,
     TALLIES,
+    Abandoned,
     Composite,
     Feed,
     Tally,
     Validators,
     emitted,
+    guarded,
     per_process,
-    unexpected_error,
 )
 from transforms.feeds.fetch import VALIDATORS, FeedPoll, FetchedFeeds, feed_outputs, poll_feed
 from transforms.feeds.schedule import next_poll_in, poll_time, rss_ttl
@@ -193,13 +194,16 @@ class _PollShardFn(beam.DoFn):
         states = {feed.url: known[feed.url] for feed in feeds if feed.url in known}
         for feed, state, poll in self._poll_all(due):
             counts["feeds.configured"] += 1
-            if isinstance(poll, BaseException):
-                yield beam.pvalue.TaggedOutput(
-                    DEAD_LETTERS, unexpected_error(FETCH_FEEDS, feed, poll))
-                continue
-            interval = feed.poll_interval or self.poll_interval
-            states[feed.url] = after_poll(state, poll, polled_at, interval)
-            for output in feed_outputs(feed, poll):
+
+            def outputs(feed: Feed = feed, state: FeedState = state,
+                        poll: FeedPoll | BaseException = poll) -> Iterator[Any]:
+                if isinstance(poll, BaseException):
+                    raise poll  # raised on a lane thread; a dead letter like any other stage's
+                interval = feed.poll_interval or self.poll_interval
+                states[feed.url] = after_poll(state, poll, polled_at, interval)
+                return feed_outputs(feed, poll)
+
+            for output in guarded(FETCH_FEEDS, feed, outputs):
                 if isinstance(output, Tally):
                     counts[output.name] += output.n
                 else:
@@ -234,8 +238,10 @@ class _PollShardFn(beam.DoFn):
             yield feed, state, error if error is not None else polls[feed.url]
 
     def _get(self, url: str, **kwargs: Any) -> Response:
-        assert self._resources is not None
-        return self._resources.client.get(url, max_bytes=self.max_bytes, **kwargs)
+        resources = self._resources
+        if resources is None:  # torn down (its bundle failed) while polls were queued
+            raise Abandoned("PollFeeds was torn down")
+        return resources.client.get(url, max_bytes=self.max_bytes, **kwargs)
 
 
 @dataclasses.dataclass(eq=False)

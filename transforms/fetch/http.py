@@ -2,8 +2,9 @@
 
 It owns every network decision: User-Agent, connect/read timeouts and an overall deadline, a
 byte cap enforced while reading, manual redirects (so every hop is checked), the address guard
-that refuses private and reserved networks, conditional-GET headers, a content-type check, and
-retries with backoff on the failures that retrying can fix. Callers get bytes or a `FetchError`
+that refuses private and reserved networks (guard.py, through the pools per site of pool.py),
+conditional-GET headers, a content-type check, and retries with backoff on the failures that
+retrying can fix. Callers get bytes or a `FetchError`
 whose `reason` is a dead-letter reason code; feedparser and trafilatura never touch the network.
 """
 
@@ -11,16 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
-import ipaddress
 import random
-import socket
-import threading
 import time
 import zlib
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import brotli
@@ -33,6 +29,8 @@ from transforms.fetch.decoding import (
     DecodedTooLarge,
     UnsupportedEncoding,
 )
+from transforms.fetch.guard import AddressRefused, GuardedBackend
+from transforms.fetch.pool import PoolPerSite
 
 DEFAULT_USER_AGENT = "newsbeam/0.1 (+https://github.com/newsbeam/newsbeam)"
 
@@ -112,80 +110,6 @@ def is_page_content_type(content_type: str) -> bool:
     return media_type(content_type) in ("", "text/html", "application/xhtml+xml")
 
 
-def is_public_address(address: str) -> bool:
-    """True for a globally routable unicast address (IPv4-mapped IPv6 is judged as IPv4)."""
-    ip = ipaddress.ip_address(address)  # a scoped IPv6 address (fe80::1%eth0) included
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
-class AddressRefused(Exception):  # noqa: N818  (a verdict, raised from the connection layer)
-    """A connection the address guard or name resolution refused; `reason` is a dead-letter code."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-def resolve_allowed(host: str, port: int, *, allow_private_networks: bool) -> list[str]:
-    """The addresses `host` resolves to, refusing non-public ones unless they are allowed.
-
-    Every resolved address must be allowed: a host with one private record is refused, since
-    the connection could otherwise be steered to it.
-    """
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise AddressRefused("dns_error", f"cannot resolve {host}: {exc}") from exc
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    if not allow_private_networks:
-        for address in addresses:
-            if not is_public_address(address):
-                raise AddressRefused(
-                    "blocked_address",
-                    f"{host} resolves to non-public address {address}"
-                    " (use --allow-private-networks to permit)",
-                )
-    return addresses
-
-
-class _GuardedBackend(httpcore.NetworkBackend):
-    """Resolves names itself and connects only to addresses it has checked.
-
-    The check sits in the connection layer, so it covers every hop of a redirect chain and
-    cannot be raced by a second DNS answer (rebinding): the socket goes to the address checked.
-    TLS still verifies the certificate against the host name of the request.
-    """
-
-    def __init__(self, allow_private_networks: bool) -> None:
-        self._allow_private_networks = allow_private_networks
-        self._inner = httpcore.SyncBackend()
-
-    def connect_tcp(
-        self, host: str, port: int, timeout: float | None = None,
-        local_address: str | None = None, socket_options: Any = None,
-    ) -> httpcore.NetworkStream:
-        addresses = resolve_allowed(
-            host, port, allow_private_networks=self._allow_private_networks
-        )
-        last_error: Exception | None = None
-        for address in addresses:
-            try:
-                return self._inner.connect_tcp(address, port, timeout, local_address,
-                                               socket_options)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last_error = exc
-        assert last_error is not None
-        raise last_error
-
-    def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
-        raise AddressRefused("blocked_address", "unix sockets are never fetched")
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
-
-
 def validate_url(url: str) -> str:
     """Return the URL if it is an absolute http(s) URL with a host, else raise FetchError."""
     try:
@@ -198,103 +122,6 @@ def validate_url(url: str) -> str:
     return url
 
 
-@dataclasses.dataclass
-class _Site:
-    pool: httpcore.ConnectionPool
-    in_progress: int = 0  # requests sent and not yet read to the end (or failed)
-
-
-class _PoolPerSite:
-    """httpcore connection pools, one per site (scheme, host and port), behind httpx.
-
-    An httpcore pool walks all of its connections on every request and response, and for
-    each idle one all of them again, polling its socket. With the dozens of sites one worker
-    fetches from at once, that walk took much of the client's CPU per request. A pool
-    per site walks only the site's own few connections. When the pools hold more than
-    `max_sockets` connections, those of sites with no request in progress are closed, least
-    recently used first, so a worker that reaches thousands of sites does not keep a socket
-    open to each.
-    """
-
-    def __init__(self, new_pool: Callable[[], httpcore.ConnectionPool], max_sockets: int):
-        self._new_pool = new_pool
-        self._max_sockets = max_sockets
-        self._lock = threading.Lock()
-        self._sites: OrderedDict[tuple[bytes, bytes, int | None], _Site] = OrderedDict()
-
-    def handle_request(self, request: httpcore.Request) -> httpcore.Response:
-        key = (request.url.scheme, request.url.host, request.url.port)
-        closing: list[httpcore.ConnectionPool] = []
-        with self._lock:
-            site = self._sites.get(key)
-            if site is None:
-                site = self._sites[key] = _Site(self._new_pool(), in_progress=1)
-                closing = self._forget_idle_sites()
-            else:
-                self._sites.move_to_end(key)  # least recently used first
-                site.in_progress += 1
-        for pool in closing:
-            pool.close()
-        try:
-            response = site.pool.handle_request(request)
-        except BaseException:
-            self._done(site)
-            raise
-        return httpcore.Response(
-            status=response.status, headers=response.headers,
-            content=_ReleasedOnClose(response.stream, lambda: self._done(site)),
-            extensions=response.extensions,
-        )
-
-    def _done(self, site: _Site) -> None:
-        with self._lock:
-            site.in_progress -= 1
-
-    def _forget_idle_sites(self) -> list[httpcore.ConnectionPool]:
-        """Forget the sites with no request in progress whose pools hold no socket, and the
-        least recently used of those holding some while the pools hold too many; return the
-        pools to close, for the caller to close outside the lock. Runs when a site is added,
-        so a worker that reaches ever more sites keeps a bounded number of them."""
-        sockets = sum(len(site.pool.connections) for site in self._sites.values())
-        closing = []
-        for key, site in list(self._sites.items()):
-            held = len(site.pool.connections)
-            if site.in_progress or (held and sockets <= self._max_sockets):
-                continue
-            del self._sites[key]
-            if held:
-                sockets -= held
-                closing.append(site.pool)
-        return closing
-
-    def close(self) -> None:
-        with self._lock:
-            pools = [site.pool for site in self._sites.values()]
-            self._sites.clear()
-        for pool in pools:
-            pool.close()
-
-
-class _ReleasedOnClose:
-    """A response body stream that calls `release` once when it is closed."""
-
-    def __init__(self, stream: Any, release: Callable[[], None]) -> None:
-        self._stream = stream
-        self._release: Callable[[], None] | None = release
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield from self._stream
-
-    def close(self) -> None:
-        try:
-            if hasattr(self._stream, "close"):
-                self._stream.close()
-        finally:
-            release, self._release = self._release, None
-            if release is not None:
-                release()
-
-
 class HttpClient:
     """A synchronous client with newsbeam's limits. Open one per DoFn in setup(), close it in
     teardown(); it is not picklable and need not be."""
@@ -304,13 +131,10 @@ class HttpClient:
     ) -> None:
         self.settings = settings
         self._sleep = sleep
-        transport = httpx.HTTPTransport(retries=0)
-        # httpx takes no network backend of its own; its transport is a thin layer over an
-        # httpcore pool, so swap in pools whose connections go through the address guard
-        # (one per site, with the pool's interface: handle_request and close).
+        # Connections go through the address guard, from one pool per site.
         ssl_context = httpx.create_ssl_context()
-        backend = _GuardedBackend(settings.allow_private_networks)
-        transport._pool = _PoolPerSite(  # type: ignore[assignment]
+        backend = GuardedBackend(settings.allow_private_networks)
+        transport = PoolPerSite(
             lambda: httpcore.ConnectionPool(
                 ssl_context=ssl_context, max_connections=settings.max_connections,
                 network_backend=backend,

@@ -91,14 +91,17 @@ class PoliteFetchFn(BackgroundFn):
         self.max_pending = self.politeness.workers * MAX_PENDING_PER_THREAD
 
     def setup(self) -> None:
+        super().setup()
         settings, politeness = self.settings, self.politeness
         self._resources = per_process(("fetch", settings, politeness),
                                       lambda: FetchResources(settings, politeness))
 
     def teardown(self) -> None:
+        super().teardown()  # what is still queued for the lanes is dropped
         self._resources = None  # others may still use them: released, not closed
 
     def resources(self) -> FetchResources:
+        self.check_running()
         if self._resources is None:
             raise RuntimeError("PoliteFetchFn used before setup()")
         return self._resources

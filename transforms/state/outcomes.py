@@ -7,7 +7,7 @@ GroupByKey takes the sinks' outputs as inputs (with no elements), so its input w
 with it the firing of a window, waits for each sink to have finished the window. The last
 transaction of a window's commit also records the window's firing as committed
 (`StateStore.committed_windows`), so a stream restarted after a crash between its files and
-its commit can tell which window files are not in the store yet (pipeline/incremental.py).
+its commit can tell which window files are not in the store yet (pipeline/job/incremental.py).
 
 A stream cancelled or killed mid-window commits nothing of that window, and whatever runs next
 fetches its articles again. (A batch run stages the same ids and commits them once it has

@@ -1,4 +1,5 @@
-"""Topics: the taxonomy, its compiled matcher, TagTopics, and evaluation against labels."""
+"""Topics: the taxonomy and its file, its compiled matcher, TagTopics, and evaluation
+against labels."""
 
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,10 @@ if TYPE_CHECKING:
         Taxonomy as Taxonomy,
         Term as Term,
         Topic as Topic,
+    )
+    from transforms.topics.taxonomy_file import (
+        load_taxonomy as load_taxonomy,
+        parse_taxonomy as parse_taxonomy,
     )
     from transforms.topics.tuning import (
         Tuned as Tuned,

@@ -1,6 +1,6 @@
 """A topic taxonomy as plain data: topics, their terms, exclusions and relevance thresholds.
 
-Loaded from YAML by `pipeline.config`; compiled for matching by `TopicMatcher`.
+Loaded from YAML by `transforms.topics.taxonomy_file`; compiled for matching by `TopicMatcher`.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Each template parameter is a newsbeam option of `run` or `stream`, under its `--
 with the option's own help text, so the templates cannot drift from the CLI;
 deploy/dataflow/*-metadata.json are this module's output, and a test checks they still are:
 
-    python -m pipeline.flex_template run > deploy/dataflow/run-metadata.json
-    python -m pipeline.flex_template stream > deploy/dataflow/stream-metadata.json
+    python -m pipeline.cli.flex_template run > deploy/dataflow/run-metadata.json
+    python -m pipeline.cli.flex_template stream > deploy/dataflow/stream-metadata.json
 
 Switches (--force, --ignore-robots, ...) are left out: a template passes every parameter as
 `--name=value`, which a switch refuses.
@@ -13,7 +13,6 @@ Switches (--force, --ignore-robots, ...) are left out: a template passes every p
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from typing import Any
@@ -60,20 +59,12 @@ _DESCRIPTIONS = {
 }
 
 
-def _option(parser: argparse.ArgumentParser, name: str) -> argparse.Action | None:
-    flag = f"--{name}"
-    for action in parser._actions:  # argparse keeps its options there, and nowhere public
-        if flag in action.option_strings:
-            return action
-    return None
-
-
 def template_metadata(command: str) -> dict[str, Any]:
     """The Flex Template metadata for `newsbeam COMMAND` (run or stream)."""
     parser = command_parser(command)
     parameters = []
     for name, (label, regex, kind, required) in _PARAMETERS.items():
-        action = _option(parser, name)
+        action = parser.options.get(f"--{name}")
         if action is None:
             continue  # an option of the other command
         parameter: dict[str, Any] = {

@@ -1,7 +1,7 @@
 """newsbeam for launchers that run a Python file with `--name=value` options: a Dataflow Flex
 Template (its launcher runs FLEX_TEMPLATE_PYTHON_PY_FILE, deploy/launch.py, with the
 template's parameters and Dataflow's options) and Airflow's BeamRunPythonPipelineOperator
-(`python -m pipeline.launch` with its `pipeline_options`).
+(`python -m pipeline.cli.launch` with its `pipeline_options`).
 
 Such a launcher cannot put a command before the options, so the command comes from
 `--command=run|stream` among them, or from NEWSBEAM_COMMAND in the environment (set in the
@@ -59,7 +59,7 @@ def launch(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     return main(line)
 
 
-if __name__ == "__main__":  # python -m pipeline.launch, as Airflow's Beam operator runs it
+if __name__ == "__main__":  # python -m pipeline.cli.launch, as Airflow's Beam operator runs it
     import os
 
     sys.exit(launch(sys.argv[1:], os.environ))

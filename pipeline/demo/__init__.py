@@ -1,6 +1,6 @@
 """The offline demo: a bundled sample site served on loopback, run through the real pipeline.
 
-The sample (pipeline/demo_sample/) has three feeds of The Harbour Ledger, an invented newspaper:
+The sample (demo_sample/ here) has three feeds of The Harbour Ledger, an invented newspaper:
 an RSS 2.0 world feed, an Atom 1.0 markets feed and an ill-formed RSS feed from an old CMS; and
 their article pages, rendered into a page with a realistic site's chrome (navigation, ads,
 related links, newsletter box, comments, footer). Some entries fail on purpose (a removed page,
@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.loopback import LoopbackServer, Route
+from pipeline.demo.loopback import LoopbackServer, Route
 from transforms.core import Feed
 
 SAMPLE = "demo_sample"
@@ -40,7 +40,7 @@ PDF_PATH = "/reports/2024/overdose-deaths-by-state.pdf"
 
 
 def _sample(name: str) -> str:
-    return resources.files("pipeline").joinpath(SAMPLE, name).read_text(encoding="utf-8")
+    return resources.files("pipeline.demo").joinpath(SAMPLE, name).read_text(encoding="utf-8")
 
 
 def sample_articles() -> list[dict[str, Any]]:

@@ -3,46 +3,34 @@
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import io
-import json
 import logging
-import os
 import sys
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import Any, NoReturn, cast
 
-import yaml
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import demo
-from pipeline.config import ConfigError, load_feeds, load_taxonomy
-from pipeline.lease import StateBusyError
-from pipeline.options import DEFAULT_RUNNER, NewsbeamOptions, StreamOptions, duration, sinks
-from pipeline.run import RunFailedError, run_batch
-from pipeline.run_stream import run_stream
-from pipeline.runners import PlacementError
-from pipeline.schedule import run_every
-from pipeline.summary import format_summary
-from transforms.core import mask_userinfo
+from pipeline.cli.feeds_file import load_feeds
+from pipeline.cli.parser import CommandParser
+from pipeline.cli.summary import format_summary
+from pipeline.cli.topics import add_topics_commands, run_topics
+from pipeline.cli.usage import UsageError
+from pipeline.job.lease import StateBusyError
+from pipeline.job.options import DEFAULT_RUNNER, NewsbeamOptions, StreamOptions, duration, sinks
+from pipeline.job.run_batch import run_batch
+from pipeline.job.run_stream import run_stream
+from pipeline.job.runners import PlacementError
+from pipeline.job.schedule import run_every
+from pipeline.job.setup import RunFailedError
+from transforms.core import ConfigError, mask_userinfo
 from transforms.sinks import SinkError
 from transforms.state import StateError
-from transforms.topics import (
-    LabelledText,
-    Relevance,
-    TopicMatcher,
-    describe_tag,
-    evaluate,
-    explain_signals,
-    format_evaluation,
-    labelled_text,
-    tune,
-    with_relevance,
-)
+from transforms.topics import load_taxonomy
 
 log = logging.getLogger(__name__)
 
@@ -52,27 +40,9 @@ EXIT_INCOMPLETE = 3  # the run finished but did not account for every feed and e
 EXIT_BUSY = 4  # another run or stream holds the state: nothing was done
 
 
-class UsageError(Exception):
-    """A command-line problem: printed as one line, exit status 2."""
-
-
 def console() -> NoReturn:
-    """The `newsbeam` console script: `main`, then exit without the interpreter's teardown."""
-    _exit_now(main())
-
-
-def _exit_now(status: int) -> NoReturn:
-    """Exit the way the interpreter does, less its final teardown: freeing every module a run
-    imported (Beam's cloud clients among them) costs a third of a second and does nothing for
-    a process about to end. Threads are shut down and waited for, and every atexit handler
-    runs (logging, multiprocessing's children, temporary folders), as on a normal exit: these
-    are the two steps the interpreter itself takes first."""
-    threading._shutdown()  # type: ignore[attr-defined]  # thread pools stop, threads joined
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # closed, or a reader that went away
-            stream.flush()
-    os._exit(status)
+    """The `newsbeam` console script."""
+    raise SystemExit(main())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -91,14 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             return _demo(args, rest)
         _no_extra(rest)
-        if args.command == "topics" and args.topics_command == "tag":
-            return _topics_tag(args)
-        if args.command == "topics" and args.topics_command == "eval":
-            return _topics_eval(args)
-        if args.command == "topics" and args.topics_command == "tune":
-            return _topics_tune(args)
-        if args.command == "topics" and args.topics_command == "explain":
-            return _topics_explain(args)
+        if args.command == "topics":
+            return run_topics(args)
     except (ConfigError, UsageError, StateError, SinkError, PlacementError) as error:
         _fail(parser, str(error))
     except RunFailedError as error:
@@ -109,13 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.error(f"unknown command {args.command!r}")
 
 
-def command_parser(command: str) -> argparse.ArgumentParser:
+def command_parser(command: str) -> CommandParser:
     """The argument parser of one command (`run`, `stream`, ...), e.g. to read its options'
     help."""
-    for action in _parser()._actions:  # argparse offers no public way to its subcommands
-        if isinstance(action, argparse._SubParsersAction):
-            return action.choices[command]
-    raise KeyError(command)
+    return _parser().commands[command]
 
 
 def check_command_line(argv: Sequence[str]) -> argparse.Namespace:
@@ -159,8 +120,8 @@ def _configure_logging(level: str) -> None:
         logging.getLogger("apache_beam.runners.common").setLevel(logging.CRITICAL)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _parser() -> CommandParser:
+    parser = CommandParser(
         prog="newsbeam", allow_abbrev=False,
         description="Ingest news feeds: fetch, extract, tag by topic, write enriched records.",
     )
@@ -202,53 +163,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo_cmd.add_argument("--out", metavar="DIR", default="newsbeam-demo",
                           help="output directory (default: newsbeam-demo)")
-    topics = commands.add_parser("topics", allow_abbrev=False, help="tag texts by topic")
-    topic_commands = topics.add_subparsers(dest="topics_command", required=True,
-                                           metavar="SUBCOMMAND")
-    tag = topic_commands.add_parser(
-        "tag", allow_abbrev=False, help="tag JSON lines {id, title, text} as the pipeline does",
-        description="Read JSON lines {\"id\", \"title\", \"text\"}; write {\"id\", \"topics\"} "
-        "lines to stdout.",
-    )
-    tag.add_argument("--jsonl", metavar="IN", required=True,
-                     help="input JSON Lines file ('-': stdin)")
-    tag.add_argument("--topics", metavar="FILE", help="topic taxonomy YAML (default: bundled)")
-    evaluate = topic_commands.add_parser(
-        "eval", allow_abbrev=False, help="score the tagger on labelled JSON lines",
-        description="Read labelled JSON lines {\"id\", \"title\", \"text\", \"labels\"}; print "
-        "per-topic precision, recall and F1 of the 'about' tags, then every miss and false "
-        "alarm with its evidence.",
-    )
-    evaluate.add_argument("file", metavar="FILE.jsonl", help="labelled JSON Lines file")
-    evaluate.add_argument("--topics", metavar="FILE", help="topic taxonomy YAML (default: bundled)")
-    evaluate.add_argument(
-        "--tune-on", "--tune_on", dest="tune_on", metavar="TRAIN.jsonl",
-        help="first choose the relevance thresholds on these labelled texts (as 'topics tune'"
-        " does), then score FILE with them: figures for texts the thresholds were not chosen on")
-    evaluate.add_argument(
-        "--without-borderline", "--without_borderline", dest="without_borderline",
-        action="store_true",
-        help="leave out the items marked borderline: true (where annotators could disagree)")
-    tune = topic_commands.add_parser(
-        "tune", allow_abbrev=False, help="choose the relevance thresholds on labelled JSON lines",
-        description="Try every combination of relevance thresholds on labelled JSON lines and"
-        " print the one that tags them best (the worst topic's F1 first, then the average), as"
-        " a 'relevance' block for the topics file. With several files (texts from different"
-        " sources), each is scored on its own and the worst topic in any of them counts. Check"
-        " the result on other labelled texts with 'topics eval OTHER.jsonl --tune-on"
-        " FILE.jsonl'.",
-    )
-    tune.add_argument("files", metavar="FILE.jsonl", nargs="+",
-                      help="labelled JSON Lines file(s)")
-    tune.add_argument("--topics", metavar="FILE", help="topic taxonomy YAML (default: bundled)")
-    explain = topic_commands.add_parser(
-        "explain", allow_abbrev=False, help="show which topics apply to one text, and why",
-    )
-    explain.add_argument("--title", default="", help="the headline")
-    explain.add_argument("--text", metavar="FILE", required=True,
-                         help="file with the article text, paragraphs on their own lines"
-                         " ('-': stdin)")
-    explain.add_argument("--topics", metavar="FILE", help="topic taxonomy YAML (default: bundled)")
+    add_topics_commands(commands)
+    # A subparsers action's choices map each name to its parser, made of the parser's class.
+    parser.commands = cast(dict[str, CommandParser], dict(commands.choices))
     return parser
 
 
@@ -345,10 +262,12 @@ def _report(summary: dict[str, Any]) -> int:
 
 def _beam_flags(rest: list[str]) -> list[str]:
     """Check that what newsbeam did not recognise is a Beam option; refuse anything else."""
-    parser = _BeamArgumentParser(allow_abbrev=False)
+    parser = CommandParser(allow_abbrev=False)
     for options_class in _option_classes():
         if options_class not in (NewsbeamOptions, StreamOptions):
-            options_class._add_argparse_args(parser)
+            # Beam 2.77 annotates the parser as its private _BeamArgumentParser; any parser
+            # with add_value_provider_argument serves.
+            options_class._add_argparse_args(cast(Any, parser))
     _, unknown = parser.parse_known_args(rest)
     if unknown:
         raise UsageError(
@@ -374,103 +293,7 @@ def _no_extra(rest: list[str]) -> None:
         raise UsageError(f"unrecognized arguments: {' '.join(rest)}")
 
 
-def _topics_tag(args: argparse.Namespace) -> int:
-    matcher = TopicMatcher(load_taxonomy(args.topics))
-    source = "<stdin>" if args.jsonl == "-" else args.jsonl
-    with _open_input(args.jsonl) as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            item = _json_object(line, f"{source}:{number}")
-            tags = matcher.tag(str(item.get("title") or ""), str(item.get("text") or ""))
-            json.dump({"id": item.get("id"), "topics": [t.to_dict() for t in tags]},
-                      sys.stdout, ensure_ascii=False)
-            sys.stdout.write("\n")
-    return 0
-
-
-def _topics_eval(args: argparse.Namespace) -> int:
-    taxonomy = load_taxonomy(args.topics)
-    if args.tune_on:
-        tuned = tune(taxonomy, _labelled(args.tune_on))
-        print(f"thresholds chosen on {args.tune_on}: {_relevance_line(tuned.relevance)}")
-        taxonomy = with_relevance(taxonomy, tuned.relevance)
-    items = _labelled(args.file)
-    if args.without_borderline:
-        items = [item for item in items if not item.borderline]
-    print(format_evaluation(evaluate(TopicMatcher(taxonomy), items)))
-    return 0
-
-
-def _topics_tune(args: argparse.Namespace) -> int:
-    tuned = tune(load_taxonomy(args.topics), *map(_labelled, args.files))
-    print(f"# chosen on {', '.join(args.files)} ({tuned.ties} combinations tied; the middle"
-          " one)")
-    for file, f1 in zip(args.files, tuned.f1, strict=True):
-        where = f" in {file}" if len(args.files) > 1 else " there"
-        print(f"# F1{where}: " + ", ".join(f"{name} {value:.3f}" for name, value in f1.items()))
-    print(yaml.safe_dump({"relevance": tuned.relevance.to_dict()}, sort_keys=False), end="")
-    return 0
-
-
-def _labelled(path: str) -> list[LabelledText]:
-    items = []
-    with _open_input(path) as lines:
-        for number, line in enumerate(lines, start=1):
-            if line.strip():
-                where = f"{path}:{number}"
-                try:
-                    items.append(labelled_text(_json_object(line, where), where))
-                except ValueError as exc:
-                    raise UsageError(str(exc)) from None
-    return items
-
-
-def _relevance_line(relevance: Relevance) -> str:
-    return ", ".join(f"{name} {'off' if value is None else f'{value:g}'}"
-                     for name, value in relevance.to_dict().items())
-
-
-def _topics_explain(args: argparse.Namespace) -> int:
-    taxonomy = load_taxonomy(args.topics)
-    matcher = TopicMatcher(taxonomy)
-    with _open_input(args.text) as handle:
-        text = handle.read()
-    tags = {tag.name: (tag, found) for tag, found in matcher.tag_with_signals(args.title, text)}
-    print(f"taxonomy {taxonomy.version}: {len(taxonomy.topics)} topics")
-    for topic in taxonomy.topics:
-        tag, found = tags.get(topic.name, (None, None))
-        verdict = tag.relevance.upper() if tag else "no"
-        print(f"{topic.name:<16} {verdict:<8} {describe_tag(tag)}")
-        if found is not None:
-            for line in explain_signals(found, taxonomy.thresholds(topic)):
-                print(f"{'':<25} {line}")
-    return 0
-
-
-def _open_input(path: str) -> IO[str]:
-    if path == "-":
-        return sys.stdin
-    try:
-        return Path(path).open(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
-
-
-def _json_object(line: str, where: str) -> dict[str, Any]:
-    try:
-        item = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{where}: not valid JSON: {exc.msg}") from None
-    if not isinstance(item, dict):
-        raise UsageError(f"{where}: expected a JSON object with id, title and text")
-    return item
-
-
 def _fail(parser: argparse.ArgumentParser, message: str, status: int = EXIT_USAGE) -> NoReturn:
     print(f"{parser.prog}: error: {message}", file=sys.stderr)
     raise SystemExit(status)
 
-
-if __name__ == "__main__":
-    console()

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from pipeline.lease import StateBusyError
-from pipeline.run import RunFailedError
+from pipeline.job.lease import StateBusyError
+from pipeline.job.setup import RunFailedError
 from transforms.core import summary_line
 
 log = logging.getLogger("newsbeam.schedule")

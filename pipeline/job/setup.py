@@ -1,20 +1,23 @@
-"""Run the batch job once: state in, pipeline, state committed, summary out."""
+"""What a batch run and a stream share around their graphs: the runner and where its workers
+are, the state, the sinks (checked, then prepared), the settings of the stages they share, the
+lease on the state, the job's details, and handing the pipeline to its runner, to wait for it
+or to let it run detached."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
-import time
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, PortableOptions, StandardOptions
 
-from pipeline import incremental
-from pipeline.batch import BatchConfig, build_batch, summary_path
-from pipeline.lease import holding_lease
-from pipeline.options import (
+from pipeline.graph.core import CoreConfig
+from pipeline.job.lease import holding_lease
+from pipeline.job.options import (
     DEFAULT_RUNNER,
     NewsbeamOptions,
     http_settings,
@@ -22,13 +25,10 @@ from pipeline.options import (
     politeness,
     sinks,
 )
-from pipeline.runners import check_detachable, check_paths, placement
-from transforms.core import DeadLetter, Feed, Record, format_utc, redact
-from transforms.sinks import prepare_sinks
-from transforms.state import discard_stale_staging, open_state, staging_dir
+from pipeline.job.runners import Placement, check_detachable, check_paths, placement
+from transforms.core import DeadLetter, Record, redact
+from transforms.sinks import Sink, prepare_sinks
 from transforms.topics import Taxonomy
-
-SUMMARY_FILE = "run.json"
 
 
 class RunFailedError(Exception):
@@ -36,77 +36,80 @@ class RunFailedError(Exception):
     the run is committed, and the next run redoes its work."""
 
 
-def run_batch(
-    options: PipelineOptions, feeds: tuple[Feed, ...], taxonomy: Taxonomy, out: str
-) -> dict[str, Any]:
-    """Run one batch pass over `feeds` (which commits its state as its last step), wait for
-    it, and return (and save) the run summary; with `--detach`, return (and save) the run's
-    details once the runner has it, with `job_id`. `--state none` runs without state:
-    everything is fetched and kept."""
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """A run or a stream, as its options set it up: everything both decide the same way."""
+
+    command: str  # "run" or "stream": names the lease's holder and the job's errors
+    out: str
+    where: Placement
+    state_uri: str | None  # None: --state none
+    record_sinks: tuple[Sink, ...]
+    dead_letter_sink: Sink
+    core: CoreConfig  # the settings of the stages both modes share
+    detach: bool
+    force: bool
+    wait: float | None  # how long to wait for another holder of the state
+
+    def details(self, **more: Any) -> dict[str, Any]:
+        """What the job's details file says of it, `more` first."""
+        return dict(
+            **more,
+            runner=self.where.runner,
+            taxonomy_version=self.core.taxonomy.version,
+            state=redact(self.state_uri) if self.state_uri else "none",
+            sinks=[sink.shown for sink in self.record_sinks],
+            dead_letters_sink=self.dead_letter_sink.shown,
+            out=self.out,
+        )
+
+
+def set_up(options: PipelineOptions, command: str, taxonomy: Taxonomy, out: str,
+           check: Callable[[Placement, str | None], None] | None = None) -> Job:
+    """The job these options ask for (the default runner filled in), refused before anything
+    is fetched where its workers could not use a path or the state, or a sink is bad; `check`
+    (given where the workers are and the state URI) refuses what else the command cannot do,
+    before the sinks and paths are looked at."""
     standard = options.view_as(StandardOptions)
     if not standard.runner:
         standard.runner = DEFAULT_RUNNER
     newsbeam = options.view_as(NewsbeamOptions)
-    state_uri = None if newsbeam.state == "none" else newsbeam.state
-    record_sinks, dead_letter_sink = sinks(options, out)
     where = placement(options)
-    # Before anything is fetched: what the workers could not use, or a sink that cannot take
-    # records, fails the run now.
+    if newsbeam.detach:
+        check_detachable(where, command)
+    state_uri = None if newsbeam.state == "none" else newsbeam.state
+    if check is not None:
+        check(where, None if newsbeam.force else state_uri)
+    record_sinks, dead_letter_sink = sinks(options, out)
     check_paths(where, shared_filesystem=newsbeam.shared_filesystem, out=out,
                 sinks=(*record_sinks, dead_letter_sink), state_uri=state_uri)
-    if newsbeam.detach:
-        check_detachable(where, "run")
-    # One run at a time on a state: nothing is prepared or fetched before the lease is held.
-    with holding_lease(state_uri, "run", newsbeam.wait):
-        prepare_sinks(record_sinks, Record)
-        prepare_sinks((dead_letter_sink,), DeadLetter)
-        started = datetime.now(UTC)
-        clock = time.monotonic()
-        run_id = incremental.new_run_id(started)
-        store = open_state(state_uri) if state_uri else None
-        try:
-            recovered = [
-                run for sink in record_sinks if sink.family == "jsonl"
-                for run in incremental.recover_unfinished_runs(sink.target, store)
-            ] if store else []
-            discard_stale_staging(out)
-            if store and not newsbeam.force:
-                feeds = incremental.with_validators(feeds, store)
-            staging = staging_dir(out, run_id) if store else None
-            config = BatchConfig(
-                out=out, taxonomy=taxonomy, http=http_settings(options), sinks=record_sinks,
-                dead_letter_sink=dead_letter_sink,
-                politeness=politeness(options), isolation=isolation(options), run_id=run_id,
-                state_uri=state_uri, force=bool(newsbeam.force), staging_dir=staging,
-                spread_extraction=not (where.on_this_machine and where.worker_processes == 1),
-            )
-            pipeline = beam.Pipeline(options=options)
-            build_batch(pipeline, feeds, config)
-            details = dict(
-                run_id=run_id,
-                started_at=format_utc(started),
-                runner=where.runner,
-                taxonomy_version=taxonomy.version,
-                state=redact(state_uri) if state_uri else "none",
-                forced=bool(newsbeam.force),
-                recovered_runs=recovered,
-                sinks=[sink.shown for sink in record_sinks],
-                dead_letters_sink=dead_letter_sink.shown,
-                out=out,
-            )
-            if newsbeam.detach:
-                details.update(job_id=submit(pipeline), status="submitted",
-                               summary=summary_path(out, run_id))
-                save_json(out, SUMMARY_FILE, details)
-                return details
-            run_to_the_end(pipeline)
-        finally:
-            if store:
-                store.close()
-        summary = read_summary(summary_path(out, run_id))
-        summary.update(details, duration_seconds=round(time.monotonic() - clock, 2))
-        save_json(out, SUMMARY_FILE, summary)
-        return summary
+    core = CoreConfig(
+        taxonomy, http_settings(options), politeness(options), isolation(options),
+        # Worth it only where there is more than one worker process to spread pages over.
+        spread_extraction=not (where.on_this_machine and where.worker_processes == 1),
+    )
+    return Job(command=command, out=out, where=where, state_uri=state_uri,
+               record_sinks=record_sinks, dead_letter_sink=dead_letter_sink, core=core,
+               detach=bool(newsbeam.detach), force=bool(newsbeam.force), wait=newsbeam.wait)
+
+
+@contextlib.contextmanager
+def launched(job: Job) -> Iterator[None]:
+    """Hold the lease on the job's state (one run or stream at a time on a state: nothing is
+    prepared or fetched before it is held), and prepare its sinks."""
+    with holding_lease(job.state_uri, job.command, job.wait):
+        prepare_sinks(job.record_sinks, Record)
+        prepare_sinks((job.dead_letter_sink,), DeadLetter)
+        yield
+
+
+def submitted(job: Job, pipeline: beam.Pipeline, details: dict[str, Any],
+              details_file: str) -> dict[str, Any]:
+    """Hand a detached job's pipeline to its runner; its details, with the runner's job id,
+    saved to `details_file` in the job's `out` and returned."""
+    details.update(job_id=submit(pipeline), status="submitted")
+    save_json(job.out, details_file, details)
+    return details
 
 
 def save_json(out: str, name: str, content: dict[str, Any]) -> None:
@@ -167,10 +170,18 @@ def submit(pipeline: beam.Pipeline) -> str:
         result = pipeline.run()
     except Exception as error:  # whatever the runner raises, the user gets one line
         raise RunFailedError(f"the job was not started: {root_cause(error)}") from error
-    # Dataflow's result has job_id(); the portable runner's (Flink, Spark, job services) keeps
-    # the id its job service assigned in _job_id.
-    job_id = getattr(result, "job_id", None)
-    return str(job_id() if callable(job_id) else getattr(result, "_job_id", "unknown"))
+    return job_id(result)
+
+
+def job_id(result: Any) -> str:
+    """The runner's id for a submitted job. Dataflow's result has a public job_id(); Beam
+    2.77's PortableRunner result (Flink, Spark, a job service) has none, and keeps the id its
+    job service assigned in `_job_id` (apache_beam/runners/portability/portable_runner.py,
+    PipelineResult.__init__; no upstream issue asks for an accessor as of Beam 2.77)."""
+    public = getattr(result, "job_id", None)
+    if callable(public):
+        return str(public())
+    return str(getattr(result, "_job_id", "unknown"))
 
 
 def root_cause(error: BaseException) -> str:
@@ -183,10 +194,3 @@ def root_cause(error: BaseException) -> str:
     if any(line.startswith("Traceback") for line in lines):
         lines = [lines[-1]]
     return (lines[0] if lines else type(error).__name__)[:300]
-
-
-def read_summary(path: str) -> dict[str, Any]:
-    """The summary the pipeline wrote (local or in a bucket)."""
-    with FileSystems.open(path) as handle:
-        summary: dict[str, Any] = json.loads(handle.read().decode("utf-8"))
-    return summary

@@ -1,6 +1,6 @@
 """The streaming graph: feeds polled on every tick of an impulse, for as long as the job runs,
 read top to bottom like the data flow (the stages it shares with a batch run are in
-pipeline/core.py).
+pipeline/graph/core.py).
 
 Its ends differ from a batch run's: polls come from ticks (a PeriodicImpulse; a TestStream in
 tests), each feed's schedule and validators and the articles seen live in Beam keyed state, and
@@ -13,11 +13,10 @@ import dataclasses
 
 import apache_beam as beam
 
-from pipeline.core import CoreConfig, feed_bytes_to_records
+from pipeline.graph.core import CoreConfig, feed_bytes_to_records
 from transforms.core import CollectDeadLetters, Feed, Summarize
-from transforms.extract import DEFAULT_ISOLATION, IsolationSettings
 from transforms.feeds import PollClock, PollFeeds
-from transforms.fetch import DEFAULT_POLITENESS, Grouping, HttpSettings, Politeness
+from transforms.fetch import Grouping
 from transforms.sinks import (
     Cut,
     IntoWindows,
@@ -27,33 +26,27 @@ from transforms.sinks import (
     WriteSummaries,
 )
 from transforms.state import RememberEntries, RememberLostEntries, RememberOutcomes
-from transforms.topics import Taxonomy
-
-DAY = 86400.0
 
 
 @dataclasses.dataclass(frozen=True)
 class StreamConfig:
-    """Everything a stream needs besides its feeds and its ticks."""
+    """Everything a stream needs besides its feeds and its ticks (the defaults of its times
+    are those of its command-line options, pipeline.job.options)."""
 
     out: str  # folder (or bucket path) for per-window summaries (and records, by default)
-    taxonomy: Taxonomy
-    http: HttpSettings
+    core: CoreConfig  # the settings of the stages a stream shares with a batch run
     stream_id: str  # names the stream's files and its run in the state store, every launch
     launch: str  # this launch's start (a run id): files are named by window and launch
-    sinks: tuple[Sink, ...] = ()  # where records go; none: JSON Lines in `out`
-    dead_letter_sink: Sink | None = None  # none: JSON Lines in `out`
-    politeness: Politeness = DEFAULT_POLITENESS
-    isolation: IsolationSettings = DEFAULT_ISOLATION
-    poll_interval: float = 300.0  # for feeds that do not set their own
-    window: float = 600.0  # outputs are cut per window of this many seconds
-    dedup_ttl: float = 7 * DAY  # an article id is remembered this long
-    state_uri: str | None = None  # start where earlier runs left off, and tell later ones
+    poll_interval: float  # seconds, for feeds that do not set their own
+    window: float  # outputs are cut per window of this many seconds
+    dedup_ttl: float  # an article id is remembered this many seconds
     # With a state store: an article id is held in keyed state this long only (longer than a
     # window, whose close commits what was done for good to the store), so an article whose
     # page failed for a passing reason is asked for again once its entry is seen after it.
-    retry_after: float = 3600.0
-    spread_extraction: bool = False
+    retry_after: float
+    sinks: tuple[Sink, ...] = ()  # where records go; none: JSON Lines in `out`
+    dead_letter_sink: Sink | None = None  # none: JSON Lines in `out`
+    state_uri: str | None = None  # start where earlier runs left off, and tell later ones
     # Off on Beam 2.77's FnApiRunner, which fires event-time timers early (transforms/state/
     # keyed.py): a trial stream there keeps the ids it saw until it ends.
     expire_by_timer: bool = True
@@ -76,8 +69,8 @@ def build_stream(
 ) -> StreamOutputs:
     """Add the stream to the pipeline of `ticks`, a PCollection with one element per poll."""
     fetched = ticks | "PollFeeds" >> PollFeeds(
-        feeds, config.http, config.poll_interval, config.politeness, clock=config.poll_clock,
-        shards=config.poll_shards,
+        feeds, config.core.http, config.poll_interval, config.core.politeness,
+        clock=config.poll_clock, shards=config.poll_shards,
     )
     # Without a store, keyed state is all the stream remembers. With one, the store remembers
     # what was written or failed for good, and keyed state holds ids only while their outcome
@@ -85,11 +78,8 @@ def build_stream(
     memory = (config.dedup_ttl if config.state_uri is None
               else min(config.retry_after, config.dedup_ttl))
     dedup = RememberEntries(memory, config.state_uri, config.expire_by_timer)
-    core = feed_bytes_to_records(fetched.feeds, dedup, CoreConfig(
-        config.taxonomy, config.http, config.politeness, config.isolation,
-        spread_extraction=config.spread_extraction,
-        grouping=Grouping(streaming=True),
-    ))
+    core = feed_bytes_to_records(fetched.feeds, dedup, dataclasses.replace(
+        config.core, grouping=Grouping(streaming=True)))
     # An entry without a link stays in its feed: a dead letter once, not on every poll.
     lost = core.dead_letters | "LostEntriesOnce" >> RememberLostEntries(
         config.dedup_ttl, config.expire_by_timer)

@@ -1,5 +1,5 @@
 """The batch graph: one pass over every configured feed, read top to bottom like the data flow
-(the stages it shares with a stream are in pipeline/core.py)."""
+(the stages it shares with a stream are in pipeline/graph/core.py)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,11 @@ import dataclasses
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.core import CoreConfig, feed_bytes_to_records
+from pipeline.graph.core import CoreConfig, feed_bytes_to_records
 from transforms.core import CollectDeadLetters, Feed, Summarize
-from transforms.extract import DEFAULT_ISOLATION, IsolationSettings
 from transforms.feeds import FetchFeeds
-from transforms.fetch import DEFAULT_POLITENESS, HttpSettings, Politeness
 from transforms.sinks import Sink, WriteDeadLetters, WriteRecords
 from transforms.state import CommitStagedState, DedupEntries, StageStateUpdates
-from transforms.topics import Taxonomy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,19 +20,13 @@ class BatchConfig:
     """Everything one batch run needs besides its feeds."""
 
     out: str  # folder (or bucket path) for the run summary and staged state
-    taxonomy: Taxonomy
-    http: HttpSettings
+    core: CoreConfig  # the settings of the stages a run shares with a stream
     sinks: tuple[Sink, ...] = ()  # where records go; none: JSON Lines in `out`
     dead_letter_sink: Sink | None = None  # none: JSON Lines in `out`
-    politeness: Politeness = DEFAULT_POLITENESS
-    isolation: IsolationSettings = DEFAULT_ISOLATION
     run_id: str | None = None  # names this run's output files; None: plain "articles-..."
     state_uri: str | None = None  # skip articles earlier runs wrote, and tell later ones
     force: bool = False  # skip nothing (the state is still updated)
     staging_dir: str | None = None  # where the run stages its state changes for commit
-    # Redistribute fetched pages before extraction: worth it where there is more than one
-    # worker process to spread them over (a host's pages are all fetched by one worker).
-    spread_extraction: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,13 +49,10 @@ def build_batch(
     """Add the batch job to `pipeline`: feeds from a Create, "seen before" in the state store,
     outputs cut per run."""
     fetched = pipeline | "Feeds" >> beam.Create(feeds) | "FetchFeeds" >> FetchFeeds(
-        config.http, config.politeness
+        config.core.http, config.core.politeness
     )
     dedup = DedupEntries(None if config.force else config.state_uri)
-    core = feed_bytes_to_records(fetched.feeds, dedup, CoreConfig(
-        config.taxonomy, config.http, config.politeness, config.isolation,
-        spread_extraction=config.spread_extraction,
-    ))
+    core = feed_bytes_to_records(fetched.feeds, dedup, config.core)
     dead_letters = (fetched.dead_letters, *core.dead_letters) | "DeadLetters" >> (
         CollectDeadLetters())
     default = Sink("jsonl", f"jsonl:{config.out}", config.out)

@@ -13,14 +13,15 @@ from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline.durations import format_duration, parse_duration
-from pipeline.runners import extraction_processes, placement
+from pipeline.job.runners import extraction_processes, placement
+from transforms.core import format_duration, parse_duration
 from transforms.extract import DEFAULT_ISOLATION, IsolationSettings
 from transforms.fetch import DEFAULT_POLITENESS, DEFAULT_USER_AGENT, HttpSettings, Politeness
 from transforms.sinks import DEFAULT_DEAD_LETTERS_TABLE, DEFAULT_RECORDS_TABLE, Sink, parse_sink
 from transforms.state import DEFAULT_STATE
 
 DEFAULT_OUT = "newsbeam-out"
+_HTTP = HttpSettings()  # the client's defaults are the options' defaults
 # FnApiRunner is Beam's local portable runner: it needs no download (the plain DirectRunner of
 # Beam 2.77 first tries to fetch the Prism runner from the internet) and supports multiple
 # worker processes with --direct_num_workers and --direct_running_mode=multi_processing.
@@ -167,13 +168,16 @@ class NewsbeamOptions(PipelineOptions):
             f" extraction_timeout (default: {DEFAULT_ISOLATION.timeout:g})",
         )
         parser.add_argument(
-            "--http-timeout", "--http_timeout", dest="http_timeout", type=_positive, default=30.0,
-            metavar="SECONDS", help="connect and read timeout per request (default: 30)",
+            "--http-timeout", "--http_timeout", dest="http_timeout", type=_positive,
+            default=_HTTP.read_timeout, metavar="SECONDS",
+            help="read timeout per request, and connect timeout up to"
+            f" {_HTTP.connect_timeout:g} (default: {_HTTP.read_timeout:g})",
         )
         parser.add_argument(
             "--http-deadline", "--http_deadline", dest="http_deadline", type=_positive,
-            default=60.0, metavar="SECONDS",
-            help="overall time limit for one request, redirects included (default: 60)",
+            default=_HTTP.deadline, metavar="SECONDS",
+            help="overall time limit for one request, redirects included"
+            f" (default: {_HTTP.deadline:g})",
         )
 
 
@@ -272,7 +276,7 @@ def http_settings(options: PipelineOptions) -> HttpSettings:
     view = options.view_as(NewsbeamOptions)
     return HttpSettings(
         user_agent=view.http_user_agent,
-        connect_timeout=min(view.http_timeout, 10.0),
+        connect_timeout=min(view.http_timeout, _HTTP.connect_timeout),
         read_timeout=view.http_timeout,
         deadline=view.http_deadline,
         allow_private_networks=view.allow_private_networks,

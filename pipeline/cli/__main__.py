@@ -1,0 +1,5 @@
+"""`python -m pipeline.cli`: the newsbeam command."""
+
+from pipeline.cli import console
+
+console()

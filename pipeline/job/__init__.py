@@ -1,0 +1,1 @@
+"""Setting a job up from its options and running it: a batch run, a stream, a schedule."""
