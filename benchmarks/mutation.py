@@ -62,7 +62,7 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
 OWN_TESTS: dict[str, tuple[str, ...]] = {
     "http": ("tests/test_http.py",),
     "guard": ("tests/test_http.py",),
-    "pool": ("tests/test_http.py",),
+    "pool": ("tests/test_http.py", "tests/test_pool.py"),
 }
 
 # Mutants no test can tell from the code, beyond the rules of `equivalence`, each with why

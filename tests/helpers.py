@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +76,25 @@ def window_summaries(out: Path) -> list[dict]:
             summary, position = decoder.raw_decode(text, position)
             found.append(summary)
     return sorted(found, key=lambda summary: summary.get("window", {}).get("start", ""))
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """True as soon as `condition()` is; False if it is still not after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def established_to(ports: set[int]) -> int:
+    """This machine's established TCP connections to 127.0.0.1 on `ports`, client ends only
+    (from /proc/net/tcp: addresses are little-endian hex, state 01 is ESTABLISHED)."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        _, _local, remote, state, *_ = line.split()
+        address, port = remote.split(":")
+        if state == "01" and address == "0100007F" and int(port, 16) in ports:
+            count += 1
+    return count

@@ -119,7 +119,8 @@ def _expand(text: str, values: dict[str, str]) -> str:
 def _shell_commands(markdown: str) -> list[str]:
     """The commands in a Markdown file's code blocks, continuation lines joined."""
     commands = []
-    for block in re.findall(r"```\n(.*?)```", markdown, flags=re.S):
+    # A shell block: bare, or marked sh; a block's closing fence never opens one.
+    for block in re.findall(r"^```(?:sh)?\n(.*?)^```$", markdown, flags=re.S | re.M):
         joined = re.sub(r"\\\n\s*", " ", block)
         commands += [line.strip() for line in joined.splitlines()
                      if line.strip() and not line.strip().startswith("#")]
@@ -143,8 +144,9 @@ def _readme_newsbeam_commands(path: Path) -> list[list[str]]:
     values = _exports(commands)
     found = []
     for command in commands:
-        if not re.search(r"newsbeam (?:run|stream)\b", command) or "[" in command:
-            continue  # not one, or a synopsis (`newsbeam run --feeds FILE [--topics FILE]`)
+        if (not re.search(r"newsbeam (?:run|stream)\b", command) or "[" in command
+                or "--help" in command):
+            continue  # not one, a synopsis (`newsbeam run --feeds FILE [--topics FILE]`), help
         words = shlex.split(_expand(command.split(" # ")[0].split(" &")[0], values))
         for start, word in enumerate(words):
             if word.endswith("newsbeam") and words[start + 1:start + 2] in (["run"], ["stream"]):

@@ -12,7 +12,6 @@ import threading
 import time
 import tracemalloc
 import zlib
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
@@ -25,7 +24,7 @@ import transforms.fetch.guard as transforms_guard
 import transforms.fetch.http as transforms_http
 from pipeline.demo.loopback import Handler, LoopbackServer, RequestHandler, Route
 from tests.conftest import NetworkGuardError
-from tests.helpers import LOOPBACK_HTTP
+from tests.helpers import LOOPBACK_HTTP, established_to, eventually
 from transforms.fetch.guard import is_public_address
 from transforms.fetch.http import (
     FetchError,
@@ -416,28 +415,6 @@ def _bomb(encoding: str, size: int) -> bytes:
         compressor.flush())
 
 
-def _eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """True as soon as `condition()` is; False if it is still not after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-def _established_to(ports: set[int]) -> int:
-    """This machine's established TCP connections to 127.0.0.1 on `ports`, client ends only
-    (from /proc/net/tcp: addresses are little-endian hex, state 01 is ESTABLISHED)."""
-    count = 0
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        _, _local, remote, state, *_ = line.split()
-        address, port = remote.split(":")
-        if state == "01" and address == "0100007F" and int(port, 16) in ports:
-            count += 1
-    return count
-
-
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="counts sockets in /proc/net/tcp")
 def test_a_client_that_reached_many_sites_keeps_at_most_max_connections_open() -> None:
     settings = dataclasses.replace(LOOPBACK_HTTP, max_connections=2)
@@ -451,8 +428,8 @@ def test_a_client_that_reached_many_sites_keeps_at_most_max_connections_open() -
                     assert client.get(site.url("/page"), max_bytes=1024).body == b"ok"
             # One more than the cap at most: the newest site is added before older ones close
             # (a closed socket leaves ESTABLISHED within moments).
-            assert _eventually(lambda: _established_to(ports) <= settings.max_connections + 1)
-            assert _established_to(ports) >= 1
+            assert eventually(lambda: established_to(ports) <= settings.max_connections + 1)
+            assert established_to(ports) >= 1
         assert sum(site.requests["/page"] for site in sites) == 10
 
 

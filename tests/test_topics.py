@@ -4,6 +4,7 @@ the thresholds on one labelled set and scoring on the other."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 
@@ -482,3 +483,13 @@ def test_topics_eval_and_explain_commands(tmp_path, capsys) -> None:
     assert f"# F1 in {other}: taiwan 1.000, trade 1.000, fentanyl 1.000" in out
     assert main(["topics", "eval", str(labelled), "--tune-on", str(labelled)]) == 0
     assert capsys.readouterr().out.startswith(f"thresholds chosen on {labelled}: headline ")
+
+
+def test_a_topics_file_without_thresholds_gets_the_bundled_ones() -> None:
+    # As the README says: missing keys keep the bundled values.
+    mine = parse_taxonomy("version: '1'\ntopics:\n  - name: chips\n    terms: [chip]\n", "mine")
+    partial = parse_taxonomy("version: '1'\nrelevance: {section: 9}\n"
+                             "topics:\n  - name: chips\n    terms: [chip]\n", "partial")
+    bundled = load_taxonomy().relevance
+    assert mine.relevance == bundled
+    assert partial.relevance == dataclasses.replace(bundled, section=9)

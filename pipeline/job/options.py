@@ -13,7 +13,7 @@ from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline.job.runners import extraction_processes, placement
+from pipeline.job.runners import Placement, extraction_processes
 from transforms.core import format_duration, parse_duration
 from transforms.extract import DEFAULT_ISOLATION, IsolationSettings
 from transforms.fetch import DEFAULT_POLITENESS, DEFAULT_USER_AGENT, HttpSettings, Politeness
@@ -116,8 +116,8 @@ class NewsbeamOptions(PipelineOptions):
         )
         parser.add_argument(
             "--force", action="store_true", default=False,
-            help="ignore the state: fetch every feed in full and every article again"
-            " (the state is still updated)",
+            help="ignore the state: fetch every feed in full and every article again (a run"
+            " still updates the state; a stream commits nothing to it)",
         )
         parser.add_argument(
             "--allow-private-networks", "--allow_private_networks",
@@ -263,11 +263,11 @@ def politeness(options: PipelineOptions) -> Politeness:
     )
 
 
-def isolation(options: PipelineOptions) -> IsolationSettings:
+def isolation(options: PipelineOptions, where: Placement) -> IsolationSettings:
     """How article extraction is isolated, as these options ask, with the number of
-    extraction processes per Beam worker process decided for where the workers run."""
+    extraction processes per Beam worker process decided for `where` the workers run."""
     view = options.view_as(NewsbeamOptions)
-    processes = extraction_processes(placement(options), view.extract_processes)
+    processes = extraction_processes(where, view.extract_processes)
     return IsolationSettings(processes=processes, timeout=view.extract_timeout)
 
 

@@ -84,7 +84,7 @@ def set_up(options: PipelineOptions, command: str, taxonomy: Taxonomy, out: str,
     check_paths(where, shared_filesystem=newsbeam.shared_filesystem, out=out,
                 sinks=(*record_sinks, dead_letter_sink), state_uri=state_uri)
     core = CoreConfig(
-        taxonomy, http_settings(options), politeness(options), isolation(options),
+        taxonomy, http_settings(options), politeness(options), isolation(options, where),
         # Worth it only where there is more than one worker process to spread pages over.
         spread_extraction=not (where.on_this_machine and where.worker_processes == 1),
     )
