@@ -7,8 +7,11 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from pipeline.demo.loopback import LoopbackServer
 
@@ -62,13 +65,28 @@ def _guarded_getaddrinfo(host: object, *args: object, **kwargs: object) -> list:
     return _real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
 
 
+_real_pg_connect = psycopg.Connection.connect
+
+
+def _guarded_pg_connect(conninfo: str = "", **kwargs: Any) -> Any:
+    # libpq opens its sockets in C, past the socket guard: its hosts are checked here.
+    params = conninfo_to_dict(conninfo, **kwargs)
+    for key in ("host", "hostaddr"):
+        for host in str(params.get(key) or "").split(","):
+            if host and not host.startswith("/") and not _is_loopback_host(host):
+                _refuse(f"PostgreSQL connection to {host!r}")
+    return _real_pg_connect(conninfo, **kwargs)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def loopback_only() -> Iterator[None]:
-    """Every test runs with sockets that can reach loopback addresses only."""
+    """Every test runs with sockets, and PostgreSQL connections, that can reach loopback
+    addresses only."""
     patches = pytest.MonkeyPatch()
     patches.setattr(socket.socket, "connect", _guarded_connect)
     patches.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
     patches.setattr(socket, "getaddrinfo", _guarded_getaddrinfo)
+    patches.setattr(psycopg, "connect", _guarded_pg_connect)
     yield
     patches.undo()
 

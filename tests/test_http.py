@@ -148,6 +148,24 @@ def test_hang_times_out(server: LoopbackServer) -> None:
     assert _error(server.url("/hang"), settings).reason == "timeout"
 
 
+def test_the_read_timeout_is_the_one_configured(server: LoopbackServer) -> None:
+    # The client gives up at its own read timeout, while the server still holds the answer
+    # (httpx's default, 5 s, would outlast the hold).
+    release, held_out = threading.Event(), threading.Event()
+
+    def hold(handler: BaseHTTPRequestHandler) -> None:
+        if not release.wait(4):
+            held_out.set()  # the hold ran out with the client still waiting
+
+    server.routes["/hold"] = hold
+    settings = dataclasses.replace(LOOPBACK_HTTP, read_timeout=0.3, retries=0)
+    try:
+        assert _error(server.url("/hold"), settings).reason == "timeout"
+        assert not held_out.is_set()
+    finally:
+        release.set()
+
+
 def test_private_addresses_are_refused_before_any_connection(server: LoopbackServer) -> None:
     server.routes["/page"] = Route(b"secret", headers=HTML)
     guarded = dataclasses.replace(LOOPBACK_HTTP, allow_private_networks=False)
@@ -259,6 +277,13 @@ def test_the_socket_guard_refuses_non_loopback_addresses() -> None:
         socket.create_connection(("192.0.2.1", 80), timeout=0.1)
     with pytest.raises(NetworkGuardError):
         socket.getaddrinfo("example.com", 80)
+    # libpq connects from C, past the socket guard; its hosts are checked before it starts.
+    import psycopg
+
+    with pytest.raises(NetworkGuardError):
+        psycopg.connect("postgresql://newsbeam@192.0.2.1:5432/news", connect_timeout=1)
+    with pytest.raises(NetworkGuardError):
+        psycopg.connect(host="127.0.0.1,192.0.2.1", dbname="test", connect_timeout=1)
     conftest._violations.clear()  # expected here; any other test doing this fails
 
 

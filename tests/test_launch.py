@@ -3,12 +3,16 @@ Beam operator) get the newsbeam command line they mean."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.cli import UsageError
 from pipeline.cli.launch import command_line, launch
 from pipeline.job.options import sinks
+from pipeline.job.setup import set_up, submitted
+from transforms.topics import load_taxonomy
 
 FLEX = {"FLEX_TEMPLATE_PYTHON_PY_FILE": "/opt/newsbeam/launch.py", "NEWSBEAM_COMMAND": "stream",
         "NEWSBEAM_SDK_IMAGE": "registry.example.org/newsbeam:1"}
@@ -43,3 +47,32 @@ def test_one_sink_option_may_name_several_sinks() -> None:
                                "--sink=jsonl:/srv/news"])
     records, _ = sinks(options, "out")
     assert [sink.family for sink in records] == ["bigquery", "parquet", "jsonl"]
+
+
+class _DataflowResultWithoutAJob:
+    """What Beam 2.77's DataflowRunner returns with --template_location: the job's graph was
+    written there, and there is no job (`has_job` is false; job_id() would raise)."""
+
+    has_job = False
+
+    def job_id(self) -> str:
+        raise AttributeError("'NoneType' object has no attribute 'id'")
+
+
+class _Pipeline:
+    def __init__(self, template: str) -> None:
+        self.options = PipelineOptions([f"--template_location={template}"])
+
+    def run(self) -> _DataflowResultWithoutAJob:
+        return _DataflowResultWithoutAJob()
+
+
+def test_a_flex_template_launch_records_where_the_job_graph_went(tmp_path) -> None:
+    # The Flex Template's launcher runs newsbeam with --template_location: Beam writes the
+    # job's graph there and returns a result without a job, which must not fail the launch.
+    job = set_up(PipelineOptions(["--state=none"]), "run", load_taxonomy(), str(tmp_path))
+    template = str(tmp_path / "job_object")
+    details = submitted(job, _Pipeline(template), {"run_id": "r1"}, "run.json")
+    assert details["status"] == "template_written" and details["template"] == template
+    assert "job_id" not in details
+    assert json.loads((tmp_path / "run.json").read_text()) == details

@@ -202,6 +202,10 @@ def _run(args: argparse.Namespace, rest: list[str], flags: list[str]) -> int:
                   f" {outcome['job_id']}; it commits its state when its outputs are written,"
                   f" and writes its summary to {outcome['summary']}")
             return 0
+        if outcome.get("status") == "template_written":
+            print(f"run {outcome['run_id']}: the job's graph is written to"
+                  f" {outcome['template']}, for the template's launcher to start")
+            return 0
         return _report(outcome)
 
     logging.getLogger("newsbeam.schedule").setLevel(logging.INFO)
@@ -222,6 +226,10 @@ def _stream(args: argparse.Namespace, rest: list[str], flags: list[str]) -> int:
         print(f"stream {outcome['stream_id']} submitted to {outcome['runner']} as job"
               f" {outcome['job_id']}: it runs until it is drained or cancelled; its windows'"
               f" files and summaries go to {outcome['out']}")
+        return 0
+    if outcome.get("status") == "template_written":
+        print(f"stream {outcome['stream_id']}: the job's graph is written to"
+              f" {outcome['template']}, for the template's launcher to start")
         return 0
     return _report(outcome)
 

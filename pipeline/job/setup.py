@@ -13,7 +13,12 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, PortableOptions, StandardOptions
+from apache_beam.options.pipeline_options import (
+    GoogleCloudOptions,
+    PipelineOptions,
+    PortableOptions,
+    StandardOptions,
+)
 
 from pipeline.graph.core import CoreConfig
 from pipeline.job.lease import holding_lease
@@ -105,9 +110,17 @@ def launched(job: Job) -> Iterator[None]:
 
 def submitted(job: Job, pipeline: beam.Pipeline, details: dict[str, Any],
               details_file: str) -> dict[str, Any]:
-    """Hand a detached job's pipeline to its runner; its details, with the runner's job id,
-    saved to `details_file` in the job's `out` and returned."""
-    details.update(job_id=submit(pipeline), status="submitted")
+    """Hand a detached job's pipeline to its runner; its details, with the runner's job id
+    (or, launched by a Dataflow Flex Template, where the job's graph was written), saved to
+    `details_file` in the job's `out` and returned."""
+    submitted_as = submit(pipeline)
+    if submitted_as is None:
+        # --template_location: Beam wrote the job's graph there, for the Flex Template's
+        # launcher to start the job from; there is no job yet.
+        template = pipeline.options.view_as(GoogleCloudOptions).template_location
+        details.update(status="template_written", template=template)
+    else:
+        details.update(job_id=submitted_as, status="submitted")
     save_json(job.out, details_file, details)
     return details
 
@@ -163,9 +176,9 @@ def run_to_the_end(pipeline: beam.Pipeline) -> None:
         raise RunFailedError(message) from error
 
 
-def submit(pipeline: beam.Pipeline) -> str:
-    """Hand the pipeline to its runner without waiting for it; the runner's id for the job
-    (RunFailedError with one line if the runner refuses it)."""
+def submit(pipeline: beam.Pipeline) -> str | None:
+    """Hand the pipeline to its runner without waiting for it; the runner's id for the job,
+    None where the runner made no job (RunFailedError with one line if it refuses it)."""
     try:
         result = pipeline.run()
     except Exception as error:  # whatever the runner raises, the user gets one line
@@ -173,11 +186,15 @@ def submit(pipeline: beam.Pipeline) -> str:
     return job_id(result)
 
 
-def job_id(result: Any) -> str:
-    """The runner's id for a submitted job. Dataflow's result has a public job_id(); Beam
-    2.77's PortableRunner result (Flink, Spark, a job service) has none, and keeps the id its
-    job service assigned in `_job_id` (apache_beam/runners/portability/portable_runner.py,
-    PipelineResult.__init__; no upstream issue asks for an accessor as of Beam 2.77)."""
+def job_id(result: Any) -> str | None:
+    """The runner's id for a submitted job; None for a Dataflow result without a job (Beam
+    2.77's DataflowRunner with --template_location writes the job's graph and makes no job:
+    `has_job` is false and job_id() raises). Beam 2.77's PortableRunner result (Flink, Spark,
+    a job service) has no public accessor, and keeps the id its job service assigned in
+    `_job_id` (apache_beam/runners/portability/portable_runner.py, PipelineResult.__init__;
+    no upstream issue asks for an accessor as of Beam 2.77)."""
+    if getattr(result, "has_job", True) is False:
+        return None
     public = getattr(result, "job_id", None)
     if callable(public):
         return str(public())
