@@ -536,3 +536,96 @@ def test_the_credential_check_finds_written_out_passwords() -> None:
     pod = {"containers": [{"env": [{"name": "DB_PASSWORD", "value": "hunter2"},
                                    {"name": "PGPASSWORD", "valueFrom": {}}]}]}
     assert _literal_secret_variables(pod) == ["DB_PASSWORD"]
+
+
+# -- issue 23: what would not apply or not hold on a cluster --------------------------------
+
+def test_each_volume_claim_is_declared_once_across_deploy() -> None:
+    # Two manifests declaring one claim with different sizes or access modes: the second
+    # apply fails (a claim's spec cannot change).
+    claims: dict[str, list[str]] = {}
+    for path in _files(".yaml", ".yml"):
+        for document in _documents(path):
+            if document.get("kind") == "PersistentVolumeClaim":
+                claims.setdefault(document["metadata"]["name"], []).append(path.name)
+    assert claims and all(len(where) == 1 for where in claims.values()), claims
+
+
+def test_the_manifests_take_the_database_from_the_secret_not_a_host_of_their_own() -> None:
+    # A URI written into a manifest names a host no manifest defines (`postgres`); the
+    # database comes from the Secret newsbeam-postgres, as its README creates it.
+    for path in _files(".yaml"):
+        if path.parent.name == "flink" and path.name == "docker-compose.yaml":
+            continue  # Compose defines its own postgres service
+        text = "\n".join(line.split("#", 1)[0] for line in path.read_text().splitlines())
+        assert "postgresql://" not in text, path  # outside comments
+        if "$(NEWSBEAM_POSTGRES_URI)" in text:
+            assert "name: NEWSBEAM_POSTGRES_URI" in text and "key: uri" in text, path
+
+
+def test_the_cronjob_fails_at_once_where_a_retry_cannot_help_and_cleans_up() -> None:
+    (cronjob,) = _kinds()["CronJob"]
+    job = cronjob["spec"]["jobTemplate"]["spec"]
+    pod = job["template"]["spec"]
+    (rule,) = job["podFailurePolicy"]["rules"]
+    assert rule["action"] == "FailJob" and pod["restartPolicy"] == "Never"
+    assert rule["onExitCodes"]["operator"] == "In"
+    assert set(rule["onExitCodes"]["values"]) == {2, 3, 4}  # usage, incomplete, busy
+    assert rule["onExitCodes"]["containerName"] == pod["containers"][0]["name"]
+    assert 0 < job["ttlSecondsAfterFinished"] <= 7 * 86400
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    for container in pod["containers"] + pod.get("initContainers", []):
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    # Retention: old files of the volume go before each run.
+    (retention,) = pod["initContainers"]
+    command = retention["command"]
+    assert command[:2] == ["find", "/data/newsbeam"] and "-delete" in command
+    dockerfile = (DEPLOY / "docker" / "Dockerfile").read_text()
+    assert f"--uid {pod['securityContext']['runAsUser']}" in dockerfile
+
+
+def test_only_the_template_target_pulls_googles_launcher_and_at_a_dated_tag() -> None:
+    text = DOCKERFILE.read_text()
+    stages = re.findall(r"^FROM (\S+)(?: AS (\S+))?$", text, flags=re.M)
+    base = re.search(r"^ARG FLEX_LAUNCHER_BASE=(\S+)$", text, flags=re.M).group(1)  # type: ignore[union-attr]
+    assert re.search(r":\d{8}[-_]", base), base  # a dated tag, not latest
+    copies_from = {stage: re.findall(r"COPY --from=(\S+)", body)
+                   for stage, body in zip([name for _, name in stages],
+                                          re.split(r"^FROM .*$", text, flags=re.M)[1:],
+                                          strict=True)}
+    pulling = [stage for stage, sources in copies_from.items() if "flex-launcher" in sources]
+    assert pulling == ["flex-template"]
+    # The workers' image neither has the launcher nor says it is one.
+    newsbeam = copies_from["newsbeam"]
+    assert newsbeam == [] and "FLEX_TEMPLATE_PYTHON_PY_FILE" not in re.split(
+        r"^FROM .*$", text, flags=re.M)[[n for _, n in stages].index("newsbeam") + 1]
+    # Every build in deploy/ names its target.
+    for path in _deploy_files():
+        for command in re.findall(r"docker build [^\n]*(?:\\\n[^\n]*)*", path.read_text()):
+            assert "--target " in command, (path, command)
+
+
+def test_the_build_context_leaves_out_what_the_image_does_not_copy() -> None:
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    assert {".git", ".venv", ".newsbeam", "newsbeam-out"} <= ignored
+    copied = [line.split()[1] for line in DOCKERFILE.read_text().splitlines()
+              if line.startswith("COPY ") and not line.split()[1].startswith("--")]
+    assert not any(source.split("/")[0] in ignored for source in copied)
+
+
+def test_the_flink_runners_own_options_pass_where_beam_hands_them_to_the_job() -> None:
+    # Beam 2.77's FlinkRunner passes options its Python SDK does not define (the Java
+    # runner's, e.g. --checkpointing_interval) to the job only with --flink_submit_uber_jar.
+    from pipeline.cli import UsageError
+
+    flink = ["stream", "--feeds=f.yaml", "--runner=FlinkRunner", "--flink_master=h:8081"]
+    check_command_line([*flink, "--flink_submit_uber_jar", "--checkpointing_interval=60000",
+                        "--checkpointing_mode", "EXACTLY_ONCE"])
+    with pytest.raises(UsageError, match="only with --flink_submit_uber_jar"):
+        check_command_line([*flink, "--checkpointing_interval=60000"])
+    with pytest.raises(UsageError, match="--checkpointing_intervall"):
+        check_command_line([*flink, "--flink_submit_uber_jar", "--checkpointing_intervall=1"])
+    with pytest.raises(UsageError, match="--checkpointing_interval"):  # not Flink: refused
+        check_command_line(["stream", "--feeds=f.yaml", "--checkpointing_interval=60000"])

@@ -16,7 +16,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import demo
 from pipeline.cli.feeds_file import load_feeds
-from pipeline.cli.parser import CommandParser
+from pipeline.cli.parser import CommandParser, flink_job_options
 from pipeline.cli.summary import format_summary
 from pipeline.cli.topics import add_topics_commands, run_topics
 from pipeline.cli.usage import UsageError
@@ -24,7 +24,7 @@ from pipeline.job.lease import StateBusyError
 from pipeline.job.options import DEFAULT_RUNNER, NewsbeamOptions, StreamOptions, duration, sinks
 from pipeline.job.run_batch import run_batch
 from pipeline.job.run_stream import run_stream
-from pipeline.job.runners import PlacementError
+from pipeline.job.runners import PlacementError, runner_name
 from pipeline.job.schedule import run_every
 from pipeline.job.setup import RunFailedError
 from transforms.core import ConfigError, mask_userinfo
@@ -276,7 +276,13 @@ def _beam_flags(rest: list[str]) -> list[str]:
             # Beam 2.77 annotates the parser as its private _BeamArgumentParser; any parser
             # with add_value_provider_argument serves.
             options_class._add_argparse_args(cast(Any, parser))
-    _, unknown = parser.parse_known_args(rest)
+    known, unknown = parser.parse_known_args(rest)
+    if unknown and runner_name(str(known.runner or "")) == "FlinkRunner":
+        flink, unknown = flink_job_options(unknown)
+        if flink and not known.flink_submit_uber_jar:
+            raise UsageError(
+                f"{flink[0]} is an option of the Flink runner, which Beam hands to the job only"
+                " with --flink_submit_uber_jar")
     if unknown:
         raise UsageError(
             f"unrecognized option {unknown[0]!r}: not a newsbeam option nor an Apache Beam "

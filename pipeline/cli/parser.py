@@ -28,3 +28,37 @@ class CommandParser(argparse.ArgumentParser):
         if not args[0].startswith("-"):
             kwargs.setdefault("nargs", "?")  # as Beam takes a positional one
         return self.add_argument(*args, **kwargs)
+
+
+# The options of Beam's Java FlinkPipelineOptions that its Python SDK does not define, in the
+# snake_case a command line gives them: Beam 2.77's FlinkRunner hands options it does not know
+# to the job only with --flink_submit_uber_jar (FlinkRunner.create_job_service_handle,
+# retain_unknown_options), where the Flink runner reads them.
+FLINK_JOB_OPTIONS = frozenset({
+    "checkpointing_interval", "checkpointing_mode", "checkpoint_timeout_millis",
+    "min_pause_between_checkpoints", "fail_on_checkpointing_errors",
+    "number_of_execution_retries", "execution_retry_delay", "object_reuse",
+    "state_backend_factory", "disable_metrics", "disable_metric_accumulator",
+    "externalized_checkpoints_enabled", "retain_externalized_checkpoints_on_cancellation",
+    "max_bundle_size", "max_bundle_time_mills", "shutdown_sources_on_final_watermark",
+    "latency_tracking_interval", "auto_watermark_interval", "execution_mode_for_batch",
+    "savepoint_path", "allow_non_restored_state", "auto_balance_write_files_sharding_enabled",
+})
+
+
+def flink_job_options(unknown: list[str]) -> tuple[list[str], list[str]]:
+    """`unknown` command-line words split into the Flink runner's own options (each with its
+    value, as `--name=value` or `--name value`) and the rest."""
+    flink, rest = [], []
+    words = iter(unknown)
+    for word in words:
+        name = word.removeprefix("--").split("=", 1)[0]
+        if word.startswith("--") and name in FLINK_JOB_OPTIONS:
+            flink.append(word)
+            if "=" not in word:
+                value = next(words, None)
+                if value is not None:
+                    flink.append(value)
+        else:
+            rest.append(word)
+    return flink, rest
