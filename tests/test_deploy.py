@@ -629,3 +629,19 @@ def test_the_flink_runners_own_options_pass_where_beam_hands_them_to_the_job() -
         check_command_line([*flink, "--flink_submit_uber_jar", "--checkpointing_intervall=1"])
     with pytest.raises(UsageError, match="--checkpointing_interval"):  # not Flink: refused
         check_command_line(["stream", "--feeds=f.yaml", "--checkpointing_interval=60000"])
+
+
+def test_the_compose_job_server_stages_where_the_task_manager_and_workers_read() -> None:
+    # Beam stages the job's files on the job server; Flink's task manager and the SDK workers
+    # read them at the same path, which only a volume shared by all three makes true.
+    (compose,) = [path for path in _files(".yaml") if path.name == "docker-compose.yaml"]
+    services = _documents(compose)[0]["services"]
+    (flag,) = [word for word in services["job-server"]["command"]
+               if word.startswith("--artifacts-dir=")]
+    staging = flag.split("=", 1)[1]
+    mounted = {name: {volume.split(":")[0] for volume in service.get("volumes", [])
+                      if volume.split(":")[1] == staging}
+               for name, service in services.items()}
+    (volume,) = mounted["job-server"]
+    assert not volume.startswith((".", "/"))  # a named volume, not a folder of this host
+    assert mounted["taskmanager"] == mounted["worker-pool"] == {volume}
