@@ -42,11 +42,15 @@ BEAM_OPERATOR_PARAMETERS = {
     "py_options", "py_requirements", "py_system_site_packages", "gcp_conn_id",
     "dataflow_config", "deferrable", "task_id", "retries", "retry_delay", "execution_timeout",
 }
+# The Google provider's DataflowConfiguration (apache-airflow-providers-google,
+# cloud/operators/dataflow.py): its keywords, and the few it renders as templates.
 DATAFLOW_CONFIGURATION_PARAMETERS = {
     "job_name", "append_job_name", "project_id", "location", "gcp_conn_id",
     "poll_sleep", "impersonation_chain", "drain_pipeline", "cancel_timeout",
-    "wait_until_finished", "multiple_jobs", "check_if_running", "service_account_email",
+    "wait_until_finished", "multiple_jobs", "check_if_running", "service_account",
+    "max_num_workers",
 }
+DATAFLOW_CONFIGURATION_TEMPLATE_FIELDS = {"job_name", "location", "gcp_conn_id"}
 # Values for the placeholders deploy files leave to their users.
 SAMPLES = {
     "PROJECT": "news-project", "REGION": "europe-west1", "BUCKET": "news-bucket",
@@ -326,13 +330,22 @@ def test_the_flex_template_launch_commands_pass_the_templates_and_newsbeam() -> 
         check_command_line(line)
 
 
+def _value(node: ast.expr, constants: dict[str, Any]) -> Any:
+    """A literal of the DAG, its module-level constants (POSTGRES_URI) put in."""
+    if isinstance(node, ast.Name):
+        return constants[node.id]
+    if isinstance(node, ast.List):
+        return [_value(item, constants) for item in node.elts]
+    return ast.literal_eval(node)
+
+
 def _dag_operator_calls() -> tuple[list[ast.Call], dict[str, Any]]:
     tree = ast.parse((DEPLOY / "airflow" / "newsbeam_dag.py").read_text())
     constants = {
         target.id: ast.literal_eval(node.value)
         for node in tree.body if isinstance(node, ast.Assign)
         for target in node.targets if isinstance(target, ast.Name)
-        and isinstance(node.value, ast.Dict) and target.id.isupper()
+        and isinstance(node.value, ast.Dict | ast.Constant) and target.id.isupper()
         and not any(isinstance(v, ast.Call) for v in ast.walk(node.value))
     }
     calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
@@ -350,7 +363,10 @@ def _rendered(value: Any) -> Any:
     def sample(match: re.Match[str]) -> str:
         expression = match.group(1).strip()
         if expression.startswith("conn."):
-            return "postgres://newsbeam:from-the-connection@db.internal:5432/news"
+            fields = {"login": "newsbeam", "host": "db.internal", "port": "5432",
+                      "schema": "news"}
+            return fields.get(expression.rsplit(".", 1)[-1],
+                              "postgres://newsbeam:from-the-connection@db.internal:5432/news")
         name = expression.removeprefix("var.value.")
         return {
             "newsbeam_feeds": "/opt/newsbeam/config/feeds.yaml",
@@ -399,12 +415,16 @@ def test_the_dag_compiles_and_names_only_options_that_exist() -> None:
             if key is None:  # **COMMON_OPTIONS
                 options.update(constants[value.id])
             else:
-                options[ast.literal_eval(key)] = ast.literal_eval(value)
+                options[ast.literal_eval(key)] = _value(value, constants)
         options = {name: _rendered(value) for name, value in options.items()}
         options["runner"] = runner
         if "dataflow_config" in keywords:
             config = keywords["dataflow_config"]
             assert {k.arg for k in config.keywords} <= DATAFLOW_CONFIGURATION_PARAMETERS  # type: ignore[attr-defined]
+            # A template in a field it does not render reaches Dataflow as "{{ ... }}".
+            for keyword in config.keywords:  # type: ignore[attr-defined]
+                if "{{" in str(ast.literal_eval(keyword.value)):
+                    assert keyword.arg in DATAFLOW_CONFIGURATION_TEMPLATE_FIELDS, keyword.arg
             # What the operator adds from its Dataflow configuration.
             options.update(project="news-project", region="europe-west1",
                            job_name="newsbeam-run-0a1b2c3d", labels=["airflow-version=v2"])
@@ -645,3 +665,17 @@ def test_the_compose_job_server_stages_where_the_task_manager_and_workers_read()
     (volume,) = mounted["job-server"]
     assert not volume.startswith((".", "/"))  # a named volume, not a folder of this host
     assert mounted["taskmanager"] == mounted["worker-pool"] == {volume}
+
+
+def test_no_task_puts_a_password_on_its_command_line() -> None:
+    # The operator's pipeline options become the task's command line, which every user of the
+    # worker sees (`ps`): a connection's whole URI (get_uri()) carries its password.
+    source = (DEPLOY / "airflow" / "newsbeam_dag.py").read_text()
+    assert "get_uri()" not in source and ".password" not in source
+    calls, constants = _dag_operator_calls()
+    for call in calls:
+        keywords = {k.arg: k.value for k in call.keywords}
+        for value in keywords["pipeline_options"].values:  # type: ignore[attr-defined]
+            rendered = _rendered(_value(value, constants))
+            for text in rendered if isinstance(rendered, list) else [rendered]:
+                assert not re.search(r"://[^/@\s]+:[^/@\s]+@", str(text)), text

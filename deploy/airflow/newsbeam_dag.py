@@ -37,6 +37,14 @@ COMMON_OPTIONS = {
     "http_user_agent": "{{ var.value.newsbeam_user_agent }}",
 }
 
+# The database of the connection newsbeam_postgres, without its password: the task's command
+# line is visible to every user of the worker (`ps`). libpq reads the password from the
+# worker's password file (~/.pgpass, or PGPASSFILE), see deploy/airflow/README.md.
+POSTGRES_URI = (
+    "postgresql://{{ conn.newsbeam_postgres.login }}@{{ conn.newsbeam_postgres.host }}"
+    ":{{ conn.newsbeam_postgres.port }}/{{ conn.newsbeam_postgres.schema }}"
+)
+
 with DAG(
     dag_id="newsbeam_direct",
     description="newsbeam run on Beam's DirectRunner, on the Airflow worker",
@@ -56,11 +64,9 @@ with DAG(
             **COMMON_OPTIONS,
             "feeds": "{{ var.value.newsbeam_feeds }}",
             "out": "{{ var.value.newsbeam_out }}",
-            # The connection's password is masked in Airflow's logs and rendered templates.
-            "state": "{{ conn.newsbeam_postgres.get_uri() }}",
-            "sink": ["{{ conn.newsbeam_postgres.get_uri() }}",
-                     "jsonl:{{ var.value.newsbeam_out }}"],
-            "dead_letters": "{{ conn.newsbeam_postgres.get_uri() }}",
+            "state": POSTGRES_URI,
+            "sink": [POSTGRES_URI, "jsonl:{{ var.value.newsbeam_out }}"],
+            "dead_letters": POSTGRES_URI,
             "extract_processes": 2,
         },
     )
@@ -93,10 +99,12 @@ with DAG(
             "temp_location": "gs://{{ var.value.newsbeam_bucket }}/tmp",
             "sdk_container_image": "{{ var.value.newsbeam_image }}",
         },
+        # Of DataflowConfiguration's fields only job_name, location and gcp_conn_id are
+        # templated: the project is the Google Cloud connection's own (project_id left out).
         dataflow_config=DataflowConfiguration(
             job_name="newsbeam-run",
-            project_id="{{ var.value.newsbeam_project }}",
             location="{{ var.value.newsbeam_region }}",
+            gcp_conn_id="google_cloud_default",
             wait_until_finished=True,
         ),
     )
