@@ -197,16 +197,9 @@ def _run(args: argparse.Namespace, rest: list[str], flags: list[str]) -> int:
     _prepare_out(args.out)
     if args.every is None:
         outcome = run_batch(PipelineOptions(flags), feeds, taxonomy, args.out)
-        if outcome.get("status") == "submitted":
-            print(f"run {outcome['run_id']} submitted to {outcome['runner']} as job"
-                  f" {outcome['job_id']}; it commits its state when its outputs are written,"
-                  f" and writes its summary to {outcome['summary']}")
-            return 0
-        if outcome.get("status") == "template_written":
-            print(f"run {outcome['run_id']}: the job's graph is written to"
-                  f" {outcome['template']}, for the template's launcher to start")
-            return 0
-        return _report(outcome)
+        return _ended(f"run {outcome['run_id']}", outcome,
+                      "; it commits its state when its outputs are written, and writes its"
+                      f" summary to {outcome.get('summary')}")
 
     logging.getLogger("newsbeam.schedule").setLevel(logging.INFO)
     return run_every(args.every, lambda: run_batch(PipelineOptions(flags), feeds, taxonomy,
@@ -222,14 +215,21 @@ def _stream(args: argparse.Namespace, rest: list[str], flags: list[str]) -> int:
     _prepare_out(args.out)
     logging.getLogger("newsbeam.summary").setLevel(logging.INFO)  # a line per window
     outcome = run_stream(PipelineOptions(flags), feeds, taxonomy, args.out)
+    return _ended(f"stream {outcome['stream_id']}", outcome,
+                  ": it runs until it is drained or cancelled; its windows' files and summaries"
+                  f" go to {outcome['out']}")
+
+
+def _ended(job: str, outcome: dict[str, Any], after_submission: str) -> int:
+    """Print what became of `job` (handed to its runner, written as a template's graph, or
+    its summary once it ended); the exit status."""
     if outcome.get("status") == "submitted":
-        print(f"stream {outcome['stream_id']} submitted to {outcome['runner']} as job"
-              f" {outcome['job_id']}: it runs until it is drained or cancelled; its windows'"
-              f" files and summaries go to {outcome['out']}")
+        print(f"{job} submitted to {outcome['runner']} as job {outcome['job_id']}"
+              f"{after_submission}")
         return 0
     if outcome.get("status") == "template_written":
-        print(f"stream {outcome['stream_id']}: the job's graph is written to"
-              f" {outcome['template']}, for the template's launcher to start")
+        print(f"{job}: the job's graph is written to {outcome['template']}, for the"
+              " template's launcher to start")
         return 0
     return _report(outcome)
 
