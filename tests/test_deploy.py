@@ -6,6 +6,7 @@ written in them."""
 from __future__ import annotations
 
 import ast
+import copy
 import json
 import re
 import shlex
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import apache_beam
+import kubernetes_validate
 import pytest
 import yaml
 from apache_beam.options.pipeline_options import FlinkRunnerOptions
@@ -679,3 +681,130 @@ def test_no_task_puts_a_password_on_its_command_line() -> None:
             rendered = _rendered(_value(value, constants))
             for text in rendered if isinstance(rendered, list) else [rendered]:
                 assert not re.search(r"://[^/@\s]+:[^/@\s]+@", str(text)), text
+
+
+# -- the Flink operator's pod template merge, and Kubernetes' own schemas -------------------
+
+def _operator_merge(into: Any, source: Any, *, by_name: bool) -> Any:
+    """What the Flink Kubernetes operator does to the top-level pod template and a manager's
+    (flink-kubernetes-operator, FlinkUtils.mergePodTemplates): objects merge field by field;
+    lists merge item by item in order, or by `name` when the operator's
+    kubernetes.operator.pod-template.merge-arrays-by-name is set; anything else is replaced.
+    `into` is changed in place and returned."""
+    if not isinstance(source, dict) or not isinstance(into, dict):
+        return into  # a merge into a scalar list item leaves it as it was
+    for field, value in source.items():
+        current = into.get(field)
+        if isinstance(current, list) and isinstance(value, list):
+            named = all(isinstance(item, dict) and "name" in item for item in current + value)
+            if by_name and named:
+                merged = {item["name"]: item for item in current}
+                for item in value:
+                    if item["name"] in merged:
+                        _operator_merge(merged[item["name"]], item, by_name=by_name)
+                    else:
+                        merged[item["name"]] = item
+                current[:] = merged.values()
+            else:
+                for index, item in enumerate(value):
+                    if index < len(current):
+                        _operator_merge(current[index], item, by_name=by_name)
+                    else:
+                        current.append(item)
+        elif isinstance(current, dict):
+            _operator_merge(current, value, by_name=by_name)
+        else:
+            into[field] = value
+    return into
+
+
+def _task_manager_pod(spec: dict[str, Any], *, by_name: bool) -> dict[str, Any]:
+    merged = _operator_merge(copy.deepcopy(spec["podTemplate"]),
+                             copy.deepcopy(spec["taskManager"]["podTemplate"]), by_name=by_name)
+    return merged  # type: ignore[no-any-return]
+
+
+def test_the_merge_emulation_loses_flinks_container_to_a_sidecar_listed_first() -> None:
+    # The layout deploy/ had: the sidecar first in the task manager's template. Merged by
+    # position, it overwrote flink-main-container and its checkpoint volume.
+    top = {"spec": {"containers": [{"name": "flink-main-container", "volumeMounts": [
+        {"name": "flink-data", "mountPath": "/flink-data"}]}],
+        "volumes": [{"name": "flink-data", "emptyDir": {}}]}}
+    sidecar = {"name": "beam-worker-pool", "volumeMounts": [{"name": "d", "mountPath": "/d"}]}
+    claim = {"name": "d", "persistentVolumeClaim": {"claimName": "c"}}
+    task_manager = {"spec": {"containers": [sidecar], "volumes": [claim]}}
+    by_position = _operator_merge(copy.deepcopy(top), copy.deepcopy(task_manager), by_name=False)
+    assert [c["name"] for c in by_position["spec"]["containers"]] == ["beam-worker-pool"]
+    assert [v["name"] for v in by_position["spec"]["volumes"]] == ["d"]
+    by_name = _operator_merge(copy.deepcopy(top), copy.deepcopy(task_manager), by_name=True)
+    assert [c["name"] for c in by_name["spec"]["containers"]] == [
+        "flink-main-container", "beam-worker-pool"]
+
+
+@pytest.mark.parametrize("by_name", [False, True], ids=["by-position", "by-name"])
+def test_task_managers_keep_flinks_container_and_checkpoints_beside_the_sidecar(
+        by_name: bool) -> None:
+    (deployment,) = _kinds()["FlinkDeployment"]
+    pod = _task_manager_pod(deployment["spec"], by_name=by_name)["spec"]
+    assert [c["name"] for c in pod["containers"]] == ["flink-main-container", "beam-worker-pool"]
+    main, pool = pod["containers"]
+    assert "image" not in main  # the operator's, from spec.image
+    assert [(m["name"], m["mountPath"]) for m in main["volumeMounts"]] == [
+        ("flink-data", "/flink-data")]
+    assert pool["args"] == ["--worker_pool"] and pool["image"].endswith("/newsbeam:0.1.0")
+    assert [(m["name"], m["mountPath"]) for m in pool["volumeMounts"]] == [
+        ("newsbeam-data", "/data")]
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]}
+    assert claims == {"flink-data": "newsbeam-flink-data", "newsbeam-data": "newsbeam-stream-data"}
+    # Every claim a pod names is one deploy/ declares.
+    declared = {claim["metadata"]["name"] for claim in _kinds()["PersistentVolumeClaim"]}
+    assert set(claims.values()) <= declared
+
+
+# The oldest Kubernetes the manifests are for (the CronJob's podFailurePolicy is GA in 1.31),
+# and the newest whose schemas the validator carries.
+KUBERNETES_VERSIONS = ("1.31", kubernetes_validate.latest_version())
+
+
+def _kubernetes_documents() -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every Kubernetes object in deploy/, and each pod template inside the Flink operator's
+    own resource (its schema is the operator's; the pods it makes are Kubernetes')."""
+    for path in _files(".yaml", ".yml"):
+        for document in _documents(path):
+            if "apiVersion" not in document:
+                continue  # Compose
+            name = f"{path.name}:{document['kind']}/{document['metadata']['name']}"
+            if document["kind"] != "FlinkDeployment":
+                yield name, document
+                continue
+            spec = document["spec"]
+            templates = {"podTemplate": spec["podTemplate"],
+                         "taskManager.podTemplate": spec["taskManager"]["podTemplate"],
+                         "merged task manager pod": _task_manager_pod(spec, by_name=False)}
+            for where, template in templates.items():
+                yield f"{name} {where}", {"apiVersion": "v1", "kind": "PodTemplate",
+                                          "metadata": {"name": "newsbeam"}, "template": template}
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_the_manifests_are_valid_for_kubernetes_own_schemas(version: str) -> None:
+    documents = list(_kubernetes_documents())
+    kinds = {document["kind"] for _, document in documents}
+    assert {"CronJob", "Job", "PersistentVolumeClaim", "PodTemplate"} <= kinds
+    for name, document in documents:
+        try:  # strict: a field Kubernetes does not know (a typo) is an error too
+            kubernetes_validate.validate(document, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"{name} is not valid for Kubernetes {version}: {error.message}")
+
+
+def test_the_schema_check_finds_a_misspelt_field_and_a_wrong_type() -> None:
+    (cronjob,) = copy.deepcopy(_kinds()["CronJob"])
+    pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    pod["restartPolicy"], pod["containers"][0]["resource"] = "Never", {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(cronjob, KUBERNETES_VERSIONS[0], strict=True)
+    del pod["containers"][0]["resource"]
+    cronjob["spec"]["jobTemplate"]["spec"]["ttlSecondsAfterFinished"] = "1d"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(cronjob, KUBERNETES_VERSIONS[0], strict=True)
