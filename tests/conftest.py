@@ -2,93 +2,31 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict
 
 from pipeline.demo.loopback import LoopbackServer
+from tests.loopback_guard import install
 
 # Beside the repository; NEWSBEAM_CORPUS names it for a copy of the tests run elsewhere
 # (benchmarks/mutation.py runs them in mutmut's mutants/ folder).
 CORPUS = Path(os.environ.get("NEWSBEAM_CORPUS")
               or Path(__file__).resolve().parents[2] / "shared" / "corpus")
 
-_real_connect = socket.socket.connect
-_real_connect_ex = socket.socket.connect_ex
-_real_getaddrinfo = socket.getaddrinfo
 _violations: list[str] = []
-
-
-class NetworkGuardError(RuntimeError):
-    """A test tried to reach something other than loopback."""
-
-
-def _is_loopback_host(host: object) -> bool:
-    if host is None or host == "localhost":
-        return True
-    if isinstance(host, bytes):
-        host = host.decode()
-    try:
-        return ipaddress.ip_address(str(host).strip("[]").split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
-
-
-def _refuse(what: str) -> None:
-    _violations.append(what)
-    raise NetworkGuardError(f"tests may only reach loopback addresses; refused {what}")
-
-
-def _guarded_connect(self: socket.socket, address: object) -> None:
-    if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback_host(address[0]):  # type: ignore[index]
-        _refuse(f"connect to {address!r}")
-    return _real_connect(self, address)
-
-
-def _guarded_connect_ex(self: socket.socket, address: object) -> int:
-    if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback_host(address[0]):  # type: ignore[index]
-        _refuse(f"connect_ex to {address!r}")
-    return _real_connect_ex(self, address)
-
-
-def _guarded_getaddrinfo(host: object, *args: object, **kwargs: object) -> list:
-    # Resolving a public name would itself send a DNS query off this machine.
-    if not _is_loopback_host(host):
-        _refuse(f"name resolution of {host!r}")
-    return _real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
-
-
-_real_pg_connect = psycopg.Connection.connect
-
-
-def _guarded_pg_connect(conninfo: str = "", **kwargs: Any) -> Any:
-    # libpq opens its sockets in C, past the socket guard: its hosts are checked here.
-    params = conninfo_to_dict(conninfo, **kwargs)
-    for key in ("host", "hostaddr"):
-        for host in str(params.get(key) or "").split(","):
-            if host and not host.startswith("/") and not _is_loopback_host(host):
-                _refuse(f"PostgreSQL connection to {host!r}")
-    return _real_pg_connect(conninfo, **kwargs)
 
 
 @pytest.fixture(autouse=True, scope="session")
 def loopback_only() -> Iterator[None]:
     """Every test runs with sockets, and PostgreSQL connections, that can reach loopback
-    addresses only."""
-    patches = pytest.MonkeyPatch()
-    patches.setattr(socket.socket, "connect", _guarded_connect)
-    patches.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
-    patches.setattr(socket, "getaddrinfo", _guarded_getaddrinfo)
-    patches.setattr(psycopg, "connect", _guarded_pg_connect)
+    addresses only (tests/loopback_guard.py)."""
+    undo = install(_violations.append)
     yield
-    patches.undo()
+    undo()
 
 
 @pytest.fixture(autouse=True)
@@ -114,7 +52,7 @@ def corpus() -> Path:
 
 
 # Fixtures that give a test a real server: every test that takes one is marked `services`.
-SERVICE_FIXTURES = frozenset({"postgres_uri", "redis_stream", "prism"})
+SERVICE_FIXTURES = frozenset({"postgres_uri", "redis_stream", "prism", "airflow"})
 START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 START_REDIS = (
     "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' --appendonly no"
@@ -146,7 +84,6 @@ def postgres_uri(request: pytest.FixtureRequest) -> Iterator[str]:
     """A state URI on the real PostgreSQL server, with tables of its own, dropped afterwards."""
     import uuid
 
-    import psycopg
 
     try:
         connection = psycopg.connect(POSTGRES_URI, connect_timeout=5, autocommit=True)
@@ -203,4 +140,25 @@ def prism() -> str:
         build = (f"GOBIN={path.parent} go install"
                  f" github.com/apache/beam/sdks/v2/go/cmd/prism@v{beam_version}")
         service_missing("Prism is not built", FileNotFoundError(f"no binary at {path}"), build)
+    return str(path)
+
+
+AIRFLOW_REQUIREMENTS = (Path(__file__).resolve().parents[1] / "deploy" / "airflow"
+                        / "requirements.txt")
+
+
+@pytest.fixture(scope="session")
+def airflow() -> str:
+    """The `airflow` command of an environment with deploy/airflow/requirements.txt: the one
+    NEWSBEAM_AIRFLOW names, else the one .ci/services installs for these pins."""
+    import hashlib
+
+    given = os.environ.get("NEWSBEAM_AIRFLOW")
+    key = hashlib.sha256(AIRFLOW_REQUIREMENTS.read_bytes()).hexdigest()[:12]
+    path = Path(given) if given else (
+        Path.home() / ".cache" / "newsbeam" / "airflow" / key / "bin" / "airflow")
+    whole = given or (path.parents[1] / ".installed").exists()  # .ci/services marks it whole
+    if not os.access(path, os.X_OK) or not whole:
+        service_missing("Airflow is not installed", FileNotFoundError(f"no Airflow at {path}"),
+                        "bash .ci/services")
     return str(path)

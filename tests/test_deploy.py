@@ -26,7 +26,7 @@ from packaging.specifiers import SpecifierSet
 from pipeline.cli import check_command_line, command_parser
 from pipeline.cli.flex_template import template_metadata
 from pipeline.cli.launch import command_line
-from pipeline.job.options import duration
+from pipeline.job.options import duration, yes_or_no
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -45,14 +45,13 @@ BEAM_OPERATOR_PARAMETERS = {
     "dataflow_config", "deferrable", "task_id", "retries", "retry_delay", "execution_timeout",
 }
 # The Google provider's DataflowConfiguration (apache-airflow-providers-google,
-# cloud/operators/dataflow.py): its keywords, and the few it renders as templates.
+# cloud/operators/dataflow.py): its keywords. (tests/test_airflow.py renders the DAG.)
 DATAFLOW_CONFIGURATION_PARAMETERS = {
     "job_name", "append_job_name", "project_id", "location", "gcp_conn_id",
     "poll_sleep", "impersonation_chain", "drain_pipeline", "cancel_timeout",
     "wait_until_finished", "multiple_jobs", "check_if_running", "service_account",
     "max_num_workers",
 }
-DATAFLOW_CONFIGURATION_TEMPLATE_FIELDS = {"job_name", "location", "gcp_conn_id"}
 # Values for the placeholders deploy files leave to their users.
 SAMPLES = {
     "PROJECT": "news-project", "REGION": "europe-west1", "BUCKET": "news-bucket",
@@ -369,6 +368,9 @@ def _rendered(value: Any) -> Any:
                       "schema": "news"}
             return fields.get(expression.rsplit(".", 1)[-1],
                               "postgres://newsbeam:from-the-connection@db.internal:5432/news")
+        optional = re.fullmatch(r"var\.value\.get\('(\w+)', '([^']*)'\)", expression)
+        if optional:  # a variable with a default: the default
+            return optional.group(2)
         name = expression.removeprefix("var.value.")
         return {
             "newsbeam_feeds": "/opt/newsbeam/config/feeds.yaml",
@@ -421,19 +423,18 @@ def test_the_dag_compiles_and_names_only_options_that_exist() -> None:
         options = {name: _rendered(value) for name, value in options.items()}
         options["runner"] = runner
         if "dataflow_config" in keywords:
-            config = keywords["dataflow_config"]
-            assert {k.arg for k in config.keywords} <= DATAFLOW_CONFIGURATION_PARAMETERS  # type: ignore[attr-defined]
-            # A template in a field it does not render reaches Dataflow as "{{ ... }}".
-            for keyword in config.keywords:  # type: ignore[attr-defined]
-                if "{{" in str(ast.literal_eval(keyword.value)):
-                    assert keyword.arg in DATAFLOW_CONFIGURATION_TEMPLATE_FIELDS, keyword.arg
+            # A dict, which Airflow renders whole; the operator makes it a
+            # DataflowConfiguration, which takes these keywords.
+            config = ast.literal_eval(keywords["dataflow_config"])
+            assert isinstance(config, dict) and set(config) <= DATAFLOW_CONFIGURATION_PARAMETERS
             # What the operator adds from its Dataflow configuration.
             options.update(project="news-project", region="europe-west1",
                            job_name="newsbeam-run-0a1b2c3d", labels=["airflow-version=v2"])
         line = command_line(_beam_options_to_args(options), {})
         assert line[:2] == ["--log-level=INFO", "run"]
         check_command_line(line)
-    assert runners == {"DirectRunner", "DataflowRunner"}
+    # In-process, newsbeam's default: Beam 2.77's DirectRunner would download Prism first.
+    assert runners == {"FnApiRunner", "DataflowRunner"}
 
 
 # -- the Flex Templates' parameters are the CLI's options ------------------------------------
@@ -448,7 +449,10 @@ def test_the_template_parameters_are_the_cli_options_with_their_help(command: st
     for parameter in committed["parameters"]:
         action = options[f"--{parameter['name']}"]
         assert parameter["helpText"] == action.help
-        assert action.nargs is None and action.const is None  # takes --name=value
+        if parameter["paramType"] == "BOOLEAN":  # a switch, given as --name=true|false
+            assert action.type is yes_or_no and parameter["regexes"] == ["^(?:true|false)$"]
+        else:  # takes --name=value
+            assert action.nargs is None and action.const is None
 
 
 def test_the_duration_and_sink_regexes_agree_with_the_cli() -> None:

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import email.utils
 import gzip
+import os
 import socket
 import struct
 import threading
@@ -23,8 +24,8 @@ import pytest
 import transforms.fetch.guard as transforms_guard
 import transforms.fetch.http as transforms_http
 from pipeline.demo.loopback import Handler, LoopbackServer, RequestHandler, Route
-from tests.conftest import NetworkGuardError
 from tests.helpers import LOOPBACK_HTTP, established_to, eventually
+from tests.loopback_guard import NetworkGuardError
 from transforms.fetch.guard import is_public_address
 from transforms.fetch.http import (
     FetchError,
@@ -723,3 +724,18 @@ def test_a_not_modified_answer_is_returned_with_an_empty_body(server: LoopbackSe
         response = client.get(server.url("/feed"), max_bytes=1024,
                               headers={"If-None-Match": '"v1"'})
     assert (response.status, response.body, response.url) == (304, b"", server.url("/feed"))
+
+
+def test_the_guard_of_a_python_subprocess_refuses_and_records(tmp_path: Path) -> None:
+    # Processes a test starts (Airflow, its task) get the guard through sitecustomize.
+    import subprocess
+    import sys
+
+    log = tmp_path / "guard.log"
+    guard = Path(__file__).resolve().parent / "subprocess_guard"
+    done = subprocess.run(
+        [sys.executable, "-c", "import socket; socket.create_connection(('192.0.2.1', 80), 1)"],
+        env={**os.environ, "PYTHONPATH": str(guard), "NEWSBEAM_GUARD_LOG": str(log)},
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "NetworkGuardError" in done.stderr
+    assert "name resolution of '192.0.2.1'" in log.read_text()

@@ -17,7 +17,6 @@ from datetime import timedelta
 import pendulum
 from airflow import DAG
 from airflow.providers.apache.beam.operators.beam import BeamRunPythonPipelineOperator
-from airflow.providers.google.cloud.operators.dataflow import DataflowConfiguration
 
 DEFAULT_ARGS = {
     "owner": "newsbeam",
@@ -57,7 +56,9 @@ with DAG(
 ):
     BeamRunPythonPipelineOperator(
         task_id="newsbeam_run",
-        runner="DirectRunner",
+        # newsbeam's own default, in this process with extraction processes beside it. (Beam
+        # 2.77's DirectRunner would first download its Prism runner from GitHub.)
+        runner="FnApiRunner",
         py_file="pipeline.cli.launch",
         py_options=["-m"],
         pipeline_options={
@@ -68,6 +69,9 @@ with DAG(
             "sink": [POSTGRES_URI, "jsonl:{{ var.value.newsbeam_out }}"],
             "dead_letters": POSTGRES_URI,
             "extract_processes": 2,
+            # "true" where the feeds are on the worker's own network (an intranet).
+            "allow_private_networks":
+                "{{ var.value.get('newsbeam_allow_private_networks', 'false') }}",
         },
     )
 
@@ -99,12 +103,13 @@ with DAG(
             "temp_location": "gs://{{ var.value.newsbeam_bucket }}/tmp",
             "sdk_container_image": "{{ var.value.newsbeam_image }}",
         },
-        # Of DataflowConfiguration's fields only job_name, location and gcp_conn_id are
-        # templated: the project is the Google Cloud connection's own (project_id left out).
-        dataflow_config=DataflowConfiguration(
-            job_name="newsbeam-run",
-            location="{{ var.value.newsbeam_region }}",
-            gcp_conn_id="google_cloud_default",
-            wait_until_finished=True,
-        ),
+        # A dict, which Airflow renders whole and shows rendered (a DataflowConfiguration
+        # renders only job_name, location and gcp_conn_id). The project is the Google Cloud
+        # connection's own.
+        dataflow_config={
+            "job_name": "newsbeam-run",
+            "location": "{{ var.value.newsbeam_region }}",
+            "gcp_conn_id": "google_cloud_default",
+            "wait_until_finished": True,
+        },
     )

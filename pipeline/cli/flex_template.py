@@ -7,8 +7,9 @@ deploy/dataflow/*-metadata.json are this module's output, and a test checks they
     python -m pipeline.cli.flex_template run > deploy/dataflow/run-metadata.json
     python -m pipeline.cli.flex_template stream > deploy/dataflow/stream-metadata.json
 
-Switches (--force, --ignore-robots, ...) are left out: a template passes every parameter as
-`--name=value`, which a switch refuses.
+A template passes every parameter as `--name=value`: switches are parameters of their own
+type, `--force=true` (options.SWITCH). Those that make no sense on Dataflow (--detach, which
+the launcher sets, and --shared-filesystem) are left out.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ _GCS_OR_IMAGE_FILE = r"^(?:gs://|/)\S+$"
 _COUNT = r"^[0-9]+$"
 _SECONDS = r"^[0-9]+(?:\.[0-9]+)?$"
 _DURATION = r"^(?:[0-9]+(?:\.[0-9]+)?|(?:[0-9]+(?:\.[0-9]+)?[smhd])+)$"
+_SWITCH = r"^(?:true|false)$"
 
 # name: (label, regex, parameter type, required)
 _PARAMETERS: dict[str, tuple[str, str, str, bool]] = {
@@ -43,6 +45,9 @@ _PARAMETERS: dict[str, tuple[str, str, str, bool]] = {
     "extract_timeout": ("Extraction time limit per page (seconds)", _SECONDS, "NUMBER", False),
     "http_timeout": ("Connect and read timeout (seconds)", _SECONDS, "NUMBER", False),
     "http_deadline": ("Time limit per request (seconds)", _SECONDS, "NUMBER", False),
+    "ignore_robots": ("Ignore robots.txt", _SWITCH, "BOOLEAN", False),
+    "allow_private_networks": ("Fetch from private networks", _SWITCH, "BOOLEAN", False),
+    "force": ("Ignore the state", _SWITCH, "BOOLEAN", False),
     "poll_interval": ("Poll interval", _DURATION, "TEXT", False),
     "window": ("Output window", _DURATION, "TEXT", False),
     "dedup_ttl": ("How long an article id is remembered", _DURATION, "TEXT", False),

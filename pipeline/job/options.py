@@ -53,6 +53,22 @@ def duration(value: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def yes_or_no(text: str) -> bool:
+    """A switch's value where one is given (`--force=false`)."""
+    value = text.strip().lower()
+    if value in ("true", "yes", "on", "1"):
+        return True
+    if value in ("false", "no", "off", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
+
+
+# A switch: on when named alone (`--force`), or as its value says (`--force=false`), since
+# launchers that pass every option as --name=value (a Flex Template, Airflow's Beam operator
+# rendering a template) cannot leave the value out.
+SWITCH: dict[str, Any] = {
+    "nargs": "?", "const": True, "default": False, "type": yes_or_no, "metavar": "true|false",
+}
 _positive_int = _at_least(int, 1)
 _non_negative_int = _at_least(int, 0)
 _non_negative = _at_least(float, 0)
@@ -97,14 +113,13 @@ class NewsbeamOptions(PipelineOptions):
             f" (default: {DEFAULT_STATE})",
         )
         parser.add_argument(
-            "--shared-filesystem", "--shared_filesystem", dest="shared_filesystem",
-            action="store_true", default=False,
+            "--shared-filesystem", "--shared_filesystem", dest="shared_filesystem", **SWITCH,
             help="every worker sees this machine's paths (an NFS mount, or workers on this"
             " machine): allow a local --out and local file sinks on a runner whose workers"
             " run elsewhere (Dataflow, Flink, Spark, PortableRunner)",
         )
         parser.add_argument(
-            "--detach", action="store_true", default=False,
+            "--detach", **SWITCH,
             help="return once the runner has accepted the job, with its id; the job then runs"
             " on its own (runners whose workers run elsewhere: Dataflow, Flink, Spark, a job"
             " service; a Dataflow Flex Template launches this way)",
@@ -115,13 +130,13 @@ class NewsbeamOptions(PipelineOptions):
             " (default: exit at once, with status 4, naming the holder)",
         )
         parser.add_argument(
-            "--force", action="store_true", default=False,
+            "--force", **SWITCH,
             help="ignore the state: fetch every feed in full and every article again (a run"
             " still updates the state; a stream commits nothing to it)",
         )
         parser.add_argument(
             "--allow-private-networks", "--allow_private_networks",
-            dest="allow_private_networks", action="store_true", default=False,
+            dest="allow_private_networks", **SWITCH,
             help="allow fetching from loopback, private and link-local addresses"
             " (refused by default, to stop feeds from reaching internal services)",
         )
@@ -151,8 +166,8 @@ class NewsbeamOptions(PipelineOptions):
             f" (default: {DEFAULT_POLITENESS.workers})",
         )
         parser.add_argument(
-            "--ignore-robots", "--ignore_robots", dest="ignore_robots", action="store_true",
-            default=False, help="do not consult robots.txt before fetching article pages",
+            "--ignore-robots", "--ignore_robots", dest="ignore_robots", **SWITCH,
+            help="do not consult robots.txt before fetching article pages",
         )
         parser.add_argument(
             "--extract-processes", "--extract_processes", dest="extract_processes",
