@@ -488,7 +488,7 @@ def test_the_beam_version_is_the_same_everywhere() -> None:
     assert SpecifierSet(project["requires-python"]).contains(f"{python}.0")
     # Every other Beam version written under deploy/ (an image, a jar, a pin) is the same one.
     written = (r"apache/beam_[\w.]+:(\d+\.\d+\.\d+)", r"beam-runners-[\w.-]+?-(\d+\.\d+\.\d+)\.jar",
-               r"apache-beam[^=\s]*==(\d+\.\d+\.\d+)")
+               r"(?<![\w-])apache-beam[^=\s]*==(\d+\.\d+\.\d+)")  # not a provider's
     others = [found for path in _deploy_files() if path != DOCKERFILE
               for pattern in written for found in re.findall(pattern, path.read_text())]
     assert others and set(others) == {beam}
@@ -812,3 +812,20 @@ def test_the_schema_check_finds_a_misspelt_field_and_a_wrong_type() -> None:
     cronjob["spec"]["jobTemplate"]["spec"]["ttlSecondsAfterFinished"] = "1d"
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(cronjob, KUBERNETES_VERSIONS[0], strict=True)
+
+
+def test_the_flink_jar_is_kept_only_once_its_signature_verifies() -> None:
+    text = DOCKERFILE.read_text()
+    stages = dict(zip([name for _, name in re.findall(r"^FROM (\S+) AS (\S+)$", text, re.M)],
+                      re.split(r"^FROM .*$", text, flags=re.M)[1:], strict=True))
+    # The jar is downloaded in one stage, with its signature and Beam's KEYS, and verified
+    # there (a failed `gpg --verify` fails the build)...
+    fetching = [name for name, body in stages.items() if "job-server" in body and "curl" in body]
+    assert fetching == ["flink-jar"]
+    body = stages["flink-jar"]
+    assert "set -eu" in body and '"$url.asc"' in body and "downloads.apache.org/beam/KEYS" in body
+    assert re.search(r"gpg --batch --verify flink-job-server\.jar\.asc flink-job-server\.jar",
+                     body)
+    # ...and the image takes the verified file from it, nothing fetched unverified.
+    assert "COPY --from=flink-jar /jar/flink-job-server.jar" in stages["flink-submit"]
+    assert not re.search(r"^ADD https?://", text, flags=re.M)
