@@ -291,46 +291,6 @@ def test_a_command_line_newsbeam_refuses_is_caught() -> None:
         check_command_line(["run", "--feeds=f.yaml", "--sink=bigquery:no-dataset"])
 
 
-def _flex_launches() -> list[tuple[str, dict[str, str]]]:
-    """(command, parameters) of every `gcloud dataflow flex-template run` in the README."""
-    commands = _shell_commands((DEPLOY / "dataflow" / "README.md").read_text())
-    values = _exports(commands)
-    launches = []
-    for command in commands:
-        if command.startswith("gcloud dataflow flex-template run"):
-            words = shlex.split(_expand(command, values))
-            template = words[words.index("--template-file-gcs-location") + 1]
-            name = re.search(r"newsbeam-(run|stream)\.json$", template).group(1)  # type: ignore[union-attr]
-            raw = words[words.index("--parameters") + 1]
-            separator = raw[1:raw.index("^", 1)] if raw.startswith("^") else ","
-            body = raw[raw.index("^", 1) + 1:] if raw.startswith("^") else raw
-            parameters = dict(item.split("=", 1) for item in body.split(separator))
-            launches.append((name, parameters))
-    return launches
-
-
-def test_the_flex_template_launch_commands_pass_the_templates_and_newsbeam() -> None:
-    launches = _flex_launches()
-    assert sorted(command for command, _ in launches) == ["run", "stream"]
-    for command, parameters in launches:
-        metadata = json.loads((DEPLOY / "dataflow" / f"{command}-metadata.json").read_text())
-        declared = {p["name"]: p for p in metadata["parameters"]}
-        required = {name for name, p in declared.items() if not p.get("isOptional")}
-        assert required <= set(parameters) <= set(declared), command
-        for name, value in parameters.items():
-            assert all(re.fullmatch(regex, value) for regex in declared[name]["regexes"]), name
-        # What the template's launcher then runs (deploy/launch.py in the image).
-        argv = [f"--{name}={value}" for name, value in parameters.items()]
-        argv += ["--runner=DataflowRunner", "--project=news-project", "--region=europe-west1",
-                 "--temp_location=gs://news-bucket/tmp", "--job_name=newsbeam"]
-        line = command_line(argv, {"NEWSBEAM_COMMAND": command,
-                                   "FLEX_TEMPLATE_PYTHON_PY_FILE": "/opt/newsbeam/launch.py",
-                                   "NEWSBEAM_SDK_IMAGE": "registry.example.org/newsbeam:1"})
-        assert line[0] == command and "--detach" in line
-        assert "--sdk_container_image=registry.example.org/newsbeam:1" in line
-        check_command_line(line)
-
-
 def _value(node: ast.expr, constants: dict[str, Any]) -> Any:
     """A literal of the DAG, its module-level constants (POSTGRES_URI) put in."""
     if isinstance(node, ast.Name):
