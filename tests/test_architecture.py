@@ -23,6 +23,7 @@ ALLOWED = {
     "topics": {"core"},
     "records": {"core"},
     "sinks": {"core"},
+    "health": {"core", "state"},
 }
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import apache_beam as beam
 import pytest
@@ -13,7 +14,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline.demo.loopback import LoopbackServer, RequestHandler, Route
 from tests.helpers import LOOPBACK_HTTP, test_pipeline
-from transforms.core import Feed, Tally, Validators
+from transforms.core import POLLS, Feed, PollObservation, Tally, Validators
 from transforms.feeds.fetch import (
     FEED_ACCEPT,
     VALIDATORS,
@@ -99,6 +100,13 @@ def test_a_feed_that_cannot_be_had_is_a_poll_with_its_error() -> None:
         None, False, Validators(), None)
 
 
+def _observed(outputs: Iterable[Any]) -> tuple[PollObservation, list[Any]]:
+    """A poll's observation for the feed's health (always first), and its other outputs."""
+    first, *rest = outputs
+    assert first.tag == POLLS and isinstance(first.value, PollObservation)
+    return first.value, rest
+
+
 def test_each_kind_of_poll_has_its_outputs(feed_site) -> None:
     site, _ = feed_site
     feed = Feed(site.url("/feed.xml"))
@@ -106,18 +114,25 @@ def test_each_kind_of_poll_has_its_outputs(feed_site) -> None:
         full = poll_feed(feed, Validators(), _get(client))
         not_modified = poll_feed(feed, full.validators, _get(client))
         failed = poll_feed(Feed(site.url("/gone.xml")), Validators(), _get(client))
-    validators, fetched = list(feed_outputs(feed, full))
+    seen, (validators, fetched) = _observed(feed_outputs(feed, full))
+    assert (seen.outcome, seen.status, seen.polled_at) == (
+        "fetched", 200, full.fetched.fetched_at.timestamp())  # type: ignore[union-attr]
+    assert seen.response_seconds is not None and 0 < seen.response_seconds < 5
     assert (validators.tag, validators.value) == (VALIDATORS, (feed.url, full.validators))
     assert fetched == full.fetched
-    assert list(feed_outputs(feed, not_modified)) == [Tally("feeds.not_modified")]
-    (letter,) = [output.value for output in feed_outputs(Feed(site.url("/gone.xml")), failed)]
+    seen, rest = _observed(feed_outputs(feed, not_modified, 600.0, "server"))
+    assert (seen.outcome, seen.status, seen.interval, seen.interval_reason) == (
+        "not_modified", 304, 600.0, "server")
+    assert rest == [Tally("feeds.not_modified")]
+    seen, rest = _observed(feed_outputs(Feed(site.url("/gone.xml")), failed))
+    assert (seen.outcome, seen.status, seen.reason) == ("failed", 404, "http_status")
+    (letter,) = [output.value for output in rest]
     assert (letter.stage, letter.reason, letter.subject) == ("fetch_feeds", "http_status", "feed")
     assert (letter.url, letter.feed_url) == (site.url("/gone.xml"), site.url("/gone.xml"))
     assert letter.error_type == "HTTP 404" and "404" in letter.message
     silent = dataclasses.replace(full, validators=Validators())
-    assert list(feed_outputs(feed, silent)) == [full.fetched]  # no validators: none output
-    assert all(not isinstance(output, beam.pvalue.TaggedOutput) or output.tag != VALIDATORS
-               for output in feed_outputs(feed, silent))
+    _, rest = _observed(feed_outputs(feed, silent))
+    assert rest == [full.fetched]  # no validators: none output
 
 
 def test_fetch_feeds_outputs_feeds_validators_letters_and_counts(feed_site) -> None:

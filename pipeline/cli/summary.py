@@ -35,6 +35,9 @@ def format_summary(summary: Mapping[str, Any]) -> str:
             f" (feed text for pages lost to {reason}: {n})"
             for reason, n in summary["pages_replaced_by_feed_text"].items()
         ))
+    if summary.get("feed_health"):
+        lines.append("health   " + ", ".join(
+            f"{n} {health_class}" for health_class, n in summary["feed_health"].items()))
     for stage, reasons in sorted(summary["dead_letters"].items()):
         lines.append(f"dead letters at {stage}: " + ", ".join(
             f"{reason} {n}" for reason, n in sorted(reasons.items())

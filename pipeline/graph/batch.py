@@ -11,7 +11,8 @@ from apache_beam.io.filesystems import FileSystems
 from pipeline.graph.core import CoreConfig, feed_bytes_to_records
 from transforms.core import CollectDeadLetters, Feed, Summarize
 from transforms.feeds import FetchFeeds
-from transforms.sinks import Sink, WriteDeadLetters, WriteRecords
+from transforms.health import TrackFeedHealth, health_tally
+from transforms.sinks import Sink, WriteDeadLetters, WriteFeedHealth, WriteRecords
 from transforms.state import CommitStagedState, DedupEntries, StageStateUpdates
 
 
@@ -27,6 +28,7 @@ class BatchConfig:
     state_uri: str | None = None  # skip articles earlier runs wrote, and tell later ones
     force: bool = False  # skip nothing (the state is still updated)
     staging_dir: str | None = None  # where the run stages its state changes for commit
+    feed_health_sink: Sink | None = None  # where each polled feed's health row goes, if anywhere
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,14 +63,21 @@ def build_batch(
     letters_written = dead_letters.letters | "WriteDeadLetters" >> WriteDeadLetters(
         config.dead_letter_sink or default, config.run_id
     )
+    committed: tuple[beam.PCollection, ...] = ()
     if config.state_uri is not None and config.staging_dir is not None:
         staged = (core.records, dead_letters.letters, fetched.validators) | "StageState" >> (
             StageStateUpdates(config.staging_dir))
         # Last: the state says what the run did only once all of it is written.
-        (*written, letters_written, *staged) | "CommitState" >> CommitStagedState(
-            config.state_uri, config.run_id or "", config.staging_dir)
-    summary = (fetched.tallies, *core.tallies, dead_letters.tallies) | "Summarize" >> Summarize(
-        summary_path(config.out, config.run_id)
-    )
+        committed = ((*written, letters_written, *staged) | "CommitState" >> CommitStagedState(
+            config.state_uri, config.run_id or "", config.staging_dir),)
+    # Each polled feed's health, kept once the run is committed (so a run that failed, whose
+    # records its re-run writes again, does not count them twice).
+    health = (fetched.polls, core.parsed_polls, core.records, *committed) | "FeedHealth" >> (
+        TrackFeedHealth(config.state_uri))
+    if config.feed_health_sink is not None:
+        health | "WriteFeedHealth" >> WriteFeedHealth(config.feed_health_sink, config.run_id)
+    health_tallies = health | "HealthTallies" >> beam.Map(health_tally)
+    summary = (fetched.tallies, *core.tallies, dead_letters.tallies, health_tallies) | (
+        "Summarize" >> Summarize(summary_path(config.out, config.run_id)))
     return BatchOutputs(records=core.records, dead_letters=dead_letters.letters,
                         summary=summary)

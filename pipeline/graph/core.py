@@ -46,6 +46,7 @@ class Core(NamedTuple):
     records: beam.PCollection
     dead_letters: tuple[beam.PCollection, ...]
     tallies: tuple[beam.PCollection, ...]
+    parsed_polls: beam.PCollection  # ParsedPoll per full answer, for the feeds' health
 
 
 def feed_bytes_to_records(
@@ -68,4 +69,5 @@ def feed_bytes_to_records(
                       tagged.dead_letters, built.dead_letters),
         tallies=(parsed.tallies, entries.tallies, pages.tallies, articles.tallies,
                  built.tallies),
+        parsed_polls=parsed.polls,
     )

@@ -17,7 +17,13 @@ from pipeline.job.runners import Placement, extraction_processes
 from transforms.core import format_duration, parse_duration
 from transforms.extract import DEFAULT_ISOLATION, IsolationSettings
 from transforms.fetch import DEFAULT_POLITENESS, DEFAULT_USER_AGENT, HttpSettings, Politeness
-from transforms.sinks import DEFAULT_DEAD_LETTERS_TABLE, DEFAULT_RECORDS_TABLE, Sink, parse_sink
+from transforms.sinks import (
+    DEFAULT_DEAD_LETTERS_TABLE,
+    DEFAULT_FEED_HEALTH_TABLE,
+    DEFAULT_RECORDS_TABLE,
+    Sink,
+    parse_sink,
+)
 from transforms.state import DEFAULT_STATE
 
 DEFAULT_OUT = "newsbeam-out"
@@ -105,6 +111,12 @@ class NewsbeamOptions(PipelineOptions):
             "--dead-letters", "--dead_letters", dest="dead_letters", metavar="URI",
             default=None,
             help="where dead letters go; the same kinds as --sink (default: jsonl: in --out)",
+        )
+        parser.add_argument(
+            "--feed-health", "--feed_health", dest="feed_health", metavar="URI", default=None,
+            help="also write each polled feed's health (its polls, new articles and class:"
+            " healthy, quiet, failing, dead) here; the same kinds as --sink (a database keeps"
+            " one row per feed). Kept in the state store either way",
         )
         parser.add_argument(
             "--state", metavar="URI", default=DEFAULT_STATE,
@@ -265,6 +277,12 @@ def sinks(options: PipelineOptions, out: str) -> tuple[tuple[Sink, ...], Sink]:
     letters = parse_sink(view.dead_letters or f"jsonl:{out}",
                          default_table=DEFAULT_DEAD_LETTERS_TABLE)
     return records, letters
+
+
+def feed_health_sink(options: PipelineOptions) -> Sink | None:
+    """The sink of `--feed-health`, if one is named (SinkError if it is bad)."""
+    uri = options.view_as(NewsbeamOptions).feed_health
+    return parse_sink(uri, default_table=DEFAULT_FEED_HEALTH_TABLE) if uri else None
 
 
 def politeness(options: PipelineOptions) -> Politeness:

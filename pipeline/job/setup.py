@@ -25,13 +25,14 @@ from pipeline.job.lease import holding_lease
 from pipeline.job.options import (
     DEFAULT_RUNNER,
     NewsbeamOptions,
+    feed_health_sink,
     http_settings,
     isolation,
     politeness,
     sinks,
 )
 from pipeline.job.runners import Placement, check_detachable, check_paths, placement
-from transforms.core import DeadLetter, Record, redact
+from transforms.core import DeadLetter, FeedHealthRow, Record, redact
 from transforms.sinks import Sink, prepare_sinks
 from transforms.topics import Taxonomy
 
@@ -51,6 +52,7 @@ class Job:
     state_uri: str | None  # None: --state none
     record_sinks: tuple[Sink, ...]
     dead_letter_sink: Sink
+    feed_health_sink: Sink | None  # --feed-health
     core: CoreConfig  # the settings of the stages both modes share
     detach: bool
     force: bool
@@ -65,6 +67,8 @@ class Job:
             state=redact(self.state_uri) if self.state_uri else "none",
             sinks=[sink.shown for sink in self.record_sinks],
             dead_letters_sink=self.dead_letter_sink.shown,
+            **({"feed_health_sink": self.feed_health_sink.shown}
+               if self.feed_health_sink else {}),
             out=self.out,
         )
 
@@ -86,15 +90,18 @@ def set_up(options: PipelineOptions, command: str, taxonomy: Taxonomy, out: str,
     if check is not None:
         check(where, None if newsbeam.force else state_uri)
     record_sinks, dead_letter_sink = sinks(options, out)
+    health_sink = feed_health_sink(options)
     check_paths(where, shared_filesystem=newsbeam.shared_filesystem, out=out,
-                sinks=(*record_sinks, dead_letter_sink), state_uri=state_uri)
+                sinks=(*record_sinks, dead_letter_sink, *([health_sink] if health_sink else [])),
+                state_uri=state_uri)
     core = CoreConfig(
         taxonomy, http_settings(options), politeness(options), isolation(options, where),
         # Worth it only where there is more than one worker process to spread pages over.
         spread_extraction=not (where.on_this_machine and where.worker_processes == 1),
     )
     return Job(command=command, out=out, where=where, state_uri=state_uri,
-               record_sinks=record_sinks, dead_letter_sink=dead_letter_sink, core=core,
+               record_sinks=record_sinks, dead_letter_sink=dead_letter_sink,
+               feed_health_sink=health_sink, core=core,
                detach=bool(newsbeam.detach), force=bool(newsbeam.force), wait=newsbeam.wait)
 
 
@@ -105,6 +112,8 @@ def launched(job: Job) -> Iterator[None]:
     with holding_lease(job.state_uri, job.command, job.wait):
         prepare_sinks(job.record_sinks, Record)
         prepare_sinks((job.dead_letter_sink,), DeadLetter)
+        if job.feed_health_sink is not None:
+            prepare_sinks((job.feed_health_sink,), FeedHealthRow)
         yield
 
 

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     )
     from transforms.core.elements import (
         EXTRACTION_METHODS as EXTRACTION_METHODS,
+        POLLS as POLLS,
         PUBLISHED_SOURCES as PUBLISHED_SOURCES,
         SCHEMA_VERSION as SCHEMA_VERSION,
         Article as Article,
@@ -57,8 +58,11 @@ if TYPE_CHECKING:
         Entry as Entry,
         Evidence as Evidence,
         Feed as Feed,
+        FeedHealthRow as FeedHealthRow,
         FetchedFeed as FetchedFeed,
         Page as Page,
+        ParsedPoll as ParsedPoll,
+        PollObservation as PollObservation,
         Record as Record,
         TaggedArticle as TaggedArticle,
         TopicTag as TopicTag,

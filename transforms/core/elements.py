@@ -216,7 +216,74 @@ class DeadLetter:
         return _json_ready(plain_values(self))
 
 
-def plain_values(element: Record | DeadLetter) -> dict[str, Any]:
+# The tag of the fetch and parse stages' output of PollObservation and ParsedPoll, from which
+# each feed's health is kept (transforms/health).
+POLLS = "polls"
+
+
+@dataclasses.dataclass(frozen=True)
+class PollObservation:
+    """What one poll of a feed answered."""
+
+    feed_url: str
+    feed_title: str | None
+    polled_at: float  # seconds since the epoch
+    outcome: str  # "fetched" (a full answer), "not_modified" (304) or "failed"
+    status: int | None = None  # the HTTP status, where there was an answer
+    reason: str | None = None  # a failure's dead-letter reason
+    response_seconds: float | None = None
+    entries: int = 0  # entries in a full answer
+    interval: float | None = None  # seconds until the next poll (a stream's), if known
+    interval_reason: str = "config"  # "config", "server" (it asked) or "backoff" (failures)
+
+
+class ParsedPoll(NamedTuple):
+    """What parsing a full answer found: its entries, or why the feed was unusable."""
+
+    feed_url: str
+    polled_at: float  # the answer's time, as its PollObservation has it
+    entries: int
+    failure: str | None = None  # the dead-letter reason of a feed that yielded no entry
+    feed_title: str | None = None  # the title the feed gives itself
+
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedHealthRow:
+    """One feed's health as a sink writes it (`--feed-health`): one row per feed, replaced on
+    every run or window that polls it (`id` is the feed's URL). See transforms/feeds/health.py
+    for how it is kept and classed."""
+
+    id: str  # the feed's URL: the row's key
+    feed_title: str | None
+    health_class: str  # healthy, quiet, failing or dead
+    class_reason: str
+    updated_at: datetime
+    first_polled: datetime
+    last_poll: datetime | None
+    last_success: datetime | None
+    last_200: datetime | None
+    last_304: datetime | None
+    consecutive_failures: int
+    failing_since: datetime | None
+    last_status: int | None
+    last_failure_reason: str | None
+    last_failure_at: datetime | None
+    new_articles_day: int
+    new_articles_week: int
+    last_new_article: datetime | None
+    median_entries_per_poll: float | None
+    mean_seconds_between_new_articles: float | None
+    poll_interval_seconds: float | None
+    poll_interval_reason: str  # config, server (it asked) or backoff (failures)
+    response_seconds: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as JSON-ready values (times as ISO 8601 UTC strings)."""
+        return _json_ready(plain_values(self))
+
+
+def plain_values(element: Record | DeadLetter | FeedHealthRow) -> dict[str, Any]:
     """A record or dead letter as plain values, field by field: lists for tuples, dicts for
     topics and their evidence, times kept as datetimes (for sinks that store times natively)."""
     values: dict[str, Any] = {}
@@ -235,7 +302,7 @@ def _json_ready(values: dict[str, Any]) -> dict[str, Any]:
             for name, value in values.items()}
 
 
-def json_line(element: Record | DeadLetter) -> str:
+def json_line(element: Record | DeadLetter | FeedHealthRow) -> str:
     """One record or dead letter as a compact JSON line (non-ASCII kept as is)."""
     return json.dumps(element.to_dict(), ensure_ascii=False, separators=(",", ":"))
 

@@ -117,6 +117,9 @@ def summarize(counters: Mapping[str, int]) -> dict[str, Any]:
            "forgotten": counters.get("state.forgotten", 0)}
     extraction = {name.removeprefix("extraction."): n for name, n in sorted(counters.items())
                   if name.startswith("extraction.")}
+    # The polled feeds by health class (transforms/health), as the run or window left them.
+    health = {name.removeprefix("health."): n for name, n in sorted(counters.items())
+              if name.startswith("health.")}
     fallbacks = {name.removeprefix("pages.feed_fallback."): n
                  for name, n in sorted(counters.items())
                  if name.startswith("pages.feed_fallback.")}
@@ -140,6 +143,7 @@ def summarize(counters: Mapping[str, int]) -> dict[str, Any]:
         "extraction_methods": extraction,
         "pages_replaced_by_feed_text": fallbacks,
         "topics": dict(topics),
+        "feed_health": health,
         "ids": ids,
         "accounted": {
             "feeds": feeds_accounted == feeds["configured"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
@@ -11,10 +12,12 @@ import apache_beam as beam
 from transforms.core import (
     DEAD_LETTERS,
     FETCH_FEEDS,
+    POLLS,
     TALLIES,
     Composite,
     Feed,
     FetchedFeed,
+    PollObservation,
     Tally,
     Validators,
     dead_letter,
@@ -61,30 +64,55 @@ class FeedPoll:
     error: FetchError | None
     validators: Validators  # the server's with a full response (empty when it sent none)
     max_age: float | None  # how long the server says its answer stays fresh, in seconds
+    polled_at: float = 0.0  # when it was asked (a full answer: its fetched_at), epoch seconds
+    seconds: float | None = None  # how long the request took, retries included
 
 
 def poll_feed(feed: Feed, validators: Validators, get: Callable[..., Response]) -> FeedPoll:
     """Request a feed with `get` (a fetching DoFn's), conditionally when validators are known."""
+    asked, started = time.time(), time.monotonic()
     try:
         response = get(feed.url, accept=FEED_ACCEPT, content_type_ok=is_feed_content_type,
                        headers=conditional_headers(validators))
     except FetchError as error:
-        return FeedPoll(None, False, error, Validators(), None)
+        return FeedPoll(None, False, error, Validators(), None, asked,
+                        time.monotonic() - started)
+    seconds = time.monotonic() - started
     freshness = max_age(response.headers.get("cache-control"))
     if response.status == 304:
-        return FeedPoll(None, True, None, validators, freshness)
+        return FeedPoll(None, True, None, validators, freshness, asked, seconds)
     fetched = FetchedFeed(
         feed=feed, final_url=response.url, status=response.status,
         content_type=response.content_type, body=response.body,
         fetched_at=response.fetched_at,
     )
     sent = Validators(response.headers.get("etag"), response.headers.get("last-modified"))
-    return FeedPoll(fetched, False, None, sent, freshness)
+    return FeedPoll(fetched, False, None, sent, freshness, fetched.fetched_at.timestamp(),
+                    seconds)
 
 
-def feed_outputs(feed: Feed, poll: FeedPoll) -> Iterator[Any]:
+def observation(feed: Feed, poll: FeedPoll, interval: float | None = None,
+                interval_reason: str = "config") -> PollObservation:
+    """What a poll tells about the feed's health (parsing adds the entries of a full answer)."""
+    if poll.error is not None:
+        outcome, status, reason = "failed", poll.error.status, poll.error.reason
+    elif poll.not_modified:
+        outcome, status, reason = "not_modified", 304, None
+    else:
+        outcome, reason = "fetched", None
+        status = poll.fetched.status if poll.fetched is not None else None
+    return PollObservation(
+        feed_url=feed.url, feed_title=feed.name, polled_at=poll.polled_at, outcome=outcome,
+        status=status, reason=reason, response_seconds=poll.seconds, interval=interval,
+        interval_reason=interval_reason)
+
+
+def feed_outputs(feed: Feed, poll: FeedPoll, interval: float | None = None,
+                 interval_reason: str = "config") -> Iterator[Any]:
     """A poll's outputs, in both modes: the fetched feed (main), its validators, a dead letter
-    for a feed that could not be had, and the tallies."""
+    for a feed that could not be had, the tallies, and the poll's observation for the feed's
+    health (with the wait until its next poll, in a stream)."""
+    yield beam.pvalue.TaggedOutput(POLLS, observation(feed, poll, interval, interval_reason))
     if poll.error is not None:
         error = poll.error
         yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(
@@ -119,6 +147,7 @@ class FetchedFeeds(NamedTuple):
     validators: beam.PCollection  # (feed URL, Validators) of those that sent any
     dead_letters: beam.PCollection
     tallies: beam.PCollection  # configured feeds (counted on the way in), 304s
+    polls: beam.PCollection  # PollObservation: every poll, for the feeds' health
 
 
 @dataclasses.dataclass(eq=False)
@@ -136,8 +165,9 @@ class FetchFeeds(Composite):
     def expand(self, feeds: beam.PCollection) -> FetchedFeeds:
         fn = _FetchFeedFn(self.settings, self.max_bytes, self.politeness)
         fetched = fetch_grouped_by_host(feeds, _feed_url, fn, DEAD_LETTERS, VALIDATORS,
-                                        TALLIES, main="feeds")
+                                        TALLIES, POLLS, main="feeds")
         # Counted on the way in, apart from the fetch, whatever becomes of each feed.
         configured = feeds | "CountConfigured" >> beam.Map(lambda _: Tally("feeds.configured"))
         tallies = (configured, fetched.tallies) | "Tallies" >> beam.Flatten()
-        return FetchedFeeds(fetched.feeds, fetched.validators, fetched.dead_letters, tallies)
+        return FetchedFeeds(fetched.feeds, fetched.validators, fetched.dead_letters, tallies,
+                            fetched.polls)

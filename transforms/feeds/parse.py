@@ -18,12 +18,14 @@ import feedparser
 from transforms.core import (
     DEAD_LETTERS,
     PARSE_ENTRIES,
+    POLLS,
     TALLIES,
     Composite,
     DeadLetter,
     Entry,
     Feed,
     FetchedFeed,
+    ParsedPoll,
     StageFn,
     Tally,
     article_id,
@@ -215,13 +217,18 @@ class _ParseEntriesFn(StageFn):
         yield from parsed.entries
         for letter in parsed.dead_letters:
             yield beam.pvalue.TaggedOutput(DEAD_LETTERS, letter)
+        unusable = [letter.reason for letter in parsed.dead_letters if letter.subject == "feed"]
+        yield beam.pvalue.TaggedOutput(POLLS, ParsedPoll(
+            fetched.feed.url, fetched.fetched_at.timestamp(), len(parsed.entries),
+            unusable[0] if unusable else None, parsed.title))
 
 
 @dataclasses.dataclass(eq=False)
 class ParseEntries(Composite):
-    """FetchedFeed -> Entry (main) and DeadLetter (`dead_letters`)."""
+    """FetchedFeed -> Entry (main), DeadLetter (`dead_letters`) and, per feed, what parsing
+    found for its health (`polls`: ParsedPoll)."""
 
     def expand(self, fetched: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
         return fetched | "Parse" >> beam.ParDo(_ParseEntriesFn()).with_outputs(
-            DEAD_LETTERS, TALLIES, main="entries"
+            DEAD_LETTERS, TALLIES, POLLS, main="entries"
         )

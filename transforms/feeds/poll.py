@@ -35,6 +35,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from transforms.core import (
     DEAD_LETTERS,
     FETCH_FEEDS,
+    POLLS,
     TALLIES,
     Abandoned,
     Composite,
@@ -46,7 +47,7 @@ from transforms.core import (
     per_process,
 )
 from transforms.feeds.fetch import VALIDATORS, FeedPoll, FetchedFeeds, feed_outputs, poll_feed
-from transforms.feeds.schedule import next_poll_in, poll_time, rss_ttl
+from transforms.feeds.schedule import poll_time, poll_wait, rss_ttl
 from transforms.fetch import (
     DEFAULT_POLITENESS,
     FetchResources,
@@ -66,6 +67,8 @@ class FeedState:
     validators: Validators = Validators()
     next_due: float = 0.0  # when the feed is due again, seconds since the epoch
     failures: int = 0  # failed polls in a row
+    # What set next_due (schedule.poll_wait), for the feed's health; not kept in keyed state.
+    wait_reason: str = "config"
 
 
 def after_poll(state: FeedState, poll: FeedPoll, now: float, interval: float) -> FeedState:
@@ -73,14 +76,15 @@ def after_poll(state: FeedState, poll: FeedPoll, now: float, interval: float) ->
     poll_time)."""
     if poll.error is not None:
         failures = state.failures + 1
-        wait = next_poll_in(interval, failures=failures, hints=(poll.error.retry_after,))
-        return FeedState(state.validators, now + wait, failures)
+        wait, reason = poll_wait(interval, failures=failures, hints=(poll.error.retry_after,))
+        return FeedState(state.validators, now + wait, failures, reason)
     if poll.fetched is not None:  # a full answer: its validators replace the old ones
         validators = poll.validators
         ttl = rss_ttl(poll.fetched.body)
     else:  # not modified: the old ones still hold
         validators, ttl = state.validators, None
-    return FeedState(validators, now + next_poll_in(interval, hints=(poll.max_age, ttl)), 0)
+    wait, reason = poll_wait(interval, hints=(poll.max_age, ttl))
+    return FeedState(validators, now + wait, 0, reason)
 
 
 class FeedStatesCoder(Coder):
@@ -200,8 +204,8 @@ class _PollShardFn(beam.DoFn):
                 if isinstance(poll, BaseException):
                     raise poll  # raised on a lane thread; a dead letter like any other stage's
                 interval = feed.poll_interval or self.poll_interval
-                states[feed.url] = after_poll(state, poll, polled_at, interval)
-                return feed_outputs(feed, poll)
+                after = states[feed.url] = after_poll(state, poll, polled_at, interval)
+                return feed_outputs(feed, poll, after.next_due - polled_at, after.wait_reason)
 
             for output in guarded(FETCH_FEEDS, feed, outputs):
                 if isinstance(output, Tally):
@@ -272,10 +276,11 @@ class PollFeeds(Composite):
             | "Poll" >> beam.ParDo(_PollShardFn(
                 self.feeds, self.settings, self.politeness, self.poll_interval,
                 self.max_bytes, tick, self.clock, self.shards,
-            )).with_outputs(DEAD_LETTERS, VALIDATORS, TALLIES, main="feeds")
+            )).with_outputs(DEAD_LETTERS, VALIDATORS, TALLIES, POLLS, main="feeds")
         )
         tallies = (every.tallies, polled.tallies) | "Tallies" >> beam.Flatten()
-        return FetchedFeeds(polled.feeds, polled.validators, polled.dead_letters, tallies)
+        return FetchedFeeds(polled.feeds, polled.validators, polled.dead_letters, tallies,
+                            polled.polls)
 
 
 def tick_interval(feeds: tuple[Feed, ...], poll_interval: float) -> float:

@@ -41,11 +41,19 @@ def next_poll_in(interval: float, *, failures: int = 0, hints: tuple[float | Non
                  ) -> float:
     """Seconds until a feed's next poll: its interval, doubled for every failure in a row (up to
     MAX_BACKOFF times), and no sooner than any hint the server gave (up to MAX_HINT)."""
+    return poll_wait(interval, failures=failures, hints=hints)[0]
+
+
+def poll_wait(interval: float, *, failures: int = 0, hints: tuple[float | None, ...] = ()
+              ) -> tuple[float, str]:
+    """`next_poll_in`, and what set it: "config" (the feed's interval), "backoff" (failures in
+    a row) or "server" (a hint it gave)."""
     wait = interval * min(2 ** failures, MAX_BACKOFF)
+    reason = "backoff" if failures else "config"
     for hint in hints:
-        if hint:
-            wait = max(wait, min(hint, MAX_HINT))
-    return wait
+        if hint and min(hint, MAX_HINT) > wait:
+            wait, reason = min(hint, MAX_HINT), "server"
+    return wait, reason
 
 
 def poll_time(tick: float, now: float, tick_interval: float) -> float:

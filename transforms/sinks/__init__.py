@@ -8,12 +8,14 @@ from transforms import lazy_exports
 if TYPE_CHECKING:
     from transforms.sinks.files import (
         DEAD_LETTERS_PREFIX as DEAD_LETTERS_PREFIX,
+        FEED_HEALTH_PREFIX as FEED_HEALTH_PREFIX,
         RECORDS_PREFIX as RECORDS_PREFIX,
         record_ids_by_run as record_ids_by_run,
         run_prefix as run_prefix,
     )
     from transforms.sinks.uris import (
         DEFAULT_DEAD_LETTERS_TABLE as DEFAULT_DEAD_LETTERS_TABLE,
+        DEFAULT_FEED_HEALTH_TABLE as DEFAULT_FEED_HEALTH_TABLE,
         DEFAULT_RECORDS_TABLE as DEFAULT_RECORDS_TABLE,
         Sink as Sink,
         SinkError as SinkError,
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
         PER_RUN as PER_RUN,
         Cut as Cut,
         WriteDeadLetters as WriteDeadLetters,
+        WriteFeedHealth as WriteFeedHealth,
         WriteRecords as WriteRecords,
         prepare_sinks as prepare_sinks,
         present_in_sink as present_in_sink,

@@ -8,7 +8,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from transforms.core import Composite, plain_values
+from transforms.core import Composite, Record, plain_values
 from transforms.sinks.schema import bigquery_schema
 from transforms.sinks.uris import Sink, SinkError
 
@@ -37,6 +37,7 @@ class WriteToBigQuery(Composite):
 
     sink: Sink
     streaming: bool = False
+    element: type = Record  # what is written: records, dead letters or feed health rows
 
     def expand(self, records: beam.PCollection) -> beam.PCollection:
         """-> in a batch run, the table's load (and copy) jobs, each emitted once it has
@@ -47,7 +48,7 @@ class WriteToBigQuery(Composite):
             records
             | "ToRows" >> beam.Map(bigquery_row)
             | "Write" >> beam.io.WriteToBigQuery(
-                self.sink.table, schema=bigquery_schema(), method=method,
+                self.sink.table, schema=bigquery_schema(self.element), method=method,
                 create_disposition=beam.io.BigQueryDisposition.CREATE_IF_NEEDED,
                 write_disposition=beam.io.BigQueryDisposition.WRITE_APPEND,
             )

@@ -89,11 +89,12 @@ def _bigquery_field(name: str, hint: Any, nullable: bool) -> dict[str, Any]:
             "mode": "NULLABLE" if nullable else "REQUIRED"}
 
 
-def bigquery_schema() -> dict[str, Any]:
-    """A BigQuery table schema ({"fields": [...]}) for records, as WriteToBigQuery takes it."""
-    hints = typing.get_type_hints(Record)
+def bigquery_schema(element: type = Record) -> dict[str, Any]:
+    """A BigQuery table schema ({"fields": [...]}) for records (or another element a sink
+    writes), as WriteToBigQuery takes it."""
+    hints = typing.get_type_hints(element)
     fields = []
-    for field in dataclasses.fields(Record):
+    for field in dataclasses.fields(element):
         inner, nullable = _unwrap(hints[field.name])
         fields.append(_bigquery_field(field.name, inner, nullable))
     return {"fields": fields}

@@ -11,10 +11,11 @@ import apache_beam as beam
 from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.core import Composite, DeadLetter, Record
+from transforms.core import Composite, DeadLetter, FeedHealthRow, Record
 from transforms.sinks.bigquery import WriteToBigQuery, check_connectors
 from transforms.sinks.files import (
     DEAD_LETTERS_PREFIX,
+    FEED_HEALTH_PREFIX,
     RECORDS_PREFIX,
     WriteJsonLines,
     WriteParquet,
@@ -103,7 +104,8 @@ class _SinkWrite(Composite):
         if family == "redis":
             return elements | WriteToRedisStream(self.sink)
         if family == "bigquery":
-            return elements | WriteToBigQuery(self.sink, streaming=self.cut.windowed)
+            return elements | WriteToBigQuery(self.sink, streaming=self.cut.windowed,
+                                              element=self.element)
         raise SinkError(f"sink {self.sink.shown}: no writer for {family}")
 
 
@@ -137,3 +139,18 @@ class WriteDeadLetters(Composite):
         prefix = run_prefix(DEAD_LETTERS_PREFIX, self.run_id)
         return letters | _label(self.sink, 0) >> _SinkWrite(
             self.sink, prefix, DeadLetter, self.cut)
+
+
+@dataclasses.dataclass(eq=False)
+class WriteFeedHealth(Composite):
+    """Each polled feed's health row to the `--feed-health` sink (a database keeps one row per
+    feed, replaced; files get a file set per run or window)."""
+
+    sink: Sink
+    run_id: str | None = None
+    cut: Cut = PER_RUN
+
+    def expand(self, rows: beam.PCollection) -> beam.PCollection:
+        prefix = run_prefix(FEED_HEALTH_PREFIX, self.run_id)
+        return rows | _label(self.sink, 0) >> _SinkWrite(self.sink, prefix, FeedHealthRow,
+                                                         self.cut)

@@ -54,6 +54,14 @@ class StateStore(Protocol):
         with `window`, also that this firing of the stream `run_id`'s window is committed."""
         ...
 
+    def feed_health(self, feed_urls: Sequence[str]) -> dict[str, str]:
+        """The kept health of these feeds, encoded (transforms.feeds.health.encode)."""
+        ...
+
+    def save_feed_health(self, rows: Mapping[str, str]) -> None:
+        """Keep these feeds' health (feed URL -> encoded), replacing what was kept."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -133,6 +141,9 @@ class SqliteState:
                     CREATE TABLE IF NOT EXISTS stream_windows (
                         stream_id TEXT NOT NULL, label TEXT NOT NULL,
                         committed_at TEXT NOT NULL, PRIMARY KEY (stream_id, label));
+                    CREATE TABLE IF NOT EXISTS feed_health (
+                        feed_url TEXT PRIMARY KEY, health TEXT NOT NULL,
+                        updated_at TEXT NOT NULL);
                     """
                 )
         except (OSError, sqlite3.Error) as exc:
@@ -199,20 +210,40 @@ class SqliteState:
                 (run_id, len(id_list), now),
             )
 
+    def feed_health(self, feed_urls: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(feed_urls)):
+            marks = ",".join("?" * len(chunk))
+            found.update(self._db.execute(
+                f"SELECT feed_url, health FROM feed_health WHERE feed_url IN ({marks})",
+                list(chunk)))
+        return found
+
+    def save_feed_health(self, rows: Mapping[str, str]) -> None:
+        now = _now().isoformat()
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO feed_health (feed_url, health, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (feed_url) DO UPDATE SET health = excluded.health,"
+                " updated_at = excluded.updated_at",
+                [(url, health, now) for url, health in rows.items()])
+
     def close(self) -> None:
         self._db.close()
 
 
 class PostgresState:
     """State in PostgreSQL tables (`<prefix>feed_validators`, `<prefix>seen_articles`,
-    `<prefix>runs`), for runs whose workers are on several machines."""
+    `<prefix>runs`, `<prefix>stream_windows`, `<prefix>feed_health`), for runs whose workers
+    are on several machines."""
 
     def __init__(self, uri: str) -> None:
         import psycopg  # imported here: SQLite users need no PostgreSQL driver loaded
 
         conninfo, prefix = postgres_state(uri)
         self._t = {name: f"{prefix}{name}" for name in ("feed_validators", "seen_articles",
-                                                         "runs", "stream_windows")}
+                                                         "runs", "stream_windows",
+                                                         "feed_health")}
         try:
             self._db = psycopg.connect(with_secret_password(conninfo), connect_timeout=10,
                                        autocommit=False)
@@ -233,6 +264,10 @@ class PostgresState:
                     f"CREATE TABLE IF NOT EXISTS {self._t['stream_windows']} ("
                     " stream_id TEXT NOT NULL, label TEXT NOT NULL,"
                     " committed_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (stream_id, label))")
+                self._db.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self._t['feed_health']} ("
+                    " feed_url TEXT PRIMARY KEY, health JSONB NOT NULL,"
+                    " updated_at TIMESTAMPTZ NOT NULL)")
         except (psycopg.Error, SecretError) as exc:
             raise StateError(f"cannot use state database {redact(uri)}: "
                              f"{str(exc).strip().splitlines()[0]}") from exc
@@ -297,6 +332,23 @@ class PostgresState:
                 f" records = {self._t['runs']}.records + excluded.records",
                 (run_id, len(id_list), now),
             )
+
+    def feed_health(self, feed_urls: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(feed_urls)):
+            found.update(self._rows(
+                f"SELECT feed_url, health::text FROM {self._t['feed_health']}"
+                " WHERE feed_url = ANY(%s)", (list(chunk),)))
+        return found
+
+    def save_feed_health(self, rows: Mapping[str, str]) -> None:
+        now = _now()
+        with self._db.transaction(), self._db.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO {self._t['feed_health']} (feed_url, health, updated_at)"
+                " VALUES (%s, %s::jsonb, %s) ON CONFLICT (feed_url) DO UPDATE SET"
+                " health = excluded.health, updated_at = excluded.updated_at",
+                [(url, health, now) for url, health in rows.items()])
 
     def close(self) -> None:
         self._db.close()

@@ -1,0 +1,248 @@
+"""Each feed's health: what its polls answered folded into one row per feed, kept in the state
+store, and classed by the README's rule (healthy, quiet, failing, dead)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from transforms.core import ParsedPoll, PollObservation
+from transforms.feeds.schedule import poll_wait
+from transforms.health import FeedHealth, as_row, classify, decode, encode, updated, with_entries
+from transforms.health.rules import DAY, DEAD_AFTER, FAILING_AFTER, QUIET_AT_LEAST, QUIET_FACTOR
+from transforms.state import open_state
+
+URL = "https://news.example.org/feed.xml"
+T0 = 1_790_000_000.0  # a Tuesday in 2026
+
+
+def _poll(at: float, outcome: str = "fetched", status: int | None = 200, **more: object
+          ) -> PollObservation:
+    return PollObservation(feed_url=URL, feed_title=None, polled_at=at, outcome=outcome,
+                           status=status, **more)  # type: ignore[arg-type]
+
+
+def _failed(at: float, status: int | None = 503, reason: str = "http_status") -> PollObservation:
+    return _poll(at, "failed", status, reason=reason)
+
+
+def _hourly(polls: int, new_every: int = 1, start: float = T0) -> FeedHealth:
+    """A feed polled every hour, bringing a new article on every `new_every`-th poll."""
+    health = None
+    for hour in range(polls):
+        at = start + hour * 3600
+        health = updated(health, URL, [_poll(at, entries=10)], int(hour % new_every == 0), at)
+    assert health is not None
+    return health
+
+
+def test_a_feed_that_brings_articles_is_healthy() -> None:
+    health = _hourly(6)
+    assert (health.health_class, health.consecutive_failures) == ("healthy", 0)
+    assert health.mean_gap == 3600 and health.median_entries == 10.0
+    assert health.new_articles_since(T0) == 6
+
+
+def test_a_feed_with_no_new_article_for_four_usual_gaps_is_quiet() -> None:
+    # New articles every 8 hours: quiet after max(4 x 8 h, a day) = 32 h without one.
+    health = _hourly(25, new_every=8)
+    last = health.last_new_article
+    assert last == T0 + 24 * 3600
+    limit = max(QUIET_FACTOR * 8 * 3600, QUIET_AT_LEAST)
+    assert classify(health, last + limit - 60)[0] == "healthy"
+    quiet, why = classify(health, last + limit + 60)
+    assert quiet == "quiet" and "usually one every 8.0 hours" in why
+    # 304s and polls that bring nothing keep it quiet; a new article makes it healthy again.
+    later = last + limit + 3600
+    still = updated(health, URL, [_poll(later, "not_modified", 304)], 0, later)
+    assert still.health_class == "quiet" and still.last_304 == later
+    back = updated(still, URL, [_poll(later + 60)], 2, later + 60)
+    assert back.health_class == "healthy" and back.last_new_article == later + 60
+
+
+def test_a_feed_never_bringing_an_article_is_quiet_after_a_day() -> None:
+    health = updated(None, URL, [_poll(T0, entries=0)], 0, T0)
+    assert classify(health, T0 + QUIET_AT_LEAST - 1) == ("healthy", "new")
+    assert classify(health, T0 + QUIET_AT_LEAST)[0] == "quiet"
+
+
+def test_failures_in_a_row_make_a_feed_failing_and_an_answer_heals_it() -> None:
+    health = _hourly(3)
+    for n in range(1, FAILING_AFTER + 1):
+        at = T0 + (3 + n) * 3600
+        health = updated(health, URL, [_failed(at)], 0, at)
+        assert health.consecutive_failures == n
+        assert health.health_class == ("failing" if n >= FAILING_AFTER else "healthy")
+    assert health.failing_since == T0 + 4 * 3600 and health.last_failure_reason == "http_status"
+    assert "3 polls failed in a row (http_status)" in health.class_reason
+    at = T0 + 10 * 3600
+    healed = updated(health, URL, [_poll(at, "not_modified", 304)], 0, at)
+    assert (healed.health_class, healed.consecutive_failures, healed.failing_since) == (
+        "healthy", 0, None)
+    assert healed.last_failure_at == T0 + 6 * 3600  # kept, to see when it last failed
+
+
+def test_a_feed_failing_for_a_week_or_gone_is_dead() -> None:
+    health = _hourly(3)
+    at = T0 + 3 * 3600
+    health = updated(health, URL, [_failed(at, None, "connect_error")], 0, at)
+    assert classify(health, at + DEAD_AFTER - 1)[0] != "dead"  # one failure, a week on
+    for day in range(1, 8):
+        health = updated(health, URL, [_failed(at + day * DAY, None, "connect_error")], 0,
+                         at + day * DAY)
+    assert health.health_class == "dead" and "7.0 days" in health.class_reason
+    for status in (404, 410):
+        gone = updated(_hourly(3), URL, [_failed(T0 + 4 * 3600, status)], 0, T0 + 4 * 3600)
+        assert (gone.health_class, gone.class_reason) == (
+            "dead", f"the last poll answered {status}")
+    # A 500 is not "gone": one failure leaves a feed healthy.
+    assert updated(_hourly(3), URL, [_failed(T0 + 4 * 3600, 500)], 0,
+                   T0 + 4 * 3600).health_class == "healthy"
+
+
+def test_polls_fold_in_time_order_and_keep_what_each_kind_of_answer_tells() -> None:
+    polls = [_poll(T0 + 120, "not_modified", 304, response_seconds=0.2),
+             _poll(T0, entries=7, response_seconds=0.5, interval=900.0,
+                   interval_reason="server"),
+             _failed(T0 + 60)]
+    health = updated(None, URL, polls, 0, T0 + 180)
+    assert (health.first_polled, health.last_poll, health.last_200, health.last_304) == (
+        T0, T0 + 120, T0, T0 + 120)
+    assert (health.last_success, health.consecutive_failures) == (T0 + 120, 0)
+    assert health.recent_entries == (7,) and health.response_seconds == 0.2
+    assert health.last_failure_at == T0 + 60
+
+
+def test_parsing_adds_the_entries_and_an_unusable_body_is_a_failed_poll() -> None:
+    polls = [_poll(T0), _poll(T0 + 60), _poll(T0 + 120, "not_modified", 304)]
+    parsed = [ParsedPoll(URL, T0, 12, None, "Example News"),
+              ParsedPoll(URL, T0 + 60, 0, "empty_feed")]
+    merged = with_entries(polls, parsed)
+    assert [(p.outcome, p.entries, p.reason) for p in merged] == [
+        ("fetched", 12, None), ("failed", 0, "empty_feed"), ("not_modified", 0, None)]
+    assert merged[0].feed_title == "Example News"
+
+
+def test_the_row_says_what_an_analyst_asks() -> None:
+    health = _hourly(30, new_every=2)
+    row = as_row(health)
+    assert row.id == URL and row.health_class == "healthy"
+    now = health.updated_at
+    assert row.new_articles_day == sum(1 for hour in range(30) if hour % 2 == 0
+                                       and T0 + hour * 3600 >= now - DAY)
+    assert row.new_articles_week == 15 and row.mean_seconds_between_new_articles == 7200
+    assert row.last_new_article is not None and row.last_new_article.timestamp() == T0 + 28 * 3600
+    assert row.to_dict()["updated_at"].endswith("Z")
+
+
+def test_the_day_and_week_counts_hold_however_often_a_feed_brings_articles() -> None:
+    # Every 10 minutes for 9 days, 2 articles each: more polls than the gaps are kept for.
+    health = None
+    for poll in range(9 * 144):
+        at = T0 + poll * 600
+        health = updated(health, URL, [_poll(at)], 2, at)
+    assert health is not None and len(health.arrivals) == 20
+    # Counted by the hour: the hour the day (or week) starts in counts whole.
+    an_hour = 2 * 6
+    row = as_row(health)
+    assert 2 * 144 <= row.new_articles_day <= 2 * 144 + an_hour
+    assert 2 * 144 * 7 <= row.new_articles_week <= 2 * 144 * 7 + an_hour
+    assert len(health.hourly) <= 7 * 24 + 1  # older hours are let go
+
+
+def test_the_kept_encoding_is_plain_json_and_reads_back() -> None:
+    health = dataclasses.replace(_hourly(3), feed_title="Example", last_status=200)
+    encoded = encode(health)
+    assert json.loads(encoded)["arrivals"][0] == [T0, 1]  # no pickled names
+    assert decode(encoded) == health
+    # A field a later version adds is ignored; one this version lacks takes its default.
+    values = json.loads(encoded)
+    values["future_field"] = 1
+    del values["feed_title"]
+    assert decode(json.dumps(values)) == dataclasses.replace(health, feed_title=None)
+
+
+def test_the_poll_interval_says_what_set_it() -> None:
+    assert poll_wait(300) == (300, "config")
+    assert poll_wait(300, failures=2) == (1200, "backoff")
+    assert poll_wait(300, hints=(900.0, None)) == (900, "server")
+    assert poll_wait(300, failures=2, hints=(900.0,)) == (1200, "backoff")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def state_uri(request: pytest.FixtureRequest, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:{tmp_path / 'state.db'}"
+    return str(request.getfixturevalue("postgres_uri"))
+
+
+def test_the_state_store_keeps_each_feeds_health(state_uri: str) -> None:
+    store = open_state(state_uri)
+    try:
+        assert store.feed_health([URL]) == {}
+        first = encode(_hourly(2))
+        store.save_feed_health({URL: first, URL + "?b": encode(_hourly(1))})
+        # (PostgreSQL keeps it as jsonb, and gives back its own spelling of the JSON.)
+        assert decode(store.feed_health([URL])[URL]) == decode(first)
+        second = encode(_hourly(5))
+        store.save_feed_health({URL: second})
+        kept = store.feed_health([URL, URL + "?b", "https://other.example/"])
+        assert set(kept) == {URL, URL + "?b"} and decode(kept[URL]) == decode(second)
+    finally:
+        store.close()
+
+
+def _rss(site_url: str, items: list[str]) -> bytes:
+    entries = "".join(f"<item><title>{item}</title><link>{site_url}/a/{item}</link></item>"
+                      for item in items)
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Desk</title>'
+            f"{entries}</channel></rss>").encode()
+
+
+@pytest.mark.slow
+def test_runs_keep_each_feeds_health_and_write_one_row_per_feed(
+    tmp_path, postgres_uri: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pipeline.cli import main
+    from pipeline.demo.loopback import LoopbackServer, Route
+
+    base, prefix = postgres_uri.split("?table_prefix=")
+    table = f"{prefix}health"
+    page = b"<html><body><article><p>" + b"Words of the article. " * 60 + b"</p></article>"
+    with LoopbackServer({}) as site:
+        feed = {"Content-Type": "application/rss+xml"}
+        site.routes["/fresh.xml"] = Route(_rss(site.base_url, ["one"]), headers=feed)
+        site.routes["/flaky.xml"] = Route(b"busy", 503)
+        site.routes["/gone.xml"] = Route(b"", 410)
+        for item in ("one", "two"):
+            site.routes[f"/a/{item}"] = Route(page, headers={"Content-Type": "text/html"})
+        feeds = tmp_path / "feeds.yaml"
+        feeds.write_text("feeds:\n" + "".join(f"  - url: {site.url(path)}\n" for path in (
+            "/fresh.xml", "/flaky.xml", "/gone.xml")))
+        argv = ["run", "--feeds", str(feeds), "--out", str(tmp_path / "out"),
+                "--allow-private-networks", f"--state={postgres_uri}",
+                f"--feed-health={base}?table={table}", "--http-timeout=5"]
+        summaries = []
+        for run in range(3):
+            if run == 2:  # the fresh feed brings a second article
+                site.routes["/fresh.xml"] = Route(_rss(site.base_url, ["one", "two"]),
+                                                  headers=feed)
+            assert main(argv) == 0
+            capsys.readouterr()
+            summaries.append(json.loads((tmp_path / "out" / "run.json").read_text()))
+    assert [s["feed_health"] for s in summaries] == [
+        {"healthy": 2, "dead": 1}, {"healthy": 2, "dead": 1},
+        {"healthy": 1, "failing": 1, "dead": 1}]
+    import psycopg
+
+    with psycopg.connect(base) as connection:
+        rows = {row[0].rsplit("/", 1)[1]: row[1:] for row in connection.execute(
+            f"SELECT id, health_class, consecutive_failures, last_status, new_articles_day,"
+            f" last_failure_reason FROM {table}")}
+    assert rows == {
+        "fresh.xml": ("healthy", 0, 200, 2, None),
+        "flaky.xml": ("failing", 3, 503, 0, "http_status"),
+        "gone.xml": ("dead", 3, 410, 0, "http_status"),
+    }

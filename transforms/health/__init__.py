@@ -1,0 +1,25 @@
+"""Feed health: each feed's polls and articles kept across runs and stream windows, classed
+healthy, quiet, failing or dead (the rule is in rules.py and the README)."""
+
+from typing import TYPE_CHECKING
+
+from transforms import lazy_exports
+
+if TYPE_CHECKING:
+    from transforms.health.rules import (
+        CLASSES as CLASSES,
+        FeedHealth as FeedHealth,
+        as_row as as_row,
+        classify as classify,
+        decode as decode,
+        encode as encode,
+        updated as updated,
+        with_entries as with_entries,
+    )
+    from transforms.health.track import (
+        TrackFeedHealth as TrackFeedHealth,
+        health_rows as health_rows,
+        health_tally as health_tally,
+    )
+
+__getattr__, __all__ = lazy_exports(__name__, __file__)

@@ -1,0 +1,230 @@
+"""The health of each feed, kept across runs and polls: what its polls answered, what it brought,
+and a class people can sort by (`healthy`, `quiet`, `failing`, `dead`).
+
+Every poll of a feed becomes a `PollObservation` (the fetch stage's; parsing adds the entries
+of a full answer, `ParsedPoll`), and each run or stream window folds a feed's observations and
+the new articles it wrote into the feed's last `FeedHealth` (`updated`). The rule that classes
+a feed (`classify`) reads only that row and the time, so a batch run and a stream class a feed
+the same way:
+
+- `dead`: the last poll answered 404 or 410, or the feed has failed every poll for DEAD_AFTER;
+- `failing`: its last FAILING_AFTER polls or more failed;
+- `quiet`: no new article for QUIET_FACTOR times its usual gap between new articles (at least
+  QUIET_AT_LEAST), or none at all in QUIET_AT_LEAST since it was first polled;
+- `healthy`: anything else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from transforms.core import FeedHealthRow, ParsedPoll, PollObservation
+
+HOUR = 3600.0
+DAY = 86400.0
+KEPT_HOURS = 7 * 24 + 1  # new articles per hour, for the last day's and week's counts
+FAILING_AFTER = 3  # failed polls in a row
+DEAD_AFTER = 7 * DAY  # failing without a break for this long
+GONE_STATUSES = frozenset({404, 410})
+QUIET_FACTOR = 4.0
+QUIET_AT_LEAST = DAY
+KEPT_POLLS = 20  # entry counts of the last polls with a full answer, for the median
+KEPT_ARRIVALS = 20  # the last polls that brought new articles, for the usual gap
+CLASSES = ("healthy", "quiet", "failing", "dead")
+
+
+def with_entries(polls: Iterable[PollObservation], parsed: Iterable[ParsedPoll]
+                 ) -> list[PollObservation]:
+    """A feed's polls with what parsing their full answers found: the entry counts, and a full
+    answer that could not be parsed counted as a failed poll."""
+    found = {p.polled_at: p for p in parsed}
+    merged = []
+    for poll in polls:
+        result = found.get(poll.polled_at) if poll.outcome == "fetched" else None
+        if result is not None and not poll.feed_title:  # the feed's own title, where the
+            poll = dataclasses.replace(poll, feed_title=result.feed_title)  # file gave none
+        if result is not None and result.failure is not None:
+            poll = dataclasses.replace(poll, outcome="failed", reason=result.failure)
+        elif result is not None:
+            poll = dataclasses.replace(poll, entries=result.entries)
+        merged.append(poll)
+    return merged
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedHealth:
+    """One feed's row: its polls and articles so far, and its class as of `updated_at`."""
+
+    feed_url: str
+    updated_at: float
+    first_polled: float
+    feed_title: str | None = None
+    last_poll: float | None = None
+    last_success: float | None = None
+    last_200: float | None = None
+    last_304: float | None = None
+    consecutive_failures: int = 0
+    failing_since: float | None = None  # the first failure of the current run of failures
+    last_status: int | None = None
+    last_failure_reason: str | None = None
+    last_failure_at: float | None = None
+    response_seconds: float | None = None  # of the last answered poll
+    interval: float | None = None
+    interval_reason: str = "config"
+    recent_entries: tuple[int, ...] = ()  # entries per full answer, the last KEPT_POLLS
+    arrivals: tuple[tuple[float, int], ...] = ()  # (when, how many) new articles came
+    # New articles per hour (the hour's start, how many) over the last KEPT_HOURS, for the
+    # counts of the last day and week however often the feed brings them.
+    hourly: tuple[tuple[float, int], ...] = ()
+    health_class: str = "healthy"
+    class_reason: str = ""
+
+    @property
+    def last_new_article(self) -> float | None:
+        return self.arrivals[-1][0] if self.arrivals else None
+
+    def new_articles_since(self, since: float) -> int:
+        """New articles that came since `since`, counted by the hour (up to KEPT_HOURS)."""
+        return sum(n for hour, n in self.hourly if hour + HOUR > since)
+
+    @property
+    def median_entries(self) -> float | None:
+        return float(statistics.median(self.recent_entries)) if self.recent_entries else None
+
+    @property
+    def mean_gap(self) -> float | None:
+        """The mean time between polls that brought new articles, once there were three."""
+        if len(self.arrivals) < 3:
+            return None
+        return (self.arrivals[-1][0] - self.arrivals[0][0]) / (len(self.arrivals) - 1)
+
+
+def updated(previous: FeedHealth | None, feed_url: str, polls: Iterable[PollObservation],
+            new_articles: int, now: float) -> FeedHealth:
+    """The feed's row after a run or window: `polls` folded in oldest first, `new_articles`
+    (the records it wrote) counted as arriving at the last successful poll, then classed."""
+    health = previous or FeedHealth(feed_url=feed_url, updated_at=now, first_polled=now)
+    for poll in sorted(polls, key=lambda p: p.polled_at):
+        health = _after(health, poll)
+    if new_articles > 0:
+        when = health.last_success if health.last_success is not None else now
+        arrivals = (*health.arrivals, (when, new_articles))[-KEPT_ARRIVALS:]
+        hours = dict(health.hourly)
+        hour = when - when % HOUR
+        hours[hour] = hours.get(hour, 0) + new_articles
+        health = dataclasses.replace(health, arrivals=arrivals, hourly=tuple(sorted(
+            (start, n) for start, n in hours.items() if start > now - KEPT_HOURS * HOUR)))
+    health_class, reason = classify(health, now)
+    return dataclasses.replace(health, updated_at=now, health_class=health_class,
+                               class_reason=reason)
+
+
+def _after(health: FeedHealth, poll: PollObservation) -> FeedHealth:
+    changes: dict[str, object] = {
+        "last_poll": poll.polled_at, "feed_title": poll.feed_title or health.feed_title,
+        "interval": poll.interval, "interval_reason": poll.interval_reason,
+        "last_status": poll.status,
+        "first_polled": min(health.first_polled, poll.polled_at),
+    }
+    if poll.response_seconds is not None:
+        changes["response_seconds"] = poll.response_seconds
+    if poll.outcome == "failed":
+        changes.update(
+            consecutive_failures=health.consecutive_failures + 1,
+            failing_since=health.failing_since if health.consecutive_failures else poll.polled_at,
+            last_failure_reason=poll.reason, last_failure_at=poll.polled_at)
+    else:
+        changes.update(consecutive_failures=0, failing_since=None, last_success=poll.polled_at)
+        if poll.outcome == "fetched":
+            changes.update(last_200=poll.polled_at, recent_entries=(
+                *health.recent_entries, poll.entries)[-KEPT_POLLS:])
+        else:
+            changes["last_304"] = poll.polled_at
+    return dataclasses.replace(health, **changes)  # type: ignore[arg-type]
+
+
+def classify(health: FeedHealth, now: float) -> tuple[str, str]:
+    """The feed's class and why, by the rule in this module's docstring (and the README)."""
+    if health.consecutive_failures and health.last_status in GONE_STATUSES:
+        return "dead", f"the last poll answered {health.last_status}"
+    if health.failing_since is not None and now - health.failing_since >= DEAD_AFTER:
+        return "dead", (f"every poll failed for {_days(now - health.failing_since)}"
+                        f" ({health.last_failure_reason})")
+    if health.consecutive_failures >= FAILING_AFTER:
+        return "failing", (f"{health.consecutive_failures} polls failed in a row"
+                           f" ({health.last_failure_reason})")
+    last = health.last_new_article
+    if last is None:
+        if now - health.first_polled >= QUIET_AT_LEAST:
+            age = _days(now - health.first_polled)
+            return "quiet", f"no new article since it was first polled, {age} ago"
+        return "healthy", "new"
+    gap = health.mean_gap
+    limit = max(QUIET_FACTOR * gap, QUIET_AT_LEAST) if gap is not None else None
+    if limit is not None and now - last > limit:
+        return "quiet", (f"no new article for {_days(now - last)}, usually one every"
+                         f" {_days(gap or 0)}")
+    return "healthy", ""
+
+
+def _days(seconds: float) -> str:
+    if seconds >= DAY:
+        return f"{seconds / DAY:.1f} days"
+    return f"{seconds / 3600:.1f} hours"
+
+
+def encode(health: FeedHealth) -> str:
+    """A feed's health as the state store keeps it: JSON, field by field (no pickled names,
+    so a row written by one version of newsbeam is read by the next)."""
+    values = dataclasses.asdict(health)
+    values["arrivals"] = [list(pair) for pair in health.arrivals]
+    values["hourly"] = [list(pair) for pair in health.hourly]
+    values["recent_entries"] = list(health.recent_entries)
+    return json.dumps(values, separators=(",", ":"), sort_keys=True)
+
+
+def decode(encoded: str) -> FeedHealth:
+    """The inverse of `encode`; fields a newer version added and this one lacks are ignored,
+    fields it lacks take their defaults."""
+    values: dict[str, Any] = json.loads(encoded)
+    known = {field.name for field in dataclasses.fields(FeedHealth)}
+    values = {name: value for name, value in values.items() if name in known}
+    values["arrivals"] = tuple((float(when), int(n)) for when, n in values.get("arrivals", ()))
+    values["hourly"] = tuple((float(hour), int(n)) for hour, n in values.get("hourly", ()))
+    values["recent_entries"] = tuple(values.get("recent_entries", ()))
+    return FeedHealth(**values)
+
+
+def as_row(health: FeedHealth) -> FeedHealthRow:
+    """The row a `--feed-health` sink writes for a feed."""
+    now = health.updated_at
+    return FeedHealthRow(
+        id=health.feed_url, feed_title=health.feed_title, health_class=health.health_class,
+        class_reason=health.class_reason, updated_at=_time(now),
+        first_polled=_time(health.first_polled), last_poll=_maybe(health.last_poll),
+        last_success=_maybe(health.last_success), last_200=_maybe(health.last_200),
+        last_304=_maybe(health.last_304), consecutive_failures=health.consecutive_failures,
+        failing_since=_maybe(health.failing_since), last_status=health.last_status,
+        last_failure_reason=health.last_failure_reason,
+        last_failure_at=_maybe(health.last_failure_at),
+        new_articles_day=health.new_articles_since(now - DAY),
+        new_articles_week=health.new_articles_since(now - 7 * DAY),
+        last_new_article=_maybe(health.last_new_article),
+        median_entries_per_poll=health.median_entries,
+        mean_seconds_between_new_articles=health.mean_gap,
+        poll_interval_seconds=health.interval, poll_interval_reason=health.interval_reason,
+        response_seconds=health.response_seconds,
+    )
+
+
+def _time(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _maybe(seconds: float | None) -> datetime | None:
+    return None if seconds is None else _time(seconds)

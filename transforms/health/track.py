@@ -1,0 +1,127 @@
+"""TrackFeedHealth: a run's (or a stream window's) polls, what parsing found and the records
+written, folded into each polled feed's health; kept in the state store, output as rows."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.transforms import window
+from apache_beam.transforms.window import TimestampedValue
+from apache_beam.utils.timestamp import Duration
+
+from transforms.core import (
+    Composite,
+    FeedHealthRow,
+    ParsedPoll,
+    PollObservation,
+    Record,
+    Tally,
+)
+from transforms.health.rules import as_row, decode, encode, updated, with_entries
+from transforms.state import StateStore, open_state
+
+
+def health_rows(
+    elements: Iterable[PollObservation | ParsedPoll | str | None], store: StateStore | None,
+    now: float,
+) -> list[FeedHealthRow]:
+    """The row of each feed this run or window polled or wrote records of, from its last kept
+    health (in `store`, if any) and what was seen: its polls, what parsing found, and the feed
+    URL of each record written. The new health is kept in `store`."""
+    polls: dict[str, list[PollObservation]] = defaultdict(list)
+    parsed: dict[str, list[ParsedPoll]] = defaultdict(list)
+    new_articles: dict[str, int] = defaultdict(int)
+    for element in elements:
+        if element is None:  # what the step waited for
+            continue
+        if isinstance(element, PollObservation):
+            polls[element.feed_url].append(element)
+        elif isinstance(element, ParsedPoll):
+            parsed[element.feed_url].append(element)
+        else:
+            new_articles[element] += 1
+    # A stream's records fall in the window of their page's fetch, which may be a later one
+    # than their feed's poll: a feed may have new articles and no poll in a window.
+    urls = sorted(set(polls) | set(new_articles))
+    kept = store.feed_health(urls) if store is not None and urls else {}
+    rows, healths = [], {}
+    for url in urls:
+        previous = decode(kept[url]) if url in kept else None
+        health = updated(previous, url, with_entries(polls[url], parsed[url]),
+                         new_articles[url], now)
+        healths[url] = encode(health)
+        rows.append(as_row(health))
+    if store is not None and healths:
+        store.save_feed_health(healths)
+    return rows
+
+
+@dataclasses.dataclass(eq=False)
+class _HealthFn(beam.DoFn):
+    state_uri: str | None
+    clock: Callable[[], float]
+    _store: StateStore | None = dataclasses.field(default=None, init=False, repr=False)
+
+    def setup(self) -> None:
+        if self.state_uri is not None:
+            self._store = open_state(self.state_uri)
+
+    def teardown(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def process(self, grouped: tuple[str, Iterable[Any]]) -> Iterator[FeedHealthRow]:
+        yield from health_rows(grouped[1], self._store, self.clock())
+
+
+def health_tally(row: FeedHealthRow) -> Tally:
+    """A feed's class, counted in the run's (or window's) summary: `health.<class>`."""
+    return Tally(f"health.{row.health_class}")
+
+
+def _stamped_at(element: PollObservation | ParsedPoll) -> TimestampedValue:
+    return TimestampedValue(element, element.polled_at)
+
+
+def _feed_of(record: Record) -> str:
+    return record.feed_url
+
+
+@dataclasses.dataclass(eq=False)
+class TrackFeedHealth(Composite):
+    """(polls, parsed polls, records) -> a FeedHealthRow per polled feed, once per run (or per
+    stream window: `window` seconds, the records already in those windows). With a state URI,
+    each feed's health carries over from the last run or window, and is kept for the next."""
+
+    state_uri: str | None
+    window: float | None = None
+    lateness: float = 86400.0  # as the stream's other windows (transforms.sinks.IntoWindows)
+    clock: Callable[[], float] = time.time
+
+    def expand(self, inputs: tuple[beam.PCollection, ...]) -> beam.PCollection:
+        """inputs: polls, parsed polls, records, and any outputs to wait for (a batch run's
+        commit): the health is kept once they are complete."""
+        polls, parsed, records, *after = inputs
+        seen = (polls, parsed) | "Polls" >> beam.Flatten()
+        if self.window is not None:
+            seen = (seen | "StampPolls" >> beam.Map(_stamped_at)
+                    | "PollWindows" >> beam.WindowInto(
+                        window.FixedWindows(self.window),
+                        allowed_lateness=Duration(seconds=self.lateness)))
+        feeds = records | "FeedOfRecord" >> beam.Map(_feed_of)
+        waits = [done | f"Wait{index}" >> beam.Map(lambda _: None)
+                 for index, done in enumerate(after)]
+        return (
+            (seen, feeds, *waits)
+            | "Together" >> beam.Flatten()
+            # One group for the run (or window): the kept rows are read and written at once.
+            | "OneKey" >> beam.WithKeys(lambda _: "")
+            | "Gather" >> beam.GroupByKey()
+            | "Update" >> beam.ParDo(_HealthFn(self.state_uri, self.clock))
+        )
