@@ -101,7 +101,7 @@ def test_a_feed_that_cannot_be_had_is_a_poll_with_its_error() -> None:
 
 
 def _observed(outputs: Iterable[Any]) -> tuple[PollObservation, list[Any]]:
-    """A poll's observation for the feed's health (always first), and its other outputs."""
+    """The observation of a poll without a full answer (first), and its other outputs."""
     first, *rest = outputs
     assert first.tag == POLLS and isinstance(first.value, PollObservation)
     return first.value, rest
@@ -114,12 +114,14 @@ def test_each_kind_of_poll_has_its_outputs(feed_site) -> None:
         full = poll_feed(feed, Validators(), _get(client))
         not_modified = poll_feed(feed, full.validators, _get(client))
         failed = poll_feed(Feed(site.url("/gone.xml")), Validators(), _get(client))
-    seen, (validators, fetched) = _observed(feed_outputs(feed, full))
+    # A full answer carries its poll on to parsing, which adds the entries.
+    validators, fetched = list(feed_outputs(feed, full))
+    seen = fetched.poll
     assert (seen.outcome, seen.status, seen.polled_at) == (
         "fetched", 200, full.fetched.fetched_at.timestamp())  # type: ignore[union-attr]
     assert seen.response_seconds is not None and 0 < seen.response_seconds < 5
     assert (validators.tag, validators.value) == (VALIDATORS, (feed.url, full.validators))
-    assert fetched == full.fetched
+    assert dataclasses.replace(fetched, poll=None) == full.fetched
     seen, rest = _observed(feed_outputs(feed, not_modified, 600.0, "server"))
     assert (seen.outcome, seen.status, seen.interval, seen.interval_reason) == (
         "not_modified", 304, 600.0, "server")
@@ -131,8 +133,8 @@ def test_each_kind_of_poll_has_its_outputs(feed_site) -> None:
     assert (letter.url, letter.feed_url) == (site.url("/gone.xml"), site.url("/gone.xml"))
     assert letter.error_type == "HTTP 404" and "404" in letter.message
     silent = dataclasses.replace(full, validators=Validators())
-    _, rest = _observed(feed_outputs(feed, silent))
-    assert rest == [full.fetched]  # no validators: none output
+    (only,) = feed_outputs(feed, silent)  # no validators: none output
+    assert dataclasses.replace(only, poll=None) == full.fetched
 
 
 def test_fetch_feeds_outputs_feeds_validators_letters_and_counts(feed_site) -> None:

@@ -8,9 +8,10 @@ import json
 
 import pytest
 
-from transforms.core import ParsedPoll, PollObservation
+from transforms.core import DeadLetter, PollObservation
+from transforms.feeds.parse import ParsedFeed, polled
 from transforms.feeds.schedule import poll_wait
-from transforms.health import FeedHealth, as_row, classify, decode, encode, updated, with_entries
+from transforms.health import FeedHealth, as_row, classify, decode, encode, updated
 from transforms.health.rules import DAY, DEAD_AFTER, FAILING_AFTER, QUIET_AT_LEAST, QUIET_FACTOR
 from transforms.state import open_state
 
@@ -116,13 +117,19 @@ def test_polls_fold_in_time_order_and_keep_what_each_kind_of_answer_tells() -> N
 
 
 def test_parsing_adds_the_entries_and_an_unusable_body_is_a_failed_poll() -> None:
-    polls = [_poll(T0), _poll(T0 + 60), _poll(T0 + 120, "not_modified", 304)]
-    parsed = [ParsedPoll(URL, T0, 12, None, "Example News"),
-              ParsedPoll(URL, T0 + 60, 0, "empty_feed")]
-    merged = with_entries(polls, parsed)
-    assert [(p.outcome, p.entries, p.reason) for p in merged] == [
-        ("fetched", 12, None), ("failed", 0, "empty_feed"), ("not_modified", 0, None)]
-    assert merged[0].feed_title == "Example News"
+    poll = _poll(T0)
+    entries = ParsedFeed("Example News", (), (), None, None)
+    assert polled(poll, dataclasses.replace(entries, entries=("e",) * 12)) == (  # type: ignore[arg-type]
+        dataclasses.replace(poll, entries=12, feed_title="Example News"))
+    named = dataclasses.replace(poll, feed_title="Our name for it")
+    assert polled(named, entries).feed_title == "Our name for it"
+    letter = DeadLetter(id="x", stage="parse_entries", reason="feed_empty", subject="feed",
+                        url=URL, feed_url=URL, error_type="", message="", at=None)  # type: ignore[arg-type]
+    unusable = polled(poll, dataclasses.replace(entries, dead_letters=(letter,)))
+    assert (unusable.outcome, unusable.reason, unusable.status) == ("failed", "feed_empty", 200)
+    # An entry lost for want of a link does not make the feed unusable.
+    lost = dataclasses.replace(letter, subject="entry", reason="entry_without_link")
+    assert polled(poll, dataclasses.replace(entries, dead_letters=(lost,))).outcome == "fetched"
 
 
 def test_the_row_says_what_an_analyst_asks() -> None:

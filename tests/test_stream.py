@@ -30,6 +30,9 @@ from tests.helpers import stream_config, window_summaries
 from tests.servers import ChangingFeed, ConcurrencyMeter, delayed, story_pages
 from transforms.core import Feed
 from transforms.feeds import PollClock
+from transforms.health import decode
+from transforms.sinks import parse_sink
+from transforms.state import open_state
 
 pytestmark = pytest.mark.slow  # whole streams
 
@@ -166,7 +169,9 @@ def test_with_a_state_store_a_page_that_failed_for_a_passing_reason_is_asked_for
     start = float(int(time.time()) - 600)
     config = stream_config(tmp_path, "s2", window=600, retry_after=TTL,
                            state_uri=f"sqlite:{tmp_path / 'state.db'}",
-                           poll_clock=PollClock.TICKS)
+                           poll_clock=PollClock.TICKS,
+                           feed_health_sink=parse_sink(f"jsonl:{tmp_path / 'health'}",
+                                                       default_table="unused"))
     _run_stream(site.url("/feed.xml"), config, [start, start + 300, start + 300 + TTL + 60])
 
     pages = Counter({path: n for path, n in site.requests.items() if path.endswith(".html")})
@@ -186,6 +191,20 @@ def test_with_a_state_store_a_page_that_failed_for_a_passing_reason_is_asked_for
         totals.update(summary["counts"])
     assert totals["entries.duplicate"] == 2  # a and b on poll 2
     assert totals["entries.seen_before"] == 2  # b and c on poll 3
+    # The feed's health, per window, carried from window to window in the store: the last
+    # row written has all three polls and the four articles.
+    rows = sorted((row for _, row in _lines(tmp_path / "health", "feed-health-s2-*.jsonl")),
+                  key=lambda row: row["updated_at"])
+    assert {row["id"] for row in rows} == {site.url("/feed.xml")}
+    assert totals["health.healthy"] == len(rows) >= 1
+    store = open_state(f"sqlite:{tmp_path / 'state.db'}")
+    try:
+        kept = decode(store.feed_health([site.url("/feed.xml")])[site.url("/feed.xml")])
+    finally:
+        store.close()
+    assert kept.recent_entries == (2, 3, 4) and kept.consecutive_failures == 0
+    assert kept.new_articles_since(0) == 4 and kept.interval_reason == "config"
+    assert kept.interval == config.poll_interval
 
 
 @pytest.mark.services

@@ -129,6 +129,7 @@ def test_newsbeam_stream_on_prism_writes_each_article_once_over_polls_and_window
             "stream", "--feeds", str(feeds_file), "--out", str(out), "--state=none",
             "--allow-private-networks", "--poll-interval=1s", "--window=3s",
             "--stop-after=9s", "--runner=PrismRunner", f"--prism_location={prism}",
+            f"--feed-health=jsonl:{out / 'health'}",
         ])
     finally:
         for site in sites:
@@ -147,6 +148,17 @@ def test_newsbeam_stream_on_prism_writes_each_article_once_over_polls_and_window
     totals = json.loads(next(out.glob("stream-*.json")).read_text())
     assert totals["feeds"]["not_modified"] >= 4  # the unchanged feeds answered 304
     assert totals["entries"]["records"] == 5
+    # Each feed's health, a row per window that polled it: on Prism as in a batch run. (With
+    # --state=none a window's row tells of that window's polls only.)
+    health = [json.loads(line) for path in sorted((out / "health").glob("feed-health-*.jsonl"))
+              for line in path.open() if line.strip()]
+    assert {row["id"] for row in health} == {site.url("/feed.xml") for site in sites}
+    assert {row["health_class"] for row in health} == {"healthy"}
+    for site in sites:
+        rows = [row for row in health if row["id"] == site.url("/feed.xml")]
+        assert any(row["last_200"] for row in rows) and any(row["last_304"] for row in rows)
+        assert all(row["poll_interval_seconds"] == 1.0 for row in rows)
+    assert sum(totals["feed_health"].values()) == len(health)
 
 
 def _growing(stories: int, polls_per_story: int) -> list[list[tuple[int, str]]]:

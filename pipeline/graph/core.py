@@ -46,7 +46,7 @@ class Core(NamedTuple):
     records: beam.PCollection
     dead_letters: tuple[beam.PCollection, ...]
     tallies: tuple[beam.PCollection, ...]
-    parsed_polls: beam.PCollection  # ParsedPoll per full answer, for the feeds' health
+    parsed_polls: beam.PCollection  # the poll of each full answer, with its entries (health)
 
 
 def feed_bytes_to_records(

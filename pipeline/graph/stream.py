@@ -17,11 +17,13 @@ from pipeline.graph.core import CoreConfig, feed_bytes_to_records
 from transforms.core import CollectDeadLetters, Feed, Summarize
 from transforms.feeds import PollClock, PollFeeds
 from transforms.fetch import Grouping
+from transforms.health import TrackFeedHealth, health_tally
 from transforms.sinks import (
     Cut,
     IntoWindows,
     Sink,
     WriteDeadLetters,
+    WriteFeedHealth,
     WriteRecords,
     WriteSummaries,
 )
@@ -53,6 +55,7 @@ class StreamConfig:
     # What polls take for now: the wall clock, or (a scripted impulse in tests) the ticks' times.
     poll_clock: PollClock = PollClock.WALL
     poll_shards: int = 1  # feeds are polled in this many shards by host
+    feed_health_sink: Sink | None = None  # where each polled feed's health row goes, per window
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +101,15 @@ def build_stream(
         # After the sinks: the store says a window is done only once all of it is written.
         (records, letters, *written, letters_written) | "RememberOutcomes" >> RememberOutcomes(
             config.state_uri, config.stream_id, config.launch)
-    tallies = (fetched.tallies, *core.tallies, lost.tallies, dead_letters.tallies)
+    # Each feed's health, per window: its polls (by when they were made) and its records.
+    health = (fetched.polls, core.parsed_polls, records) | "FeedHealth" >> TrackFeedHealth(
+        config.state_uri, window=config.window)
+    if config.feed_health_sink is not None:
+        health | "WriteFeedHealth" >> WriteFeedHealth(config.feed_health_sink, config.stream_id,
+                                                      cut)
+    health_tallies = health | "HealthTallies" >> beam.Map(health_tally)
+    tallies = (fetched.tallies, *core.tallies, lost.tallies, dead_letters.tallies,
+               health_tallies)
     summaries = tallies | "Summarize" >> Summarize(window=config.window)
     summaries | "WriteSummaries" >> WriteSummaries(
         config.out, f"summary-{config.stream_id}", config.launch)

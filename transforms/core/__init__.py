@@ -61,7 +61,6 @@ if TYPE_CHECKING:
         FeedHealthRow as FeedHealthRow,
         FetchedFeed as FetchedFeed,
         Page as Page,
-        ParsedPoll as ParsedPoll,
         PollObservation as PollObservation,
         Record as Record,
         TaggedArticle as TaggedArticle,

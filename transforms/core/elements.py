@@ -58,6 +58,8 @@ class FetchedFeed:
     content_type: str
     body: bytes
     fetched_at: datetime
+    # What the poll that fetched it tells of the feed's health; parsing adds the entries.
+    poll: PollObservation | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,8 +218,9 @@ class DeadLetter:
         return _json_ready(plain_values(self))
 
 
-# The tag of the fetch and parse stages' output of PollObservation and ParsedPoll, from which
-# each feed's health is kept (transforms/health).
+# The tag of the fetch and parse stages' output of PollObservation, from which each feed's
+# health is kept (transforms/health): the fetch stage's for failed and 304 polls, the parse
+# stage's (with the entries) for full answers.
 POLLS = "polls"
 
 
@@ -235,17 +238,6 @@ class PollObservation:
     entries: int = 0  # entries in a full answer
     interval: float | None = None  # seconds until the next poll (a stream's), if known
     interval_reason: str = "config"  # "config", "server" (it asked) or "backoff" (failures)
-
-
-class ParsedPoll(NamedTuple):
-    """What parsing a full answer found: its entries, or why the feed was unusable."""
-
-    feed_url: str
-    polled_at: float  # the answer's time, as its PollObservation has it
-    entries: int
-    failure: str | None = None  # the dead-letter reason of a feed that yielded no entry
-    feed_title: str | None = None  # the title the feed gives itself
-
 
 
 @dataclasses.dataclass(frozen=True)

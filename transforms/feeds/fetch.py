@@ -111,8 +111,11 @@ def feed_outputs(feed: Feed, poll: FeedPoll, interval: float | None = None,
                  interval_reason: str = "config") -> Iterator[Any]:
     """A poll's outputs, in both modes: the fetched feed (main), its validators, a dead letter
     for a feed that could not be had, the tallies, and the poll's observation for the feed's
-    health (with the wait until its next poll, in a stream)."""
-    yield beam.pvalue.TaggedOutput(POLLS, observation(feed, poll, interval, interval_reason))
+    health, with the wait until its next poll in a stream (a full answer carries it on to
+    parsing, which adds its entries)."""
+    observed = observation(feed, poll, interval, interval_reason)
+    if poll.fetched is None:  # a full answer's goes on with it, for parsing to complete
+        yield beam.pvalue.TaggedOutput(POLLS, observed)
     if poll.error is not None:
         error = poll.error
         yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(
@@ -124,7 +127,7 @@ def feed_outputs(feed: Feed, poll: FeedPoll, interval: float | None = None,
     elif poll.fetched is not None:
         if poll.validators:
             yield beam.pvalue.TaggedOutput(VALIDATORS, (feed.url, poll.validators))
-        yield poll.fetched
+        yield dataclasses.replace(poll.fetched, poll=observed)
 
 
 @dataclasses.dataclass(eq=False)

@@ -25,7 +25,7 @@ from transforms.core import (
     Entry,
     Feed,
     FetchedFeed,
-    ParsedPoll,
+    PollObservation,
     StageFn,
     Tally,
     article_id,
@@ -201,6 +201,17 @@ def _bozo_type(parsed: Any) -> str:
     return type(exc).__name__ if exc else "Unknown"
 
 
+def polled(poll: PollObservation, parsed: ParsedFeed) -> PollObservation:
+    """A full answer's poll with what parsing found: its entries, the feed's own title where
+    the feeds file gave none, and a feed that yielded nothing usable counted as failed."""
+    unusable = [letter.reason for letter in parsed.dead_letters if letter.subject == "feed"]
+    poll = dataclasses.replace(poll, entries=len(parsed.entries),
+                               feed_title=poll.feed_title or parsed.title)
+    if unusable:
+        poll = dataclasses.replace(poll, outcome="failed", reason=unusable[0])
+    return poll
+
+
 class _ParseEntriesFn(StageFn):
     stage = PARSE_ENTRIES
 
@@ -217,16 +228,14 @@ class _ParseEntriesFn(StageFn):
         yield from parsed.entries
         for letter in parsed.dead_letters:
             yield beam.pvalue.TaggedOutput(DEAD_LETTERS, letter)
-        unusable = [letter.reason for letter in parsed.dead_letters if letter.subject == "feed"]
-        yield beam.pvalue.TaggedOutput(POLLS, ParsedPoll(
-            fetched.feed.url, fetched.fetched_at.timestamp(), len(parsed.entries),
-            unusable[0] if unusable else None, parsed.title))
+        if fetched.poll is not None:
+            yield beam.pvalue.TaggedOutput(POLLS, polled(fetched.poll, parsed))
 
 
 @dataclasses.dataclass(eq=False)
 class ParseEntries(Composite):
-    """FetchedFeed -> Entry (main), DeadLetter (`dead_letters`) and, per feed, what parsing
-    found for its health (`polls`: ParsedPoll)."""
+    """FetchedFeed -> Entry (main), DeadLetter (`dead_letters`) and the poll that fetched each
+    feed, with its entries, for the feed's health (`polls`: PollObservation)."""
 
     def expand(self, fetched: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
         return fetched | "Parse" >> beam.ParDo(_ParseEntriesFn()).with_outputs(

@@ -205,7 +205,10 @@ class _PollShardFn(beam.DoFn):
                     raise poll  # raised on a lane thread; a dead letter like any other stage's
                 interval = feed.poll_interval or self.poll_interval
                 after = states[feed.url] = after_poll(state, poll, polled_at, interval)
-                return feed_outputs(feed, poll, after.next_due - polled_at, after.wait_reason)
+                # yield from, not return: Beam 2.77 warns of any `return` in a process
+                # method's source that yields (apache/beam#22969), nested functions included.
+                yield from feed_outputs(feed, poll, after.next_due - polled_at,
+                                        after.wait_reason)
 
             for output in guarded(FETCH_FEEDS, feed, outputs):
                 if isinstance(output, Tally):

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
         decode as decode,
         encode as encode,
         updated as updated,
-        with_entries as with_entries,
     )
     from transforms.health.track import (
         TrackFeedHealth as TrackFeedHealth,

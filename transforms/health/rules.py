@@ -1,9 +1,9 @@
 """The health of each feed, kept across runs and polls: what its polls answered, what it brought,
 and a class people can sort by (`healthy`, `quiet`, `failing`, `dead`).
 
-Every poll of a feed becomes a `PollObservation` (the fetch stage's; parsing adds the entries
-of a full answer, `ParsedPoll`), and each run or stream window folds a feed's observations and
-the new articles it wrote into the feed's last `FeedHealth` (`updated`). The rule that classes
+Every poll of a feed becomes a `PollObservation` (the fetch stage's; parsing completes a full
+answer's with its entries), and each run or stream window folds a feed's observations and the
+new articles it wrote into the feed's last `FeedHealth` (`updated`). The rule that classes
 a feed (`classify`) reads only that row and the time, so a batch run and a stream class a feed
 the same way:
 
@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from transforms.core import FeedHealthRow, ParsedPoll, PollObservation
+from transforms.core import FeedHealthRow, PollObservation
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -36,24 +36,6 @@ QUIET_AT_LEAST = DAY
 KEPT_POLLS = 20  # entry counts of the last polls with a full answer, for the median
 KEPT_ARRIVALS = 20  # the last polls that brought new articles, for the usual gap
 CLASSES = ("healthy", "quiet", "failing", "dead")
-
-
-def with_entries(polls: Iterable[PollObservation], parsed: Iterable[ParsedPoll]
-                 ) -> list[PollObservation]:
-    """A feed's polls with what parsing their full answers found: the entry counts, and a full
-    answer that could not be parsed counted as a failed poll."""
-    found = {p.polled_at: p for p in parsed}
-    merged = []
-    for poll in polls:
-        result = found.get(poll.polled_at) if poll.outcome == "fetched" else None
-        if result is not None and not poll.feed_title:  # the feed's own title, where the
-            poll = dataclasses.replace(poll, feed_title=result.feed_title)  # file gave none
-        if result is not None and result.failure is not None:
-            poll = dataclasses.replace(poll, outcome="failed", reason=result.failure)
-        elif result is not None:
-            poll = dataclasses.replace(poll, entries=result.entries)
-        merged.append(poll)
-    return merged
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,32 +17,28 @@ from apache_beam.utils.timestamp import Duration
 from transforms.core import (
     Composite,
     FeedHealthRow,
-    ParsedPoll,
     PollObservation,
     Record,
     Tally,
 )
-from transforms.health.rules import as_row, decode, encode, updated, with_entries
+from transforms.health.rules import as_row, decode, encode, updated
 from transforms.state import StateStore, open_state
 
 
 def health_rows(
-    elements: Iterable[PollObservation | ParsedPoll | str | None], store: StateStore | None,
+    elements: Iterable[PollObservation | str | None], store: StateStore | None,
     now: float,
 ) -> list[FeedHealthRow]:
     """The row of each feed this run or window polled or wrote records of, from its last kept
-    health (in `store`, if any) and what was seen: its polls, what parsing found, and the feed
-    URL of each record written. The new health is kept in `store`."""
+    health (in `store`, if any) and what was seen: its polls and the feed URL of each record
+    written. The new health is kept in `store`."""
     polls: dict[str, list[PollObservation]] = defaultdict(list)
-    parsed: dict[str, list[ParsedPoll]] = defaultdict(list)
     new_articles: dict[str, int] = defaultdict(int)
     for element in elements:
         if element is None:  # what the step waited for
             continue
         if isinstance(element, PollObservation):
             polls[element.feed_url].append(element)
-        elif isinstance(element, ParsedPoll):
-            parsed[element.feed_url].append(element)
         else:
             new_articles[element] += 1
     # A stream's records fall in the window of their page's fetch, which may be a later one
@@ -52,8 +48,7 @@ def health_rows(
     rows, healths = [], {}
     for url in urls:
         previous = decode(kept[url]) if url in kept else None
-        health = updated(previous, url, with_entries(polls[url], parsed[url]),
-                         new_articles[url], now)
+        health = updated(previous, url, polls[url], new_articles[url], now)
         healths[url] = encode(health)
         rows.append(as_row(health))
     if store is not None and healths:
@@ -85,7 +80,7 @@ def health_tally(row: FeedHealthRow) -> Tally:
     return Tally(f"health.{row.health_class}")
 
 
-def _stamped_at(element: PollObservation | ParsedPoll) -> TimestampedValue:
+def _stamped_at(element: PollObservation) -> TimestampedValue:
     return TimestampedValue(element, element.polled_at)
 
 
@@ -95,7 +90,7 @@ def _feed_of(record: Record) -> str:
 
 @dataclasses.dataclass(eq=False)
 class TrackFeedHealth(Composite):
-    """(polls, parsed polls, records) -> a FeedHealthRow per polled feed, once per run (or per
+    """(polls, records) -> a FeedHealthRow per polled feed, once per run (or per
     stream window: `window` seconds, the records already in those windows). With a state URI,
     each feed's health carries over from the last run or window, and is kept for the next."""
 
@@ -105,10 +100,10 @@ class TrackFeedHealth(Composite):
     clock: Callable[[], float] = time.time
 
     def expand(self, inputs: tuple[beam.PCollection, ...]) -> beam.PCollection:
-        """inputs: polls, parsed polls, records, and any outputs to wait for (a batch run's
-        commit): the health is kept once they are complete."""
-        polls, parsed, records, *after = inputs
-        seen = (polls, parsed) | "Polls" >> beam.Flatten()
+        """inputs: the fetch stage's polls, the parse stage's, the records, and any outputs to
+        wait for (a batch run's commit): the health is kept once they are complete."""
+        fetched, parsed, records, *after = inputs
+        seen = (fetched, parsed) | "Polls" >> beam.Flatten()
         if self.window is not None:
             seen = (seen | "StampPolls" >> beam.Map(_stamped_at)
                     | "PollWindows" >> beam.WindowInto(
