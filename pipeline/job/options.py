@@ -76,6 +76,13 @@ SWITCH: dict[str, Any] = {
     "nargs": "?", "const": True, "default": False, "type": yes_or_no, "metavar": "true|false",
 }
 _positive_int = _at_least(int, 1)
+
+
+def _port(text: str) -> int:
+    port = _positive_int(text)
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"a port is at most 65535, not {port}")
+    return int(port)
 _non_negative_int = _at_least(int, 0)
 _non_negative = _at_least(float, 0)
 _positive = _at_least(float, 0, above=True)
@@ -117,6 +124,16 @@ class NewsbeamOptions(PipelineOptions):
             help="also write each polled feed's health (its polls, new articles and class:"
             " healthy, quiet, failing, dead) here; the same kinds as --sink (a database keeps"
             " one row per feed). Kept in the state store either way",
+        )
+        parser.add_argument(
+            "--metrics-port", "--metrics_port", dest="metrics_port", type=_port, default=None,
+            metavar="N", help="serve live metrics for Prometheus on this port, at /metrics"
+            " (default: off)",
+        )
+        parser.add_argument(
+            "--metrics-host", "--metrics_host", dest="metrics_host", default="127.0.0.1",
+            metavar="ADDRESS", help="the address --metrics-port listens on (default: 127.0.0.1,"
+            " this machine only; 0.0.0.0 for every interface)",
         )
         parser.add_argument(
             "--state", metavar="URI", default=DEFAULT_STATE,

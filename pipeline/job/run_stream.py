@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 import apache_beam as beam
@@ -97,11 +98,25 @@ def run_stream(
         details_file = f"{stream_id}-{launch}.json"
         if job.detach:
             return submitted(job, pipeline, details, details_file)
-        run_to_the_end(pipeline)
+        run_to_the_end(pipeline, lambda: last_window_end(out, stream_id, launch))
         totals = stream_totals(out, stream_id, launch)
         totals.update(details, duration_seconds=round(time.time() - started, 2))
         save_json(out, details_file, totals)
         return totals
+
+
+def last_window_end(out: str, stream_id: str, launch: str) -> float | None:
+    """When the last window of this launch whose summary is written ended (epoch seconds), by
+    the summaries' names (summary-<stream id>-<start>-<end>-<launch>-...)."""
+    ends = []
+    for path in matching_paths(FileSystems.join(out, f"summary-{stream_id}-*-{launch}-*.json")):
+        name = path.rsplit("/", 1)[-1].removeprefix(f"summary-{stream_id}-")
+        try:
+            end = datetime.strptime(name.split("-")[1], "%Y%m%dT%H%M%SZ")
+        except (IndexError, ValueError):
+            continue
+        ends.append(end.replace(tzinfo=UTC).timestamp())
+    return max(ends, default=None)
 
 
 def stream_totals(out: str, stream_id: str, launch: str) -> dict[str, Any]:

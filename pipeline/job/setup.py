@@ -21,6 +21,7 @@ from apache_beam.options.pipeline_options import (
 )
 
 from pipeline.graph.core import CoreConfig
+from pipeline.job.exposition import RunnerCollector, metrics_collector
 from pipeline.job.lease import holding_lease
 from pipeline.job.options import (
     DEFAULT_RUNNER,
@@ -32,7 +33,7 @@ from pipeline.job.options import (
     sinks,
 )
 from pipeline.job.runners import Placement, check_detachable, check_paths, placement
-from transforms.core import DeadLetter, FeedHealthRow, Record, redact
+from transforms.core import ConfigError, DeadLetter, FeedHealthRow, Record, redact
 from transforms.sinks import Sink, prepare_sinks
 from transforms.topics import Taxonomy
 
@@ -82,6 +83,7 @@ def set_up(options: PipelineOptions, command: str, taxonomy: Taxonomy, out: str,
     standard = options.view_as(StandardOptions)
     if not standard.runner:
         standard.runner = DEFAULT_RUNNER
+    exporter(options)  # a metrics port that cannot be had fails the job before it starts
     newsbeam = options.view_as(NewsbeamOptions)
     where = placement(options)
     if newsbeam.detach:
@@ -174,15 +176,40 @@ def lift_wait_deadline(options: PipelineOptions) -> None:
     portable.job_server_timeout = WAIT_DEADLINE
 
 
-def run_to_the_end(pipeline: beam.Pipeline) -> None:
-    """Run the pipeline and wait for it; RunFailedError with one line if it fails."""
+def run_to_the_end(pipeline: beam.Pipeline,
+                   windows: Callable[[], float | None] | None = None) -> None:
+    """Run the pipeline and wait for it; RunFailedError with one line if it fails. With
+    --metrics-port, its metrics are served while it runs (and `windows` tells when a stream's
+    last window closed)."""
     lift_wait_deadline(pipeline.options)
+    collector = exporter(pipeline.options)
+    if collector is not None:
+        collector.windows = windows
+    result = None
     try:
         result = pipeline.run()
+        if collector is not None:
+            collector.watch(result)
         result.wait_until_finish()
     except Exception as error:  # whatever the runner raises, the user gets one line
         message = f"the run failed, nothing was committed: {root_cause(error)}"
         raise RunFailedError(message) from error
+    finally:
+        if collector is not None and result is not None:
+            collector.finished(result)
+
+
+def exporter(options: PipelineOptions) -> RunnerCollector | None:
+    """The metrics server --metrics-port asks for (ConfigError, one line, if it cannot
+    listen), started once per process; None without the option."""
+    view = options.view_as(NewsbeamOptions)
+    if view.metrics_port is None:
+        return None
+    try:
+        return metrics_collector(view.metrics_host, view.metrics_port)
+    except OSError as error:
+        raise ConfigError(f"--metrics-port {view.metrics_port}: cannot listen on"
+                          f" {view.metrics_host}:{view.metrics_port}: {error.strerror}") from None
 
 
 def submit(pipeline: beam.Pipeline) -> str | None:

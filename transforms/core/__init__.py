@@ -87,9 +87,11 @@ if TYPE_CHECKING:
     from transforms.core.metrics import (
         NAMESPACE as NAMESPACE,
         TALLIES as TALLIES,
+        Measure as Measure,
         Tally as Tally,
         count as count,
         emitted as emitted,
+        measure as measure,
     )
     from transforms.core.redaction import (
         mask_userinfo as mask_userinfo,

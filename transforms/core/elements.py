@@ -82,6 +82,7 @@ class Entry:
     categories: tuple[str, ...]
     summary: str | None  # plain text
     full_text: str = ""  # the article's whole text as the feed carried it ("" if it did not)
+    polled_at: float | None = None  # when the poll that found it was made (epoch seconds)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +117,7 @@ class Article:
     canonical_url: str | None = None  # what the page declares (rel=canonical, og:url)
     image: str | None = None
     paywalled: bool = False
+    extraction_seconds: float = 0.0  # how long extracting it took, in its worker process
 
 
 class Evidence(NamedTuple):

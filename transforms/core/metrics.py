@@ -4,7 +4,9 @@ Counter names are dotted: `feeds.fetched`, `feeds.not_modified`, `feeds.dead_let
 `feeds.ill_formed_kept.<error type>`, `entries.parsed`, `entries.duplicate`,
 `entries.seen_before`, `entries.dead_letter`, `pages.fetched`, `pages.feed_fallback.<reason>`,
 `robots.fetched`, `extraction.<method>`, `records.output`, `topics.<name>.<relevance>` and
-`dead_letters.<stage>.<reason>`.
+`dead_letters.<stage>.<reason>`, and `written.<sink>` (records a sink took). Distributions, in
+milliseconds: `extraction.ms` (per page, in the extraction process) and `records.poll_to_record_ms`
+(from the poll that found an entry to its record).
 """
 
 from __future__ import annotations
@@ -30,7 +32,16 @@ class Tally(NamedTuple):
     n: int = 1
 
 
+class Measure(NamedTuple):
+    """A measurement a stage's work made (milliseconds, say), output like a Tally: it becomes
+    an update of the Beam distribution `name` (for monitoring), and nothing else."""
+
+    name: str
+    value: int
+
+
 _counters: dict[str, Metrics.DelegatingCounter] = {}
+_distributions: dict[str, Metrics.DelegatingDistribution] = {}
 
 
 def count(name: str, n: int = 1) -> None:
@@ -43,12 +54,22 @@ def count(name: str, n: int = 1) -> None:
     counter.inc(n)
 
 
+def measure(name: str, value: int) -> None:
+    """Add `value` to the distribution `name` (on the thread running the bundle)."""
+    distribution = _distributions.get(name)
+    if distribution is None:
+        distribution = _distributions[name] = Metrics.distribution(NAMESPACE, name)
+    distribution.update(value)
+
+
 def emitted(outputs: Iterable[Any]) -> Iterator[Any]:
-    """Outputs as Beam takes them: each tally is counted and goes to the `tallies` output, the
-    rest passes."""
+    """Outputs as Beam takes them: each tally is counted and goes to the `tallies` output, each
+    measure updates its distribution, the rest passes."""
     for output in outputs:
         if isinstance(output, Tally):
             count(output.name, output.n)
             yield beam.pvalue.TaggedOutput(TALLIES, output)
+        elif isinstance(output, Measure):
+            measure(output.name, output.value)
         else:
             yield output

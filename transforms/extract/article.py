@@ -11,6 +11,7 @@ import contextlib
 import email.utils
 import functools
 import re
+import time
 from datetime import UTC, datetime, timedelta
 
 import lxml.etree
@@ -50,6 +51,7 @@ def extract_article(page: Page, now: datetime | None = None) -> Article:
     its gaps, except for the publication time, where the feed's full timestamp beats the page's
     date (known to the day only).
     """
+    started = time.perf_counter()
     entry = page.entry
     feed_text = entry.full_text
     if not page.body and feed_text:  # the page could not be fetched: the feed's text stands in
@@ -92,6 +94,7 @@ def extract_article(page: Page, now: datetime | None = None) -> Article:
         canonical_url=canonical_url(meta.canonical_url) if meta.canonical_url else None,
         image=meta.image,
         paywalled=meta.paywalled,
+        extraction_seconds=time.perf_counter() - started,
     )
 
 

@@ -16,6 +16,7 @@ from transforms.core import (
     Article,
     BackgroundFn,
     Composite,
+    Measure,
     Page,
     Place,
     Tally,
@@ -46,6 +47,7 @@ def outcome_outputs(page: Page, outcome: Future[Article], timeout: float) -> Ite
         reason, message, error_type = "extraction_crashed", str(error), "WorkerCrashed"
     else:
         yield Tally(f"extraction.{article.extraction_method}")
+        yield Measure("extraction.ms", round(article.extraction_seconds * 1000))
         yield article
         return
     entry = page.entry

@@ -20,6 +20,7 @@ from transforms.core import (
     PollObservation,
     Tally,
     Validators,
+    count,
     dead_letter,
 )
 from transforms.feeds.schedule import max_age
@@ -143,6 +144,12 @@ def _feed_url(feed: Feed) -> str:
     return feed.url
 
 
+def _configured(_: Feed) -> Tally:
+    """A feed counted on the way in: in the Beam counter (for monitoring) and the summary."""
+    count("feeds.configured")
+    return Tally("feeds.configured")
+
+
 class FetchedFeeds(NamedTuple):
     """What FetchFeeds outputs."""
 
@@ -170,7 +177,7 @@ class FetchFeeds(Composite):
         fetched = fetch_grouped_by_host(feeds, _feed_url, fn, DEAD_LETTERS, VALIDATORS,
                                         TALLIES, POLLS, main="feeds")
         # Counted on the way in, apart from the fetch, whatever becomes of each feed.
-        configured = feeds | "CountConfigured" >> beam.Map(lambda _: Tally("feeds.configured"))
+        configured = feeds | "CountConfigured" >> beam.Map(_configured)
         tallies = (configured, fetched.tallies) | "Tallies" >> beam.Flatten()
         return FetchedFeeds(fetched.feeds, fetched.validators, fetched.dead_letters, tallies,
                             fetched.polls)

@@ -62,6 +62,7 @@ def parse_feed(fetched: FetchedFeed) -> ParsedFeed:
     relative links against the URL the feed was really served from.
     """
     feed = fetched.feed
+    polled_at = fetched.poll.polled_at if fetched.poll else fetched.fetched_at.timestamp()
     if looks_like_json(fetched.body, fetched.content_type):
         json_feed = parse_json_feed(fetched.body, fetched.final_url)
         title = _text(json_feed.title) or feed.name
@@ -115,11 +116,12 @@ def parse_feed(fetched: FetchedFeed) -> ParsedFeed:
                 )
             )
             continue
-        entries.append(_entry(raw, link, position, feed, title))
+        entries.append(_entry(raw, link, position, feed, title, polled_at))
     return ParsedFeed(title, tuple(entries), tuple(rejected), bozo_reason, bozo_type)
 
 
-def _entry(raw: Any, link: str, position: int, feed: Feed, feed_title: str | None) -> Entry:
+def _entry(raw: Any, link: str, position: int, feed: Feed, feed_title: str | None,
+           polled_at: float) -> Entry:
     canonical = canonical_url(link)
     return Entry(
         feed_url=feed.url,
@@ -143,6 +145,7 @@ def _entry(raw: Any, link: str, position: int, feed: Feed, feed_title: str | Non
         ),
         summary=html_to_text(raw.get("summary")) or None,
         full_text=_full_text(raw),
+        polled_at=polled_at,
     )
 
 

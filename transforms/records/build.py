@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ from transforms.core import (
     TALLIES,
     TO_RECORDS,
     Composite,
+    Measure,
     Record,
     StageFn,
     TaggedArticle,
@@ -93,6 +95,10 @@ class _ToRecordFn(StageFn):
                 article_id=entry.article_id))
             return
         yield Tally("records.output")
+        polled_at = tagged.article.entry.polled_at
+        if polled_at is not None:
+            lag = max(0.0, time.time() - polled_at)
+            yield Measure("records.poll_to_record_ms", round(lag * 1000))
         for topic in record.topics:
             yield Tally(f"topics.{topic.name}.{topic.relevance}")
         yield record

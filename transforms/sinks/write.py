@@ -6,12 +6,13 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.core import Composite, DeadLetter, FeedHealthRow, Record
+from transforms.core import Composite, DeadLetter, FeedHealthRow, Record, count
 from transforms.sinks.bigquery import WriteToBigQuery, check_connectors
 from transforms.sinks.files import (
     DEAD_LETTERS_PREFIX,
@@ -55,6 +56,11 @@ def present_in_sink(sink: Sink, ids: Sequence[str]) -> set[str] | None:
     return None
 
 
+def _counted(element: Any, name: str) -> Any:
+    count(name)
+    return element
+
+
 def _label(sink: Sink, index: int) -> str:
     # Stable per position and family: Dataflow's update and monitoring key on labels.
     return f"{sink.family.capitalize()}{index if index else ''}"
@@ -81,10 +87,13 @@ class _SinkWrite(Composite):
     prefix: str
     element: type
     cut: Cut = PER_RUN
+    metric: str = ""  # names the sink in its counter: its family and position, e.g. jsonl
 
     def expand(self, elements: beam.PCollection) -> beam.PCollection:
         """-> a PCollection that is complete once every element is durably written (file
         names, batch sizes or load jobs: something a later step can wait on)."""
+        if self.metric:  # the counter `written.<sink>`, for monitoring
+            elements = elements | "Count" >> beam.Map(_counted, f"written.{self.metric}")
         family = self.sink.family
         if self.cut.windowed and family in ("jsonl", "parquet"):
             suffix = ".jsonl" if family == "jsonl" else ".parquet"
@@ -121,7 +130,8 @@ class WriteRecords(Composite):
         """-> one PCollection per sink, complete once the sink has every record."""
         prefix = run_prefix(RECORDS_PREFIX, self.run_id)
         return tuple(
-            records | _label(sink, index) >> _SinkWrite(sink, prefix, Record, self.cut)
+            records | _label(sink, index) >> _SinkWrite(sink, prefix, Record, self.cut,
+                                                        _label(sink, index).lower())
             for index, sink in enumerate(self.sinks)
         )
 
