@@ -52,7 +52,7 @@ def corpus() -> Path:
 
 
 # Fixtures that give a test a real server: every test that takes one is marked `services`.
-SERVICE_FIXTURES = frozenset({"postgres_uri", "redis_stream", "prism", "airflow"})
+SERVICE_FIXTURES = frozenset({"postgres_uri", "redis_stream", "prism", "airflow", "chromium"})
 START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 START_REDIS = (
     "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' --appendonly no"
@@ -162,3 +162,26 @@ def airflow() -> str:
         service_missing("Airflow is not installed", FileNotFoundError(f"no Airflow at {path}"),
                         "bash .ci/services")
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> list[str]:
+    """The command that runs Debian's Chromium headless with no network at all (a network
+    namespace of its own: the page under test is a file, and Chromium's own background
+    requests cannot leave the machine)."""
+    import shutil
+    import subprocess
+
+    binary = shutil.which("chromium")
+    if binary is None:
+        service_missing("Chromium is not installed", FileNotFoundError("no chromium on PATH"),
+                        "apt-get install chromium")
+    unshare = shutil.which("unshare")
+    probe = subprocess.run([unshare or "unshare", "--net", "true"], capture_output=True)
+    if unshare is None or probe.returncode != 0:
+        service_missing("cannot give Chromium a network namespace of its own",
+                        OSError(probe.stderr.decode().strip() or "no unshare"),
+                        "run the tests as root (CI does)")
+    return [str(unshare), "--net", str(binary), "--headless=new", "--no-sandbox",
+            "--disable-gpu", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"]

@@ -72,8 +72,9 @@ def test_rooms_import_only_what_other_rooms_export(path: Path) -> None:
 PIPELINE_ALLOWED = {
     "graph": set(),
     "job": {"graph"},
-    "cli": {"job", "graph", "demo"},
+    "cli": {"job", "graph", "demo", "report"},
     "demo": set(),
+    "report": set(),
 }
 
 

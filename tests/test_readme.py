@@ -32,6 +32,8 @@ ELSEWHERE = {
     "newsbeam stream --feeds feeds.yaml --out news --runner PrismRunner":
         "runs until stopped, over your own feeds file",
     "newsbeam run --feeds examples/feeds.yaml": "polls real feeds on the internet",
+    "newsbeam report --out newsbeam-out":
+        "reads what earlier runs wrote there (tests/test_report.py reports on two runs)",
 }
 
 

@@ -1,4 +1,5 @@
-"""The `newsbeam` command: run, demo, topics. Argument handling only; no Beam graph here."""
+"""The `newsbeam` command: run, stream, demo, topics, report. Argument handling only; no Beam
+graph here."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipeline import demo
 from pipeline.cli.feeds_file import load_feeds
 from pipeline.cli.parser import CommandParser, flink_job_options
+from pipeline.cli.report import add_report_command, run_report
 from pipeline.cli.summary import format_summary
 from pipeline.cli.topics import add_topics_commands, run_topics
 from pipeline.cli.usage import UsageError
@@ -63,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _no_extra(rest)
         if args.command == "topics":
             return run_topics(args)
+        if args.command == "report":
+            return run_report(args)
     except (ConfigError, UsageError, StateError, SinkError, PlacementError) as error:
         _fail(parser, str(error))
     except RunFailedError as error:
@@ -164,6 +168,7 @@ def _parser() -> CommandParser:
     demo_cmd.add_argument("--out", metavar="DIR", default="newsbeam-demo",
                           help="output directory (default: newsbeam-demo)")
     add_topics_commands(commands)
+    add_report_command(commands)
     # A subparsers action's choices map each name to its parser, made of the parser's class.
     parser.commands = cast(dict[str, CommandParser], dict(commands.choices))
     return parser

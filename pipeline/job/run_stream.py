@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -19,7 +18,14 @@ from pipeline.job import incremental
 from pipeline.job.options import StreamOptions
 from pipeline.job.runners import Placement, PlacementError
 from pipeline.job.setup import launched, run_to_the_end, save_json, set_up, submitted
-from transforms.core import ConfigError, Feed, format_duration, matching_paths, summarize
+from transforms.core import (
+    ConfigError,
+    Feed,
+    format_duration,
+    matching_paths,
+    parse_summaries,
+    summarize,
+)
 from transforms.feeds import tick_interval
 from transforms.state import open_state
 from transforms.topics import Taxonomy
@@ -128,12 +134,7 @@ def stream_totals(out: str, stream_id: str, launch: str) -> dict[str, Any]:
     for path in matching_paths(FileSystems.join(out, pattern)):
         with FileSystems.open(path) as handle:
             text = handle.read().decode("utf-8")
-        decoder = json.JSONDecoder()
-        position = 0
-        while text[position:].strip():  # a window's file may hold several panes' summaries
-            position += len(text[position:]) - len(text[position:].lstrip())
-            summary, length = decoder.raw_decode(text, position)
-            position = length
+        for summary in parse_summaries(text):  # a window's file holds a summary per pane
             counts.update(summary["counts"])
             windows += 1
     totals = summarize(counts)

@@ -105,6 +105,7 @@ if TYPE_CHECKING:
     from transforms.core.shared import per_process as per_process
     from transforms.core.summary import (
         Summarize as Summarize,
+        parse_summaries as parse_summaries,
         summarize as summarize,
         summary_line as summary_line,
     )

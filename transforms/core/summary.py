@@ -120,6 +120,9 @@ def summarize(counters: Mapping[str, int]) -> dict[str, Any]:
     # The polled feeds by health class (transforms/health), as the run or window left them.
     health = {name.removeprefix("health."): n for name, n in sorted(counters.items())
               if name.startswith("health.")}
+    # Time spent waiting for a host's turn (its --host-interval or Crawl-delay), per host.
+    waits = {name.removeprefix("politeness.wait_ms."): n for name, n in sorted(counters.items())
+             if name.startswith("politeness.wait_ms.")}
     fallbacks = {name.removeprefix("pages.feed_fallback."): n
                  for name, n in sorted(counters.items())
                  if name.startswith("pages.feed_fallback.")}
@@ -144,6 +147,7 @@ def summarize(counters: Mapping[str, int]) -> dict[str, Any]:
         "pages_replaced_by_feed_text": fallbacks,
         "topics": dict(topics),
         "feed_health": health,
+        "politeness_waits_ms": waits,
         "ids": ids,
         "accounted": {
             "feeds": feeds_accounted == feeds["configured"],
@@ -171,3 +175,15 @@ def summary_line(summary: Mapping[str, Any]) -> str:
             f" records, {entries['duplicates']} duplicates, {entries['dead_letters']} dead"
             f" letters{f' ({letters})' if letters else ''}"
             f"{f'; topics about/mention: {topics}' if topics else ''}{held} [{ok}]")
+
+
+def parse_summaries(text: str) -> list[dict[str, Any]]:
+    """The summaries in a summary file's text: one (a run's), or several one after another (a
+    stream window's file holds a summary per pane)."""
+    decoder = json.JSONDecoder()
+    summaries, position = [], 0
+    while text[position:].strip():
+        position += len(text[position:]) - len(text[position:].lstrip())
+        summary, position = decoder.raw_decode(text, position)
+        summaries.append(summary)
+    return summaries

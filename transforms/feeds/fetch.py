@@ -35,6 +35,7 @@ from transforms.fetch import (
     Response,
     fetch_grouped_by_host,
     is_feed_content_type,
+    wait_tallies,
 )
 
 # The tag of FetchFeeds' output of (feed URL, Validators) pairs, from feeds fetched in full.
@@ -136,7 +137,8 @@ class _FetchFeedFn(PoliteFetchFn):
     stage = FETCH_FEEDS
 
     def fetch_item(self, feed: Feed, gate: HostGate) -> Iterator[Any]:
-        gate.wait_turn()
+        waited = gate.wait_turn()
+        yield from wait_tallies(feed.url, waited)
         yield from feed_outputs(feed, poll_feed(feed, feed.validators, self.get))
 
 

@@ -57,6 +57,7 @@ from transforms.fetch import (
     Politeness,
     Response,
     host_key,
+    wait_tallies,
 )
 
 
@@ -163,6 +164,7 @@ class _PollShardFn(beam.DoFn):
     _resources: FetchResources | None = dataclasses.field(default=None, init=False, repr=False)
     _by_shard: dict[int, tuple[Feed, ...]] = dataclasses.field(
         default_factory=dict, init=False, repr=False)
+    _waited: list[Tally] = dataclasses.field(default_factory=list, init=False, repr=False)
 
     def setup(self) -> None:
         settings, politeness = self.settings, self.politeness
@@ -216,6 +218,9 @@ class _PollShardFn(beam.DoFn):
                 else:
                     yield output
         feed_states.write({feed.url: states[feed.url] for feed in feeds if feed.url in states})
+        for waited in self._waited:
+            counts[waited.name] += waited.n
+        self._waited = []
         yield from emitted([Tally(name, n) for name, n in sorted(counts.items())])
 
     def _now(self, timestamp: Any) -> float:
@@ -230,10 +235,11 @@ class _PollShardFn(beam.DoFn):
             raise RuntimeError("PollFeeds used before setup()")
         lanes = self._resources.lanes
         polls: dict[str, FeedPoll] = {}  # each lane thread writes its own feed's
+        waits: dict[str, float] = {}
 
         def work(feed: Feed, state: FeedState) -> Any:
             def run(gate: HostGate) -> None:
-                gate.wait_turn()
+                waits[feed.url] = gate.wait_turn()
                 polls[feed.url] = poll_feed(feed, state.validators, self._get)
             return run
 
@@ -242,6 +248,7 @@ class _PollShardFn(beam.DoFn):
         for future in as_completed(started):
             feed, state = started[future]
             error = future.exception()
+            self._waited += wait_tallies(feed.url, waits.get(feed.url, 0.0))
             yield feed, state, error if error is not None else polls[feed.url]
 
     def _get(self, url: str, **kwargs: Any) -> Response:

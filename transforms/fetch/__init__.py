@@ -22,9 +22,11 @@ if TYPE_CHECKING:
     )
     from transforms.fetch.polite import (
         DEFAULT_POLITENESS as DEFAULT_POLITENESS,
+        WAIT_TALLY as WAIT_TALLY,
         HostGate as HostGate,
         Politeness as Politeness,
         host_key as host_key,
+        wait_tallies as wait_tallies,
     )
     from transforms.fetch.polite_fetch import (
         BATCH_GROUPING as BATCH_GROUPING,

@@ -20,7 +20,7 @@ from transforms.core import (
     dead_letter,
 )
 from transforms.fetch.http import FetchError, HttpSettings, MiB, Response, is_page_content_type
-from transforms.fetch.polite import DEFAULT_POLITENESS, HostGate, Politeness
+from transforms.fetch.polite import DEFAULT_POLITENESS, HostGate, Politeness, wait_tallies
 from transforms.fetch.polite_fetch import (
     BATCH_GROUPING,
     Grouping,
@@ -55,7 +55,8 @@ class _FetchPageFn(PoliteFetchFn):
                                      f"{rules.why} disallows {agent} from this page",
                                      "robots.txt")
                     return
-            gate.wait_turn()
+            waited = gate.wait_turn()
+            yield from wait_tallies(entry.link, waited)
             response = self.get(entry.link, accept=PAGE_ACCEPT,
                                 content_type_ok=is_page_content_type)
         except FetchError as error:

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from urllib.parse import urlsplit
 
+from transforms.core import Tally
+
 
 @dataclasses.dataclass(frozen=True)
 class Politeness:
@@ -70,8 +72,8 @@ class HostGate:
         """Whether requests to the host are spaced out (then the gate must be kept)."""
         return self._interval > 0
 
-    def wait_turn(self) -> None:
-        """Block until this caller may start a request to the host."""
+    def wait_turn(self) -> float:
+        """Block until this caller may start a request to the host; the seconds it waited."""
         with self._lock:
             now = self._clock()
             start = max(now, self._next_start)
@@ -79,6 +81,18 @@ class HostGate:
             self._last_start = start
         if start > now:
             self._sleep(start - now)
+            return start - now
+        return 0.0
+
+
+def wait_tallies(url: str, seconds: float) -> list[Tally]:
+    """A politeness wait before a request to `url`'s host, for the run's summary (and the
+    report): `politeness.wait_ms.<host>`, when it waited a millisecond or more."""
+    milliseconds = round(seconds * 1000)
+    return [Tally(f"{WAIT_TALLY}{host_key(url)}", milliseconds)] if milliseconds else []
+
+
+WAIT_TALLY = "politeness.wait_ms."
 
 
 @dataclasses.dataclass

@@ -54,8 +54,9 @@ class StateStore(Protocol):
         with `window`, also that this firing of the stream `run_id`'s window is committed."""
         ...
 
-    def feed_health(self, feed_urls: Sequence[str]) -> dict[str, str]:
-        """The kept health of these feeds, encoded (transforms.feeds.health.encode)."""
+    def feed_health(self, feed_urls: Sequence[str] | None = None) -> dict[str, str]:
+        """The kept health of these feeds (of every feed, without `feed_urls`), encoded
+        (transforms.health.encode)."""
         ...
 
     def save_feed_health(self, rows: Mapping[str, str]) -> None:
@@ -210,7 +211,9 @@ class SqliteState:
                 (run_id, len(id_list), now),
             )
 
-    def feed_health(self, feed_urls: Sequence[str]) -> dict[str, str]:
+    def feed_health(self, feed_urls: Sequence[str] | None = None) -> dict[str, str]:
+        if feed_urls is None:
+            return dict(self._db.execute("SELECT feed_url, health FROM feed_health"))
         found: dict[str, str] = {}
         for chunk in _chunks(list(feed_urls)):
             marks = ",".join("?" * len(chunk))
@@ -333,7 +336,10 @@ class PostgresState:
                 (run_id, len(id_list), now),
             )
 
-    def feed_health(self, feed_urls: Sequence[str]) -> dict[str, str]:
+    def feed_health(self, feed_urls: Sequence[str] | None = None) -> dict[str, str]:
+        if feed_urls is None:
+            return dict(self._rows(
+                f"SELECT feed_url, health::text FROM {self._t['feed_health']}", ()))
         found: dict[str, str] = {}
         for chunk in _chunks(list(feed_urls)):
             found.update(self._rows(

@@ -1,0 +1,1 @@
+"""`newsbeam report`: one self-contained HTML page of what runs and streams wrote."""
