@@ -24,6 +24,7 @@ ALLOWED = {
     "records": {"core"},
     "sinks": {"core"},
     "health": {"core", "state"},
+    "alerts": {"core", "state"},
 }
 
 

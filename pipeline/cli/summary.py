@@ -35,6 +35,10 @@ def format_summary(summary: Mapping[str, Any]) -> str:
             f" (feed text for pages lost to {reason}: {n})"
             for reason, n in summary["pages_replaced_by_feed_text"].items()
         ))
+    if summary.get("alerts"):
+        lines.append("alerts   " + ", ".join(
+            f"{topic} {n}" for topic, n in summary["alerts"].items())
+            + " (a topic far above its usual level; the articles are in the alerts sink)")
     if summary.get("feed_health"):
         lines.append("health   " + ", ".join(
             f"{n} {health_class}" for health_class, n in summary["feed_health"].items()))

@@ -9,10 +9,17 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.graph.core import CoreConfig, feed_bytes_to_records
+from transforms.alerts import WatchTopics, alert_tally
 from transforms.core import CollectDeadLetters, Feed, Summarize
 from transforms.feeds import FetchFeeds
 from transforms.health import TrackFeedHealth, health_tally
-from transforms.sinks import Sink, WriteDeadLetters, WriteFeedHealth, WriteRecords
+from transforms.sinks import (
+    Sink,
+    WriteAlerts,
+    WriteDeadLetters,
+    WriteFeedHealth,
+    WriteRecords,
+)
 from transforms.state import CommitStagedState, DedupEntries, StageStateUpdates
 
 
@@ -29,6 +36,7 @@ class BatchConfig:
     force: bool = False  # skip nothing (the state is still updated)
     staging_dir: str | None = None  # where the run stages its state changes for commit
     feed_health_sink: Sink | None = None  # where each polled feed's health row goes, if anywhere
+    alerts_sink: Sink | None = None  # where alerts go; none: JSON Lines in `out`
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +85,14 @@ def build_batch(
     if config.feed_health_sink is not None:
         health | "WriteFeedHealth" >> WriteFeedHealth(config.feed_health_sink, config.run_id)
     health_tallies = health | "HealthTallies" >> beam.Map(health_tally)
-    summary = (fetched.tallies, *core.tallies, dead_letters.tallies, health_tallies) | (
-        "Summarize" >> Summarize(summary_path(config.out, config.run_id)))
+    alert_tallies = []
+    if config.state_uri is not None:  # a topic's usual level is in the state
+        alerts = (core.records, *committed) | "Alerts" >> WatchTopics(
+            config.state_uri, tuple(topic.name for topic in config.core.taxonomy.topics))
+        alerts | "WriteAlerts" >> WriteAlerts(config.alerts_sink or default, config.run_id)
+        alert_tallies.append(alerts | "AlertTallies" >> beam.Map(alert_tally))
+    summary = (fetched.tallies, *core.tallies, dead_letters.tallies, health_tallies,
+               *alert_tallies) | "Summarize" >> Summarize(summary_path(config.out,
+                                                                       config.run_id))
     return BatchOutputs(records=core.records, dead_letters=dead_letters.letters,
                         summary=summary)

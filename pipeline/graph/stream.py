@@ -14,6 +14,7 @@ import dataclasses
 import apache_beam as beam
 
 from pipeline.graph.core import CoreConfig, feed_bytes_to_records
+from transforms.alerts import WatchTopics, alert_tally
 from transforms.core import CollectDeadLetters, Feed, Summarize
 from transforms.feeds import PollClock, PollFeeds
 from transforms.fetch import Grouping
@@ -22,6 +23,7 @@ from transforms.sinks import (
     Cut,
     IntoWindows,
     Sink,
+    WriteAlerts,
     WriteDeadLetters,
     WriteFeedHealth,
     WriteRecords,
@@ -56,6 +58,7 @@ class StreamConfig:
     poll_clock: PollClock = PollClock.WALL
     poll_shards: int = 1  # feeds are polled in this many shards by host
     feed_health_sink: Sink | None = None  # where each polled feed's health row goes, per window
+    alerts_sink: Sink | None = None  # where alerts go; none: JSON Lines in `out`
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,8 +111,17 @@ def build_stream(
         health | "WriteFeedHealth" >> WriteFeedHealth(config.feed_health_sink, config.stream_id,
                                                       cut)
     health_tallies = health | "HealthTallies" >> beam.Map(health_tally)
+    alert_tallies = []
+    if config.state_uri is not None:  # a topic's usual level is in the state
+        # Every window that polled (its health rows) is measured, with no records too.
+        alerts = (records, health) | "Alerts" >> WatchTopics(
+            config.state_uri, tuple(topic.name for topic in config.core.taxonomy.topics),
+            window=config.window)
+        alerts | "WriteAlerts" >> WriteAlerts(config.alerts_sink or default, config.stream_id,
+                                              cut)
+        alert_tallies.append(alerts | "AlertTallies" >> beam.Map(alert_tally))
     tallies = (fetched.tallies, *core.tallies, lost.tallies, dead_letters.tallies,
-               health_tallies)
+               health_tallies, *alert_tallies)
     summaries = tallies | "Summarize" >> Summarize(window=config.window)
     summaries | "WriteSummaries" >> WriteSummaries(
         config.out, f"summary-{config.stream_id}", config.launch)

@@ -18,6 +18,7 @@ from transforms.core import format_duration, parse_duration
 from transforms.extract import DEFAULT_ISOLATION, IsolationSettings
 from transforms.fetch import DEFAULT_POLITENESS, DEFAULT_USER_AGENT, HttpSettings, Politeness
 from transforms.sinks import (
+    DEFAULT_ALERTS_TABLE,
     DEFAULT_DEAD_LETTERS_TABLE,
     DEFAULT_FEED_HEALTH_TABLE,
     DEFAULT_RECORDS_TABLE,
@@ -124,6 +125,12 @@ class NewsbeamOptions(PipelineOptions):
             help="also write each polled feed's health (its polls, new articles and class:"
             " healthy, quiet, failing, dead) here; the same kinds as --sink (a database keeps"
             " one row per feed). Kept in the state store either way",
+        )
+        parser.add_argument(
+            "--alerts", metavar="URI", default=None,
+            help="where alerts go (a topic far above its usual level in a run or window,"
+            " with its articles; needs a state store); the same kinds as --sink (default:"
+            " jsonl: in --out)",
         )
         parser.add_argument(
             "--metrics-port", "--metrics_port", dest="metrics_port", type=_port, default=None,
@@ -294,6 +301,12 @@ def sinks(options: PipelineOptions, out: str) -> tuple[tuple[Sink, ...], Sink]:
     letters = parse_sink(view.dead_letters or f"jsonl:{out}",
                          default_table=DEFAULT_DEAD_LETTERS_TABLE)
     return records, letters
+
+
+def alerts_sink(options: PipelineOptions, out: str) -> Sink:
+    """The sink of `--alerts`, JSON Lines in `out` by default (SinkError if it is bad)."""
+    uri = options.view_as(NewsbeamOptions).alerts or f"jsonl:{out}"
+    return parse_sink(uri, default_table=DEFAULT_ALERTS_TABLE)
 
 
 def feed_health_sink(options: PipelineOptions) -> Sink | None:

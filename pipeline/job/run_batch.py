@@ -46,7 +46,7 @@ def run_batch(
                 out=out, core=job.core, sinks=job.record_sinks,
                 dead_letter_sink=job.dead_letter_sink, run_id=run_id, state_uri=job.state_uri,
                 force=job.force, staging_dir=staging_dir(out, run_id) if store else None,
-                feed_health_sink=job.feed_health_sink,
+                feed_health_sink=job.feed_health_sink, alerts_sink=job.alerts_sink,
             )
             pipeline = beam.Pipeline(options=options)
             build_batch(pipeline, feeds, config)

@@ -79,7 +79,7 @@ def run_stream(
         config = StreamConfig(
             out=out, core=job.core, stream_id=stream_id, launch=launch,
             sinks=job.record_sinks, dead_letter_sink=job.dead_letter_sink,
-            feed_health_sink=job.feed_health_sink,
+            feed_health_sink=job.feed_health_sink, alerts_sink=job.alerts_sink,
             poll_interval=stream.poll_interval, window=stream.window,
             dedup_ttl=stream.dedup_ttl,
             # A trial stream writes its windows, and commits their ids, only when it ends: it

@@ -26,6 +26,7 @@ from pipeline.job.lease import holding_lease
 from pipeline.job.options import (
     DEFAULT_RUNNER,
     NewsbeamOptions,
+    alerts_sink,
     feed_health_sink,
     http_settings,
     isolation,
@@ -33,7 +34,7 @@ from pipeline.job.options import (
     sinks,
 )
 from pipeline.job.runners import Placement, check_detachable, check_paths, placement
-from transforms.core import ConfigError, DeadLetter, FeedHealthRow, Record, redact
+from transforms.core import Alert, ConfigError, DeadLetter, FeedHealthRow, Record, redact
 from transforms.sinks import Sink, prepare_sinks
 from transforms.topics import Taxonomy
 
@@ -54,6 +55,7 @@ class Job:
     record_sinks: tuple[Sink, ...]
     dead_letter_sink: Sink
     feed_health_sink: Sink | None  # --feed-health
+    alerts_sink: Sink  # --alerts
     core: CoreConfig  # the settings of the stages both modes share
     detach: bool
     force: bool
@@ -92,9 +94,10 @@ def set_up(options: PipelineOptions, command: str, taxonomy: Taxonomy, out: str,
     if check is not None:
         check(where, None if newsbeam.force else state_uri)
     record_sinks, dead_letter_sink = sinks(options, out)
-    health_sink = feed_health_sink(options)
+    health_sink, alert_sink = feed_health_sink(options), alerts_sink(options, out)
     check_paths(where, shared_filesystem=newsbeam.shared_filesystem, out=out,
-                sinks=(*record_sinks, dead_letter_sink, *([health_sink] if health_sink else [])),
+                sinks=(*record_sinks, dead_letter_sink, alert_sink,
+                       *([health_sink] if health_sink else [])),
                 state_uri=state_uri)
     core = CoreConfig(
         taxonomy, http_settings(options), politeness(options), isolation(options, where),
@@ -103,7 +106,7 @@ def set_up(options: PipelineOptions, command: str, taxonomy: Taxonomy, out: str,
     )
     return Job(command=command, out=out, where=where, state_uri=state_uri,
                record_sinks=record_sinks, dead_letter_sink=dead_letter_sink,
-               feed_health_sink=health_sink, core=core,
+               feed_health_sink=health_sink, alerts_sink=alert_sink, core=core,
                detach=bool(newsbeam.detach), force=bool(newsbeam.force), wait=newsbeam.wait)
 
 
@@ -116,6 +119,8 @@ def launched(job: Job) -> Iterator[None]:
         prepare_sinks((job.dead_letter_sink,), DeadLetter)
         if job.feed_health_sink is not None:
             prepare_sinks((job.feed_health_sink,), FeedHealthRow)
+        if job.state_uri is not None:  # alerts need the state's history
+            prepare_sinks((job.alerts_sink,), Alert)
         yield
 
 

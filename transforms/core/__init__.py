@@ -53,6 +53,7 @@ if TYPE_CHECKING:
         POLLS as POLLS,
         PUBLISHED_SOURCES as PUBLISHED_SOURCES,
         SCHEMA_VERSION as SCHEMA_VERSION,
+        Alert as Alert,
         Article as Article,
         DeadLetter as DeadLetter,
         Entry as Entry,

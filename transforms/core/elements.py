@@ -243,6 +243,31 @@ class PollObservation:
 
 
 @dataclasses.dataclass(frozen=True)
+class Alert:
+    """A topic far above its usual level in one run or stream window (transforms/alerts), with
+    the articles that made it so. `id` is the topic and the period, so a sink keyed on it
+    holds an alert once."""
+
+    id: str
+    topic: str
+    period: str  # "run", or "window" (of `period_seconds`)
+    period_seconds: float | None
+    period_end: datetime
+    count: int  # records about the topic in the period
+    usual_mean: float  # over the same kind of period in the last 30 days
+    usual_stdev: float
+    threshold: float  # what the count had to exceed
+    history_periods: int  # how many periods the usual level is made of
+    article_ids: tuple[str, ...]
+    article_titles: tuple[str, ...]
+    article_urls: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The alert as JSON-ready values (times as ISO 8601 UTC strings)."""
+        return _json_ready(plain_values(self))
+
+
+@dataclasses.dataclass(frozen=True)
 class FeedHealthRow:
     """One feed's health as a sink writes it (`--feed-health`): one row per feed, replaced on
     every run or window that polls it (`id` is the feed's URL). See transforms/feeds/health.py
@@ -277,7 +302,7 @@ class FeedHealthRow:
         return _json_ready(plain_values(self))
 
 
-def plain_values(element: Record | DeadLetter | FeedHealthRow) -> dict[str, Any]:
+def plain_values(element: Record | DeadLetter | FeedHealthRow | Alert) -> dict[str, Any]:
     """A record or dead letter as plain values, field by field: lists for tuples, dicts for
     topics and their evidence, times kept as datetimes (for sinks that store times natively)."""
     values: dict[str, Any] = {}
@@ -296,7 +321,7 @@ def _json_ready(values: dict[str, Any]) -> dict[str, Any]:
             for name, value in values.items()}
 
 
-def json_line(element: Record | DeadLetter | FeedHealthRow) -> str:
+def json_line(element: Record | DeadLetter | FeedHealthRow | Alert) -> str:
     """One record or dead letter as a compact JSON line (non-ASCII kept as is)."""
     return json.dumps(element.to_dict(), ensure_ascii=False, separators=(",", ":"))
 

@@ -148,6 +148,8 @@ def summarize(counters: Mapping[str, int]) -> dict[str, Any]:
         "topics": dict(topics),
         "feed_health": health,
         "politeness_waits_ms": waits,
+        "alerts": {name.removeprefix("alerts."): n for name, n in sorted(counters.items())
+                   if name.startswith("alerts.")},
         "ids": ids,
         "accounted": {
             "feeds": feeds_accounted == feeds["configured"],

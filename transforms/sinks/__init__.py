@@ -7,6 +7,7 @@ from transforms import lazy_exports
 
 if TYPE_CHECKING:
     from transforms.sinks.files import (
+        ALERTS_PREFIX as ALERTS_PREFIX,
         DEAD_LETTERS_PREFIX as DEAD_LETTERS_PREFIX,
         FEED_HEALTH_PREFIX as FEED_HEALTH_PREFIX,
         RECORDS_PREFIX as RECORDS_PREFIX,
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
         run_prefix as run_prefix,
     )
     from transforms.sinks.uris import (
+        DEFAULT_ALERTS_TABLE as DEFAULT_ALERTS_TABLE,
         DEFAULT_DEAD_LETTERS_TABLE as DEFAULT_DEAD_LETTERS_TABLE,
         DEFAULT_FEED_HEALTH_TABLE as DEFAULT_FEED_HEALTH_TABLE,
         DEFAULT_RECORDS_TABLE as DEFAULT_RECORDS_TABLE,
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from transforms.sinks.write import (
         PER_RUN as PER_RUN,
         Cut as Cut,
+        WriteAlerts as WriteAlerts,
         WriteDeadLetters as WriteDeadLetters,
         WriteFeedHealth as WriteFeedHealth,
         WriteRecords as WriteRecords,

@@ -18,6 +18,7 @@ from transforms.sinks.schema import arrow_schema
 RECORDS_PREFIX = "articles"
 DEAD_LETTERS_PREFIX = "dead-letters"
 FEED_HEALTH_PREFIX = "feed-health"
+ALERTS_PREFIX = "alerts"
 JSONL_SUFFIX = ".jsonl"
 PARQUET_SUFFIX = ".parquet"
 _RUN_ID = r"\d{8}T\d{9}Z"

@@ -19,6 +19,7 @@ DEFAULT_MAXLEN = 100_000
 DEFAULT_RECORDS_TABLE = "newsbeam_articles"
 DEFAULT_DEAD_LETTERS_TABLE = "newsbeam_dead_letters"
 DEFAULT_FEED_HEALTH_TABLE = "newsbeam_feed_health"
+DEFAULT_ALERTS_TABLE = "newsbeam_alerts"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _BIGQUERY = re.compile(
     r"^([a-z][a-z0-9-]{4,28}[a-z0-9])[:.]([A-Za-z0-9_]{1,1024})\.([A-Za-z0-9_-]{1,1024})$"

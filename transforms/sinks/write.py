@@ -12,9 +12,10 @@ import apache_beam as beam
 from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.core import Composite, DeadLetter, FeedHealthRow, Record, count
+from transforms.core import Alert, Composite, DeadLetter, FeedHealthRow, Record, count
 from transforms.sinks.bigquery import WriteToBigQuery, check_connectors
 from transforms.sinks.files import (
+    ALERTS_PREFIX,
     DEAD_LETTERS_PREFIX,
     FEED_HEALTH_PREFIX,
     RECORDS_PREFIX,
@@ -164,3 +165,16 @@ class WriteFeedHealth(Composite):
         prefix = run_prefix(FEED_HEALTH_PREFIX, self.run_id)
         return rows | _label(self.sink, 0) >> _SinkWrite(self.sink, prefix, FeedHealthRow,
                                                          self.cut)
+
+
+@dataclasses.dataclass(eq=False)
+class WriteAlerts(Composite):
+    """Alerts to the `--alerts` sink (by default JSON Lines in --out)."""
+
+    sink: Sink
+    run_id: str | None = None
+    cut: Cut = PER_RUN
+
+    def expand(self, alerts: beam.PCollection) -> beam.PCollection:
+        prefix = run_prefix(ALERTS_PREFIX, self.run_id)
+        return alerts | _label(self.sink, 0) >> _SinkWrite(self.sink, prefix, Alert, self.cut)

@@ -63,6 +63,14 @@ class StateStore(Protocol):
         """Keep these feeds' health (feed URL -> encoded), replacing what was kept."""
         ...
 
+    def topic_counts(self, period: str, since: datetime) -> dict[str, list[int]]:
+        """Each topic's counts in the periods of this kind that ended after `since`."""
+        ...
+
+    def save_topic_counts(self, period: str, end: datetime, counts: Mapping[str, int]) -> None:
+        """Keep each topic's count in the period of this kind that ended at `end`."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -145,6 +153,9 @@ class SqliteState:
                     CREATE TABLE IF NOT EXISTS feed_health (
                         feed_url TEXT PRIMARY KEY, health TEXT NOT NULL,
                         updated_at TEXT NOT NULL);
+                    CREATE TABLE IF NOT EXISTS topic_counts (
+                        topic TEXT NOT NULL, period TEXT NOT NULL, period_end TEXT NOT NULL,
+                        count INTEGER NOT NULL, PRIMARY KEY (topic, period, period_end));
                     """
                 )
         except (OSError, sqlite3.Error) as exc:
@@ -231,6 +242,22 @@ class SqliteState:
                 " updated_at = excluded.updated_at",
                 [(url, health, now) for url, health in rows.items()])
 
+    def topic_counts(self, period: str, since: datetime) -> dict[str, list[int]]:
+        found: dict[str, list[int]] = {}
+        for topic, count in self._db.execute(
+                "SELECT topic, count FROM topic_counts WHERE period = ? AND period_end > ?"
+                " ORDER BY period_end", (period, since.astimezone(UTC).isoformat())):
+            found.setdefault(topic, []).append(count)
+        return found
+
+    def save_topic_counts(self, period: str, end: datetime, counts: Mapping[str, int]) -> None:
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO topic_counts (topic, period, period_end, count) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (topic, period, period_end) DO UPDATE SET count = excluded.count",
+                [(topic, period, end.astimezone(UTC).isoformat(), n)
+                 for topic, n in counts.items()])
+
     def close(self) -> None:
         self._db.close()
 
@@ -246,7 +273,7 @@ class PostgresState:
         conninfo, prefix = postgres_state(uri)
         self._t = {name: f"{prefix}{name}" for name in ("feed_validators", "seen_articles",
                                                          "runs", "stream_windows",
-                                                         "feed_health")}
+                                                         "feed_health", "topic_counts")}
         try:
             self._db = psycopg.connect(with_secret_password(conninfo), connect_timeout=10,
                                        autocommit=False)
@@ -271,6 +298,11 @@ class PostgresState:
                     f"CREATE TABLE IF NOT EXISTS {self._t['feed_health']} ("
                     " feed_url TEXT PRIMARY KEY, health JSONB NOT NULL,"
                     " updated_at TIMESTAMPTZ NOT NULL)")
+                self._db.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self._t['topic_counts']} ("
+                    " topic TEXT NOT NULL, period TEXT NOT NULL,"
+                    " period_end TIMESTAMPTZ NOT NULL, count INTEGER NOT NULL,"
+                    " PRIMARY KEY (topic, period, period_end))")
         except (psycopg.Error, SecretError) as exc:
             raise StateError(f"cannot use state database {redact(uri)}: "
                              f"{str(exc).strip().splitlines()[0]}") from exc
@@ -355,6 +387,22 @@ class PostgresState:
                 " VALUES (%s, %s::jsonb, %s) ON CONFLICT (feed_url) DO UPDATE SET"
                 " health = excluded.health, updated_at = excluded.updated_at",
                 [(url, health, now) for url, health in rows.items()])
+
+    def topic_counts(self, period: str, since: datetime) -> dict[str, list[int]]:
+        found: dict[str, list[int]] = {}
+        for topic, count in self._rows(
+                f"SELECT topic, count FROM {self._t['topic_counts']}"
+                " WHERE period = %s AND period_end > %s ORDER BY period_end", (period, since)):
+            found.setdefault(topic, []).append(count)
+        return found
+
+    def save_topic_counts(self, period: str, end: datetime, counts: Mapping[str, int]) -> None:
+        with self._db.transaction(), self._db.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO {self._t['topic_counts']} (topic, period, period_end, count)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (topic, period, period_end)"
+                " DO UPDATE SET count = excluded.count",
+                [(topic, period, end, n) for topic, n in counts.items()])
 
     def close(self) -> None:
         self._db.close()
