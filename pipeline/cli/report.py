@@ -18,8 +18,8 @@ def add_report_command(commands: Any) -> None:
     report = commands.add_parser(
         "report", allow_abbrev=False, help="write an HTML report of what runs and streams wrote",
         description="Read the records, dead letters and summaries in an output folder, and each"
-        " feed's health, and write one HTML page that opens offline: articles per hour by"
-        " topic, dead letters by reason, feeds by health class and the worst ones, politeness"
+        " feed's health, and write one HTML page that opens offline: articles by topic and"
+        " dead letters by reason over time, feeds by health class and the worst ones, politeness"
         " waits per host, extraction methods.")
     report.add_argument("--out", metavar="DIR", default=DEFAULT_OUT,
                         help=f"the folder runs and streams wrote to (default: {DEFAULT_OUT})")

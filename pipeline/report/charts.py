@@ -4,7 +4,7 @@ opens offline)."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipeline.report.data import ReportData
@@ -14,37 +14,59 @@ CLASS_COLOURS = {"healthy": "#2e7d32", "quiet": "#f9a825", "failing": "#ef6c00",
 TOP_HOSTS = 20
 
 
-def _hour(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
+# Bucket sizes by the period the report covers: (longest span, bucket seconds, its name).
+BUCKETS = ((3 * 3600, 300, "5 minutes"), (3 * 86400, 3600, "hour"), (float("inf"), 86400, "day"))
 
 
-def _stacked_by_hour(items: list[tuple[datetime, str]], title: str, y_title: str) -> Any:
-    """A bar per hour, stacked by the items' series."""
+def _bucket(times: list[datetime]) -> tuple[int, str]:
+    """The bucket for these times: five minutes over a few hours, hours over a few days, else
+    days."""
+    span = (max(times) - min(times)).total_seconds() if times else 0.0
+    for longest, seconds, name in BUCKETS:
+        if span <= longest:
+            return seconds, name
+    return BUCKETS[-1][1], BUCKETS[-1][2]
+
+
+def _stacked_over_time(items: list[tuple[datetime, str]], what: str, y_title: str) -> Any:
+    """A bar per bucket of time, stacked by the items' series."""
     import plotly.graph_objects as go
 
-    hours = sorted({_hour(at) for at, _ in items})
+    seconds, name = _bucket([at for at, _ in items])
+
+    def bucket(at: datetime) -> datetime:
+        return datetime.fromtimestamp(at.timestamp() // seconds * seconds, UTC)
+
+    buckets = sorted({bucket(at) for at, _ in items})
     counts: dict[str, Counter[datetime]] = defaultdict(Counter)
     for at, series in items:
-        counts[series][_hour(at)] += 1
-    figure = go.Figure([go.Bar(name=series, x=hours, y=[by_hour[h] for h in hours])
-                        for series, by_hour in sorted(counts.items())])
-    figure.update_layout(barmode="stack", title=title, yaxis_title=y_title,
-                         xaxis_title="hour (UTC)", legend_title_text="")
+        counts[series][bucket(at)] += 1
+    # Bars a bucket wide (less a gap), centred in their bucket, on a time axis.
+    width = seconds * 1000 * 0.8
+    middle = [start + timedelta(seconds=seconds / 2) for start in buckets]
+    figure = go.Figure([go.Bar(name=series, x=middle, y=[by_bucket[b] for b in buckets],
+                               width=[width] * len(buckets))
+                        for series, by_bucket in sorted(counts.items())])
+    if buckets:  # a bucket of room either side, so one bucket alone is not the whole axis
+        figure.update_xaxes(range=[buckets[0] - timedelta(seconds=seconds),
+                                   buckets[-1] + timedelta(seconds=2 * seconds)])
+    figure.update_layout(barmode="stack", title=f"{what} per {name}", yaxis_title=y_title,
+                         xaxis_title="time (UTC)", xaxis_type="date", legend_title_text="")
     return _or_empty(figure, bool(items))
 
 
 def articles_by_topic(data: ReportData) -> Any:
-    """Records per hour of their fetch, by topic (an article about two topics counts in
+    """Records over the time of their fetch, by topic (an article about two topics counts in
     both; one about none, as "no topic")."""
     items = [(record["fetched_at"], topic) for record in data.records
              for topic in (record["topics"] or ["no topic"])]
-    return _stacked_by_hour(items, "Articles per hour, by topic", "articles")
+    return _stacked_over_time(items, "Articles by topic", "articles")
 
 
 def dead_letters_by_reason(data: ReportData) -> Any:
     items = [(letter["at"], f"{letter['stage']}: {letter['reason']}")
              for letter in data.dead_letters]
-    return _stacked_by_hour(items, "Dead letters per hour, by stage and reason", "dead letters")
+    return _stacked_over_time(items, "Dead letters by stage and reason", "dead letters")
 
 
 def feeds_by_class(data: ReportData) -> Any:

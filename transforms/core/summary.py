@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.transforms.window import FixedWindows, IntervalWindow
+from apache_beam.transforms.window import FixedWindows, GlobalWindows, IntervalWindow
 from apache_beam.utils.timestamp import Duration
 
 from transforms.core.composite import Composite
@@ -69,7 +69,15 @@ class Summarize(Composite):
 
     def expand(self, tallies: tuple[beam.PCollection, ...]) -> beam.PCollection:
         combine = beam.CombineGlobally(_SumByName())
-        flat = tallies | "AllTallies" >> beam.Flatten()
+        # Tallies come in whatever windows their stage's outputs are in (a stream's feed
+        # health, counted per window, in fixed ones; the rest in the global one): all are
+        # taken into the global window first, as a Flatten needs one windowing for its
+        # inputs (Prism, Beam 2.77, panics on a window coder mismatch otherwise), then cut
+        # by their timestamps.
+        flat = [
+            tally | f"Global{index}" >> beam.WindowInto(GlobalWindows())
+            for index, tally in enumerate(tallies)
+        ] | "AllTallies" >> beam.Flatten()
         if self.window is not None:
             flat = flat | "Window" >> beam.WindowInto(
                 FixedWindows(self.window), allowed_lateness=Duration(seconds=self.lateness))
