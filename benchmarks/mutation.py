@@ -55,6 +55,9 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "run_every": ("pipeline/job/schedule.py", ()),
     "redis": ("transforms/sinks/redis_stream.py", ()),
     "postgres": ("transforms/sinks/postgres.py", ()),
+    "health": ("transforms/health/rules.py", ()),
+    "alerts": ("transforms/alerts/rules.py", ()),
+    "exposition": ("pipeline/job/exposition.py", ("families",)),
 }
 # Where a module's own fast tests are enough to judge it, only they run (a subset of the fast
 # tests: a mutant they kill, the fast tests kill). The HTTP client is reached by nearly every
@@ -63,6 +66,9 @@ OWN_TESTS: dict[str, tuple[str, ...]] = {
     "http": ("tests/test_http.py",),
     "guard": ("tests/test_http.py",),
     "pool": ("tests/test_http.py", "tests/test_pool.py"),
+    "health": ("tests/test_feed_health.py",),
+    "alerts": ("tests/test_alerts.py",),
+    "exposition": ("tests/test_metrics.py",),
 }
 
 # Mutants no test can tell from the code, beyond the rules of `equivalence`, each with why
