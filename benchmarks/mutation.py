@@ -76,6 +76,26 @@ OWN_TESTS: dict[str, tuple[str, ...]] = {
 _TIMEOUTS = ("a connection's timeouts only show against a server that never answers, which no"
              " test waits for")
 EQUIVALENT: dict[str, str] = {
+    "pipeline.job.exposition.x_families__mutmut_20[4-6]":
+        "every gauge newsbeam sets has its help in _GAUGES; the default is never taken",
+    "transforms.health.rules.x__days__mutmut_4":
+        "an hour more or less in 3,600 moves a tenth of an hour only past 360 hours, which"
+        " are written in days",
+    "transforms.health.rules.x_classify__mutmut_49":
+        "the usual gap is known there (the limit needs it): the fallback is never taken",
+    "transforms.health.rules.x_updated__mutmut_4":
+        "a new row's updated_at is set again before it is returned",
+    "transforms.health.rules.x_updated__mutmut_48":
+        "an hour that starts exactly KEPT_HOURS back is kept or not; the counts of a day and"
+        " a week never reach it",
+    "transforms.alerts.rules.x_surge__mutmut_10":
+        "the spread of a single count is 0 either way",
+    "pipeline.job.exposition.x_families__mutmut_131":
+        "a dead letter's stage and reason are single words (dead_letters.REASONS): the one"
+        " dot between them splits the same from either end",
+    "pipeline.job.exposition.x_families__mutmut_165":
+        "a topic's name has no dot (the taxonomy file's rule): the one dot before the"
+        " relevance splits the same from either end",
     "transforms.fetch.polite.xǁHostGateǁset_interval__mutmut_1":
         "an equal interval moves the next start to where it already is",
     "transforms.fetch.polite.xǁHostLanesǁshutdown__mutmut_3":

@@ -110,3 +110,11 @@ def test_a_run_writes_its_alerts_and_counts_them_in_its_summary(
     records = [json.loads(line) for path in out.glob("articles-*.jsonl")
                for line in path.read_text().splitlines()]
     assert sorted(alert["article_ids"]) == sorted(record["id"] for record in records)
+
+
+def test_the_usual_level_is_the_mean_and_population_spread_of_the_history() -> None:
+    assert (surge([], 3).mean, surge([], 3).stdev, surge([4], 4).stdev) == (0.0, 0.0, 0.0)
+    assert surge([1, 3], 5).stdev == 1.0
+    ten = surge(list(range(1, 11)), 30)
+    assert ten.mean == 5.5 and ten.stdev == pytest.approx(2.8723, abs=1e-4)
+    assert ten.threshold == pytest.approx(5.5 + 3 * 2.8723, abs=1e-3)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import UTC, datetime
 
 import pytest
 
-from transforms.core import DeadLetter, PollObservation
+from transforms.core import DeadLetter, FeedHealthRow, PollObservation
 from transforms.feeds.parse import ParsedFeed, polled
 from transforms.feeds.schedule import poll_wait
 from transforms.health import FeedHealth, as_row, classify, decode, encode, updated
@@ -253,3 +254,71 @@ def test_runs_keep_each_feeds_health_and_write_one_row_per_feed(
         "flaky.xml": ("failing", 3, 503, 0, "http_status"),
         "gone.xml": ("dead", 3, 410, 0, "http_status"),
     }
+
+
+def test_the_row_carries_every_field_of_the_kept_health() -> None:
+    health = FeedHealth(
+        feed_url=URL, updated_at=T0 + 100 * 3600, first_polled=T0, feed_title="Desk",
+        last_poll=T0 + 99 * 3600, last_success=T0 + 90 * 3600, last_200=T0 + 80 * 3600,
+        last_304=T0 + 90 * 3600, consecutive_failures=9, failing_since=T0 + 91 * 3600,
+        last_status=503, last_failure_reason="http_status", last_failure_at=T0 + 99 * 3600,
+        response_seconds=0.25, interval=600.0, interval_reason="backoff",
+        recent_entries=(4, 6), arrivals=((T0, 2), (T0 + 7200, 1), (T0 + 90 * 3600, 5)),
+        hourly=((T0 + 70 * 3600, 1), (T0 + 90 * 3600, 5)), health_class="failing",
+        class_reason="9 polls failed in a row (http_status)")
+    at = {name: datetime.fromtimestamp(value, UTC) for name, value in (
+        ("updated", T0 + 100 * 3600), ("first", T0), ("poll", T0 + 99 * 3600),
+        ("success", T0 + 90 * 3600), ("200", T0 + 80 * 3600), ("since", T0 + 91 * 3600),
+        ("failure", T0 + 99 * 3600))}
+    assert as_row(health) == FeedHealthRow(
+        id=URL, feed_title="Desk", health_class="failing",
+        class_reason="9 polls failed in a row (http_status)", updated_at=at["updated"],
+        first_polled=at["first"], last_poll=at["poll"], last_success=at["success"],
+        last_200=at["200"], last_304=at["success"], consecutive_failures=9,
+        failing_since=at["since"], last_status=503, last_failure_reason="http_status",
+        last_failure_at=at["failure"],
+        new_articles_day=5,  # the hour 10 hours back; the one 30 hours back is out
+        new_articles_week=6, last_new_article=at["success"], median_entries_per_poll=5.0,
+        mean_seconds_between_new_articles=45 * 3600.0, poll_interval_seconds=600.0,
+        poll_interval_reason="backoff", response_seconds=0.25)
+    # A week is seven days: an hour 7 days and 1 hour back is out of it.
+    old = dataclasses.replace(health, hourly=((T0 + 100 * 3600 - 7 * DAY - 3600, 4),))
+    assert as_row(old).new_articles_week == 0
+
+
+def test_the_kept_form_is_pinned_and_old_rows_read_with_defaults() -> None:
+    health = FeedHealth(feed_url=URL, updated_at=1.0, first_polled=1.0, arrivals=((1.0, 2),),
+                        hourly=((0.0, 2),), recent_entries=(3,))
+    encoded = encode(health)
+    assert encoded.startswith('{"arrivals":[[1.0,2]],"class_reason":"","consecutive_failures":0,')
+    assert '"hourly":[[0.0,2]]' in encoded and '"recent_entries":[3]' in encoded
+    # A row kept before arrivals, hours and entries were: they start empty.
+    old = json.loads(encoded)
+    for name in ("arrivals", "hourly", "recent_entries"):
+        del old[name]
+    assert decode(json.dumps(old)) == dataclasses.replace(health, arrivals=(), hourly=(),
+                                                          recent_entries=())
+
+
+def test_each_class_says_why_in_words() -> None:
+    health = _hourly(25, new_every=8)
+    last = health.last_new_article
+    assert last is not None
+    limit = max(QUIET_FACTOR * 8 * 3600, QUIET_AT_LEAST)
+    assert classify(health, last + limit) == ("healthy", "")  # not quiet until past the limit
+    assert classify(health, last + 36 * 3600) == (
+        "quiet", "no new article for 1.5 days, usually one every 8.0 hours")
+    never = updated(None, URL, [_poll(T0, entries=0)], 0, T0)
+    assert classify(never, T0 + DAY) == (
+        "quiet", "no new article since it was first polled, 1.0 days ago")
+
+
+def test_new_articles_arrive_at_the_poll_that_brought_them() -> None:
+    health = updated(None, URL, [_poll(T0 + 60)], 3, T0 + 500)
+    assert health.arrivals == ((T0 + 60, 3),) and health.updated_at == T0 + 500
+    # Without a successful poll in the period (a stream's late records), at the period's end.
+    failed = updated(None, URL, [_failed(T0 + 60)], 2, T0 + 500)
+    assert failed.arrivals == ((T0 + 500, 2),)
+    # A feed's title stays once known, when a later poll does not say it.
+    titled = updated(None, URL, [dataclasses.replace(_poll(T0), feed_title="Desk")], 0, T0)
+    assert updated(titled, URL, [_poll(T0 + 60)], 0, T0 + 60).feed_title == "Desk"

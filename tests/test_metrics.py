@@ -176,3 +176,39 @@ def test_a_stream_on_prism_is_scraped_while_it_runs(tmp_path: Path, prism: str) 
             process.kill()
         site.stop()
     assert not log.exists(), log.read_text()
+
+
+def test_every_metric_says_what_it_counts_and_starts_at_zero() -> None:
+    registry = CollectorRegistry()
+    registry.register(_Fixed(families({}, {}, {"runs_finished": 0,
+                                               "seconds_since_window_closed": 1.5})))
+    described = {family.name: family.documentation
+                 for family in text_string_to_metric_families(generate_latest(registry).decode())}
+    assert described == {
+        "newsbeam_feeds_polled": "Feed polls made.",
+        "newsbeam_feeds_fetched": "Feed polls answered in full and parsed.",
+        "newsbeam_feeds_not_modified": "Feed polls answered 304 Not Modified.",
+        "newsbeam_pages_fetched": "Article pages fetched.",
+        "newsbeam_robots_fetched": "robots.txt files fetched.",
+        "newsbeam_records": "Records built (each then goes to every sink).",
+        "newsbeam_stream_ticks_stale": "Stream ticks dropped as overtaken by a later one.",
+        "newsbeam_stream_ids_remembered": "Article ids taken into keyed state.",
+        "newsbeam_stream_ids_forgotten": "Article ids let go from keyed state.",
+        "newsbeam_entries": "Feed entries, by what became of them.",
+        "newsbeam_feeds_failed": "Feed polls that lost the feed, by reason.",
+        "newsbeam_dead_letters": "Dead letters, by stage and reason.",
+        "newsbeam_records_written": "Records a sink took, by sink.",
+        "newsbeam_extractions": "Articles extracted, by method.",
+        "newsbeam_topic_articles": "Records tagged with a topic, by topic and relevance.",
+        "newsbeam_extraction_seconds": "Time to extract an article page, in its process.",
+        "newsbeam_poll_to_record_seconds": "Time from the poll that found an entry to its"
+        " record (then written as its bundle ends).",
+        "newsbeam_runs_finished": "Runs this process has finished.",
+        "newsbeam_seconds_since_window_closed": "Seconds since the stream's last window"
+        " closed.",
+    }
+    samples = _samples(generate_latest(registry).decode())
+    assert samples[("newsbeam_feeds_polled_total", ())] == 0
+    assert samples[("newsbeam_extraction_seconds_count", ())] == 0
+    assert samples[("newsbeam_extraction_seconds_sum", ())] == 0
+    assert samples[("newsbeam_seconds_since_window_closed", ())] == 1.5
