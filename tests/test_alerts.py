@@ -56,11 +56,32 @@ def test_a_surging_topic_is_an_alert_with_its_articles(tmp_path: Path) -> None:
         assert alert.article_ids == tuple(f"id{n:03d}" for n in range(8))
         assert alert.article_titles[0] == "Story 0" and alert.article_urls[0].endswith("/a/0")
         # This run's counts are kept, every topic's, 0 included.
-        kept = store.topic_counts("run", END - timedelta(hours=1))
+        kept = store.topic_counts("run", END - timedelta(hours=1), END + timedelta(hours=1))
         assert kept == {"trade": [8], "taiwan": [1], "fentanyl": [0]}
-        # The same period again is the same alert (a sink keyed on id holds it once).
+        # The same period again (a retried step) is the same alert, and counts the same.
         (again,) = topic_alerts(records, ("trade",), store, "run", None, END)
-        assert again.id == alert.id
+        assert again == alert
+        assert store.topic_counts("run", END - timedelta(hours=1),
+                                  END + timedelta(hours=1))["trade"] == [8]
+    finally:
+        store.close()
+
+
+def test_a_late_pane_adds_to_its_window_and_alerts_once(tmp_path: Path) -> None:
+    store = open_state(f"sqlite:{tmp_path / 'state.db'}")
+    period = "window:s1:600"
+    try:
+        for n in range(1, 13):  # twelve earlier windows with one trade article each
+            store.save_topic_counts(period, END - timedelta(minutes=10 * n), {"trade": 1})
+        store.save_topic_counts("window:other:600", END - timedelta(minutes=10), {"trade": 50})
+        on_time = [_record(n, "trade") for n in range(3)]
+        assert topic_alerts(on_time, ("trade",), store, period, 600.0, END, pane=0) == []
+        late = [_record(n, "trade") for n in range(3, 8)]  # the window's total is now 8
+        (alert,) = topic_alerts(late, ("trade",), store, period, 600.0, END, pane=1)
+        assert (alert.count, alert.period, alert.history_periods) == (8, "window", 12)
+        assert alert.usual_mean == 1.0  # the other stream's windows are not this one's
+        later = [_record(n, "trade") for n in range(8, 10)]  # already an alert: not again
+        assert topic_alerts(later, ("trade",), store, period, 600.0, END, pane=2) == []
     finally:
         store.close()
 

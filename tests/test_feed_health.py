@@ -290,11 +290,12 @@ def test_the_kept_form_is_pinned_and_old_rows_read_with_defaults() -> None:
     health = FeedHealth(feed_url=URL, updated_at=1.0, first_polled=1.0, arrivals=((1.0, 2),),
                         hourly=((0.0, 2),), recent_entries=(3,))
     encoded = encode(health)
-    assert encoded.startswith('{"arrivals":[[1.0,2]],"class_reason":"","consecutive_failures":0,')
+    assert encoded.startswith('{"applied":[],"arrivals":[[1.0,2]],"class_reason":"",'
+                              '"consecutive_failures":0,')
     assert '"hourly":[[0.0,2]]' in encoded and '"recent_entries":[3]' in encoded
     # A row kept before arrivals, hours and entries were: they start empty.
     old = json.loads(encoded)
-    for name in ("arrivals", "hourly", "recent_entries"):
+    for name in ("arrivals", "hourly", "recent_entries", "applied"):
         del old[name]
     assert decode(json.dumps(old)) == dataclasses.replace(health, arrivals=(), hourly=(),
                                                           recent_entries=())
@@ -322,3 +323,34 @@ def test_new_articles_arrive_at_the_poll_that_brought_them() -> None:
     # A feed's title stays once known, when a later poll does not say it.
     titled = updated(None, URL, [dataclasses.replace(_poll(T0), feed_title="Desk")], 0, T0)
     assert updated(titled, URL, [_poll(T0 + 60)], 0, T0 + 60).feed_title == "Desk"
+
+
+def test_a_run_folded_in_again_changes_nothing() -> None:
+    # A runner retries the step that keeps the health after it saved: the same run (or
+    # stream pane) is not folded in twice.
+    first = updated(None, URL, [_failed(T0)], 2, T0, period="20261207T000000000Z")
+    again = updated(first, URL, [_failed(T0)], 2, T0 + 5, period="20261207T000000000Z")
+    assert again is first and again.consecutive_failures == 1
+    assert again.new_articles_since(0) == 2
+    later = updated(first, URL, [_failed(T0 + 60)], 0, T0 + 60, period="20261207T010000000Z")
+    assert later.consecutive_failures == 2
+    assert later.applied == ("20261207T000000000Z", "20261207T010000000Z")
+
+
+def test_a_feed_without_a_usual_gap_is_quiet_after_a_week_without_articles() -> None:
+    health = updated(None, URL, [_poll(T0)], 2, T0)  # one arrival: no usual gap yet
+    assert classify(health, T0 + 6 * DAY)[0] == "healthy"
+    assert classify(health, T0 + 8 * DAY) == ("quiet", "no new article for 8.0 days")
+
+
+def test_a_redis_stream_is_refused_for_feed_health(
+    tmp_path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pipeline.cli import main
+
+    (tmp_path / "feeds.yaml").write_text("feeds:\n  - url: http://127.0.0.1:9/f.xml\n")
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "--feeds", str(tmp_path / "feeds.yaml"), "--out", str(tmp_path / "out"),
+              "--state=none", "--feed-health=redis://127.0.0.1:6379/0?stream=health"])
+    assert exited.value.code == 2
+    assert "a Redis stream keeps the first row of each feed only" in capsys.readouterr().err

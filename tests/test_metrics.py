@@ -212,3 +212,35 @@ def test_every_metric_says_what_it_counts_and_starts_at_zero() -> None:
     assert samples[("newsbeam_extraction_seconds_count", ())] == 0
     assert samples[("newsbeam_extraction_seconds_sum", ())] == 0
     assert samples[("newsbeam_seconds_since_window_closed", ())] == 1.5
+
+
+class _Result:
+    """A finished job's result as runner_metrics reads it (MetricResults.query)."""
+
+    def __init__(self, records: int) -> None:
+        self.records = records
+
+    def metrics(self):  # type: ignore[no-untyped-def]
+        from apache_beam.metrics.execution import MetricKey, MetricResult
+        from apache_beam.metrics.metricbase import MetricName
+
+        key = MetricKey("step", MetricName("newsbeam", "records.output"))
+        found = {"counters": [MetricResult(key, self.records, self.records)],
+                 "distributions": []}
+        return type("Found", (), {"query": lambda _self, _filter=None: found})()
+
+
+def test_runs_add_up_and_a_failed_one_counts_nothing() -> None:
+    from pipeline.job.exposition import RunnerCollector
+
+    collector = RunnerCollector()
+    for records in (6, 4):
+        collector.watch(_Result(records))  # type: ignore[arg-type]
+        collector.finished(_Result(records))  # type: ignore[arg-type]
+    collector.watch(_Result(100))  # type: ignore[arg-type]
+    collector.abandoned()  # it failed: committed nothing, its re-run counts its work again
+    registry = CollectorRegistry()
+    registry.register(collector)
+    samples = _samples(generate_latest(registry).decode())
+    assert samples[("newsbeam_records_total", ())] == 10
+    assert samples[("newsbeam_runs_finished", ())] == 2

@@ -81,14 +81,15 @@ def build_batch(
     # Each polled feed's health, kept once the run is committed (so a run that failed, whose
     # records its re-run writes again, does not count them twice).
     health = (fetched.polls, core.parsed_polls, core.records, *committed) | "FeedHealth" >> (
-        TrackFeedHealth(config.state_uri))
+        TrackFeedHealth(config.state_uri, run_id=config.run_id))
     if config.feed_health_sink is not None:
         health | "WriteFeedHealth" >> WriteFeedHealth(config.feed_health_sink, config.run_id)
     health_tallies = health | "HealthTallies" >> beam.Map(health_tally)
     alert_tallies = []
     if config.state_uri is not None:  # a topic's usual level is in the state
         alerts = (core.records, *committed) | "Alerts" >> WatchTopics(
-            config.state_uri, tuple(topic.name for topic in config.core.taxonomy.topics))
+            config.state_uri, tuple(topic.name for topic in config.core.taxonomy.topics),
+            run_id=config.run_id)
         alerts | "WriteAlerts" >> WriteAlerts(config.alerts_sink or default, config.run_id)
         alert_tallies.append(alerts | "AlertTallies" >> beam.Map(alert_tally))
     summary = (fetched.tallies, *core.tallies, dead_letters.tallies, health_tallies,

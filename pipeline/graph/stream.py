@@ -116,7 +116,7 @@ def build_stream(
         # Every window that polled (its health rows) is measured, with no records too.
         alerts = (records, health) | "Alerts" >> WatchTopics(
             config.state_uri, tuple(topic.name for topic in config.core.taxonomy.topics),
-            window=config.window)
+            window=config.window, run_id=config.stream_id)
         alerts | "WriteAlerts" >> WriteAlerts(config.alerts_sink or default, config.stream_id,
                                               cut)
         alert_tallies.append(alerts | "AlertTallies" >> beam.Map(alert_tally))

@@ -163,12 +163,15 @@ class RunnerCollector(Collector):
         with self._lock:
             self._running = result
 
+    def abandoned(self) -> None:
+        """The job failed and committed nothing: its counts are not kept (its re-run counts
+        its work again)."""
+        with self._lock:
+            self._running = None
+
     def finished(self, result: PipelineResult) -> None:
         """The job ended: keep its final metrics with those of the jobs before it."""
-        try:
-            counters, distributions = runner_metrics(result)
-        except Exception:  # a runner that failed may not answer; its run committed nothing
-            counters, distributions = {}, {}
+        counters, distributions = runner_metrics(result)
         with self._lock:
             self._done_counters.update(counters)
             for name, value in distributions.items():

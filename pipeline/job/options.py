@@ -23,6 +23,7 @@ from transforms.sinks import (
     DEFAULT_FEED_HEALTH_TABLE,
     DEFAULT_RECORDS_TABLE,
     Sink,
+    SinkError,
     parse_sink,
 )
 from transforms.state import DEFAULT_STATE
@@ -312,7 +313,13 @@ def alerts_sink(options: PipelineOptions, out: str) -> Sink:
 def feed_health_sink(options: PipelineOptions) -> Sink | None:
     """The sink of `--feed-health`, if one is named (SinkError if it is bad)."""
     uri = options.view_as(NewsbeamOptions).feed_health
-    return parse_sink(uri, default_table=DEFAULT_FEED_HEALTH_TABLE) if uri else None
+    if not uri:
+        return None
+    sink = parse_sink(uri, default_table=DEFAULT_FEED_HEALTH_TABLE)
+    if sink.family == "redis":  # its entries are kept once per id, and a row's id is its feed
+        raise SinkError(f"--feed-health {sink.shown}: a Redis stream keeps the first row of"
+                        " each feed only; use postgresql://, jsonl:, parquet: or bigquery:")
+    return sink
 
 
 def politeness(options: PipelineOptions) -> Politeness:

@@ -130,13 +130,21 @@ def stream_totals(out: str, stream_id: str, launch: str) -> dict[str, Any]:
     summary-<stream id>-<window>-<launch>-...; earlier launches' are left out)."""
     counts: Counter[str] = Counter()
     windows = 0
+    classes: tuple[str, dict[str, int]] = ("", {})  # the last window's feeds by class
     pattern = f"summary-{stream_id}-*-{launch}-*.json"
     for path in matching_paths(FileSystems.join(out, pattern)):
         with FileSystems.open(path) as handle:
             text = handle.read().decode("utf-8")
         for summary in parse_summaries(text):  # a window's file holds a summary per pane
-            counts.update(summary["counts"])
+            # Feeds are classed anew in every window: their classes are a state, not events,
+            # and the launch's are those of its last window.
+            health = {n: v for n, v in summary["counts"].items() if n.startswith("health.")}
+            end = summary.get("window", {}).get("end", "")
+            if health and end >= classes[0]:
+                classes = (end, health)
+            counts.update({n: v for n, v in summary["counts"].items() if n not in health})
             windows += 1
+    counts.update(classes[1])
     totals = summarize(counts)
     totals["windows"] = windows
     return totals

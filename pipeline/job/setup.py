@@ -190,18 +190,18 @@ def run_to_the_end(pipeline: beam.Pipeline,
     collector = exporter(pipeline.options)
     if collector is not None:
         collector.windows = windows
-    result = None
     try:
         result = pipeline.run()
         if collector is not None:
             collector.watch(result)
         result.wait_until_finish()
     except Exception as error:  # whatever the runner raises, the user gets one line
+        if collector is not None:  # nothing of it was committed: its counts are not kept
+            collector.abandoned()
         message = f"the run failed, nothing was committed: {root_cause(error)}"
         raise RunFailedError(message) from error
-    finally:
-        if collector is not None and result is not None:
-            collector.finished(result)
+    if collector is not None:
+        collector.finished(result)
 
 
 def exporter(options: PipelineOptions) -> RunnerCollector | None:

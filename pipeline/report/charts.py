@@ -19,8 +19,8 @@ BUCKETS = ((3 * 3600, 300, "5 minutes"), (3 * 86400, 3600, "hour"), (float("inf"
 
 
 def _bucket(times: list[datetime]) -> tuple[int, str]:
-    """The bucket for these times: five minutes over a few hours, hours over a few days, else
-    days."""
+    """The bucket for these times, by the span they cover: five minutes over a few hours,
+    hours over a few days, else days."""
     span = (max(times) - min(times)).total_seconds() if times else 0.0
     for longest, seconds, name in BUCKETS:
         if span <= longest:
@@ -122,8 +122,8 @@ SEVERITY = {"dead": 0, "failing": 1, "quiet": 2, "healthy": 3}
 
 
 def worst_feeds(data: ReportData, limit: int = 25) -> list[dict[str, Any]]:
-    """The feeds to look at first: dead, then failing, then quiet; the longest failing
-    first within a class."""
+    """The feeds to look at first: dead, then failing, then quiet; the most failures in a
+    row first within a class."""
     rows = [row for row in data.health if row["health_class"] != "healthy"]
     rows.sort(key=lambda row: (SEVERITY.get(row["health_class"], 9),
                                -row["consecutive_failures"], row["id"]))

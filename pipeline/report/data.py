@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -14,8 +15,8 @@ from typing import Any
 from apache_beam.io.filesystems import FileSystems
 
 from transforms.core import matching_paths, parse_summaries
-from transforms.health import as_row, decode
-from transforms.state import StateError, open_state
+from transforms.health import FeedHealth, as_row, classify, decode
+from transforms.state import StateError, is_local, open_state, sqlite_path
 
 _RUN_SUMMARY = re.compile(r"summary-(\d{8}T\d{9}Z)\.json")
 
@@ -58,7 +59,8 @@ def load(out: str, since: datetime | None, state_uri: str | None) -> ReportData:
 
 
 def _health(out: str, state_uri: str | None) -> tuple[list[dict[str, Any]], str]:
-    if state_uri is not None:
+    # A state file that is not there is not made (open_state would make an empty one).
+    if state_uri is not None and not (is_local(state_uri) and not sqlite_path(state_uri).exists()):
         try:
             store = open_state(state_uri)
         except StateError:
@@ -69,13 +71,21 @@ def _health(out: str, state_uri: str | None) -> tuple[list[dict[str, Any]], str]
             finally:
                 store.close()
             if kept:
-                return [as_row(decode(encoded)).to_dict() for encoded in kept.values()], (
+                now = time.time()
+                return [_classed_now(decode(encoded), now) for encoded in kept.values()], (
                     "the state store")
     latest: dict[str, dict[str, Any]] = {}
     for row in _json_lines(out, "feed-health-*.jsonl"):
         if row["id"] not in latest or row["updated_at"] > latest[row["id"]]["updated_at"]:
             latest[row["id"]] = row
     return list(latest.values()), "the --feed-health files in the folder"
+
+
+def _classed_now(health: FeedHealth, now: float) -> dict[str, Any]:
+    """A kept feed's row, classed as of now: a feed no run polls any more still goes quiet."""
+    health_class, reason = classify(health, now)
+    return as_row(dataclasses.replace(health, health_class=health_class,
+                                      class_reason=reason)).to_dict()
 
 
 def _record(row: dict[str, Any]) -> dict[str, Any]:

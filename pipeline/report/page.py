@@ -54,6 +54,9 @@ def render(data: ReportData, out: str) -> str:
 
 def _worst_feeds_table(data: ReportData) -> str:
     rows = worst_feeds(data)
+    if not data.health:
+        return ("<h2>Feeds to look at</h2><p>No feed health found: no state store, and no"
+                " --feed-health files in the folder.</p>")
     if not rows:
         return "<h2>Feeds to look at</h2><p>None: every feed is healthy.</p>"
     cells = []

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         TrackFeedHealth as TrackFeedHealth,
         health_rows as health_rows,
         health_tally as health_tally,
+        period_key as period_key,
     )
 
 __getattr__, __all__ = lazy_exports(__name__, __file__)

@@ -10,7 +10,8 @@ the same way:
 - `dead`: the last poll answered 404 or 410, or the feed has failed every poll for DEAD_AFTER;
 - `failing`: its last FAILING_AFTER polls or more failed;
 - `quiet`: no new article for QUIET_FACTOR times its usual gap between new articles (at least
-  QUIET_AT_LEAST), or none at all in QUIET_AT_LEAST since it was first polled;
+  QUIET_AT_LEAST; the gap is known once three polls brought articles, before that
+  QUIET_UNKNOWN_GAP), or none at all in QUIET_AT_LEAST since it was first polled;
 - `healthy`: anything else.
 """
 
@@ -35,6 +36,8 @@ QUIET_FACTOR = 4.0
 QUIET_AT_LEAST = DAY
 KEPT_POLLS = 20  # entry counts of the last polls with a full answer, for the median
 KEPT_ARRIVALS = 20  # the last polls that brought new articles, for the usual gap
+KEPT_PERIODS = 8  # the runs or stream panes a row remembers having folded in
+QUIET_UNKNOWN_GAP = 7 * DAY  # quiet after this without a new article, before a usual gap
 CLASSES = ("healthy", "quiet", "failing", "dead")
 
 
@@ -65,6 +68,9 @@ class FeedHealth:
     hourly: tuple[tuple[float, int], ...] = ()
     health_class: str = "healthy"
     class_reason: str = ""
+    # The runs (or stream panes) folded in last, so one retried after it saved is not folded
+    # in twice.
+    applied: tuple[str, ...] = ()
 
     @property
     def last_new_article(self) -> float | None:
@@ -87,10 +93,15 @@ class FeedHealth:
 
 
 def updated(previous: FeedHealth | None, feed_url: str, polls: Iterable[PollObservation],
-            new_articles: int, now: float) -> FeedHealth:
-    """The feed's row after a run or window: `polls` folded in oldest first, `new_articles`
-    (the records it wrote) counted as arriving at the last successful poll, then classed."""
+            new_articles: int, now: float, period: str = "") -> FeedHealth:
+    """The feed's row after a run or window (`period` names it, and a period already folded
+    in is not folded in again): `polls` folded in oldest first, `new_articles` (the records
+    it wrote) counted as arriving at the last successful poll, then classed."""
+    if previous is not None and period and period in previous.applied:
+        return previous
     health = previous or FeedHealth(feed_url=feed_url, updated_at=now, first_polled=now)
+    if period:
+        health = dataclasses.replace(health, applied=(*health.applied, period)[-KEPT_PERIODS:])
     for poll in sorted(polls, key=lambda p: p.polled_at):
         health = _after(health, poll)
     if new_articles > 0:
@@ -147,10 +158,13 @@ def classify(health: FeedHealth, now: float) -> tuple[str, str]:
             return "quiet", f"no new article since it was first polled, {age} ago"
         return "healthy", "new"
     gap = health.mean_gap
-    limit = max(QUIET_FACTOR * gap, QUIET_AT_LEAST) if gap is not None else None
-    if limit is not None and now - last > limit:
+    if gap is None:  # fewer than three arrivals: no usual gap yet
+        if now - last > QUIET_UNKNOWN_GAP:
+            return "quiet", f"no new article for {_days(now - last)}"
+        return "healthy", ""
+    if now - last > max(QUIET_FACTOR * gap, QUIET_AT_LEAST):
         return "quiet", (f"no new article for {_days(now - last)}, usually one every"
-                         f" {_days(gap or 0)}")
+                         f" {_days(gap)}")
     return "healthy", ""
 
 
@@ -167,6 +181,7 @@ def encode(health: FeedHealth) -> str:
     values["arrivals"] = [list(pair) for pair in health.arrivals]
     values["hourly"] = [list(pair) for pair in health.hourly]
     values["recent_entries"] = list(health.recent_entries)
+    values["applied"] = list(health.applied)
     return json.dumps(values, separators=(",", ":"), sort_keys=True)
 
 
@@ -179,6 +194,7 @@ def decode(encoded: str) -> FeedHealth:
     values["arrivals"] = tuple((float(when), int(n)) for when, n in values.get("arrivals", ()))
     values["hourly"] = tuple((float(hour), int(n)) for hour, n in values.get("hourly", ()))
     values["recent_entries"] = tuple(values.get("recent_entries", ()))
+    values["applied"] = tuple(values.get("applied", ()))
     return FeedHealth(**values)
 
 

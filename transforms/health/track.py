@@ -11,7 +11,7 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.transforms import window
-from apache_beam.transforms.window import TimestampedValue
+from apache_beam.transforms.window import IntervalWindow, TimestampedValue
 from apache_beam.utils.timestamp import Duration
 
 from transforms.core import (
@@ -27,7 +27,7 @@ from transforms.state import StateStore, open_state
 
 def health_rows(
     elements: Iterable[PollObservation | str | None], store: StateStore | None,
-    now: float,
+    now: float, period: str = "",
 ) -> list[FeedHealthRow]:
     """The row of each feed this run or window polled or wrote records of, from its last kept
     health (in `store`, if any) and what was seen: its polls and the feed URL of each record
@@ -48,7 +48,7 @@ def health_rows(
     rows, healths = [], {}
     for url in urls:
         previous = decode(kept[url]) if url in kept else None
-        health = updated(previous, url, polls[url], new_articles[url], now)
+        health = updated(previous, url, polls[url], new_articles[url], now, period)
         healths[url] = encode(health)
         rows.append(as_row(health))
     if store is not None and healths:
@@ -56,10 +56,19 @@ def health_rows(
     return rows
 
 
+def period_key(run_id: str | None, window: Any, pane: Any) -> str:
+    """What names one firing of a run's (or a stream window's) step: the run id, or the
+    window and the pane's index (a late pane is new data for the same window)."""
+    if isinstance(window, IntervalWindow):
+        return f"{window.start.micros}-{window.end.micros}#{pane.index}"
+    return run_id or ""
+
+
 @dataclasses.dataclass(eq=False)
 class _HealthFn(beam.DoFn):
     state_uri: str | None
     clock: Callable[[], float]
+    run_id: str | None
     _store: StateStore | None = dataclasses.field(default=None, init=False, repr=False)
 
     def setup(self) -> None:
@@ -71,8 +80,10 @@ class _HealthFn(beam.DoFn):
             self._store.close()
             self._store = None
 
-    def process(self, grouped: tuple[str, Iterable[Any]]) -> Iterator[FeedHealthRow]:
-        yield from health_rows(grouped[1], self._store, self.clock())
+    def process(self, grouped: tuple[str, Iterable[Any]], window: Any = beam.DoFn.WindowParam,
+                pane: Any = beam.DoFn.PaneInfoParam) -> Iterator[FeedHealthRow]:
+        yield from health_rows(grouped[1], self._store, self.clock(),
+                               period_key(self.run_id, window, pane))
 
 
 def health_tally(row: FeedHealthRow) -> Tally:
@@ -98,6 +109,7 @@ class TrackFeedHealth(Composite):
     window: float | None = None
     lateness: float = 86400.0  # as the stream's other windows (transforms.sinks.IntoWindows)
     clock: Callable[[], float] = time.time
+    run_id: str | None = None  # a batch run's: a retried step does not fold it in twice
 
     def expand(self, inputs: tuple[beam.PCollection, ...]) -> beam.PCollection:
         """inputs: the fetch stage's polls, the parse stage's, the records, and any outputs to
@@ -118,5 +130,5 @@ class TrackFeedHealth(Composite):
             # One group for the run (or window): the kept rows are read and written at once.
             | "OneKey" >> beam.WithKeys(lambda _: "")
             | "Gather" >> beam.GroupByKey()
-            | "Update" >> beam.ParDo(_HealthFn(self.state_uri, self.clock))
+            | "Update" >> beam.ParDo(_HealthFn(self.state_uri, self.clock, self.run_id))
         )

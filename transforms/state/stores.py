@@ -63,12 +63,16 @@ class StateStore(Protocol):
         """Keep these feeds' health (feed URL -> encoded), replacing what was kept."""
         ...
 
-    def topic_counts(self, period: str, since: datetime) -> dict[str, list[int]]:
-        """Each topic's counts in the periods of this kind that ended after `since`."""
+    def topic_counts(self, period: str, since: datetime, before: datetime
+                     ) -> dict[str, list[int]]:
+        """Each topic's count in each period of this kind that ended after `since` and before
+        `before`, oldest first (the panes of a stream's window added up)."""
         ...
 
-    def save_topic_counts(self, period: str, end: datetime, counts: Mapping[str, int]) -> None:
-        """Keep each topic's count in the period of this kind that ended at `end`."""
+    def save_topic_counts(self, period: str, end: datetime, counts: Mapping[str, int],
+                          pane: int = 0) -> None:
+        """Keep each topic's count in one pane of the period of this kind that ended at `end`
+        (saving the same pane again replaces it)."""
         ...
 
     def close(self) -> None: ...
@@ -155,7 +159,8 @@ class SqliteState:
                         updated_at TEXT NOT NULL);
                     CREATE TABLE IF NOT EXISTS topic_counts (
                         topic TEXT NOT NULL, period TEXT NOT NULL, period_end TEXT NOT NULL,
-                        count INTEGER NOT NULL, PRIMARY KEY (topic, period, period_end));
+                        pane INTEGER NOT NULL, count INTEGER NOT NULL,
+                        PRIMARY KEY (topic, period, period_end, pane));
                     """
                 )
         except (OSError, sqlite3.Error) as exc:
@@ -242,20 +247,25 @@ class SqliteState:
                 " updated_at = excluded.updated_at",
                 [(url, health, now) for url, health in rows.items()])
 
-    def topic_counts(self, period: str, since: datetime) -> dict[str, list[int]]:
+    def topic_counts(self, period: str, since: datetime, before: datetime
+                     ) -> dict[str, list[int]]:
         found: dict[str, list[int]] = {}
         for topic, count in self._db.execute(
-                "SELECT topic, count FROM topic_counts WHERE period = ? AND period_end > ?"
-                " ORDER BY period_end", (period, since.astimezone(UTC).isoformat())):
+                "SELECT topic, sum(count) FROM topic_counts WHERE period = ?"
+                " AND period_end > ? AND period_end < ? GROUP BY topic, period_end"
+                " ORDER BY period_end", (period, since.astimezone(UTC).isoformat(),
+                                         before.astimezone(UTC).isoformat())):
             found.setdefault(topic, []).append(count)
         return found
 
-    def save_topic_counts(self, period: str, end: datetime, counts: Mapping[str, int]) -> None:
+    def save_topic_counts(self, period: str, end: datetime, counts: Mapping[str, int],
+                          pane: int = 0) -> None:
         with self._db:
             self._db.executemany(
-                "INSERT INTO topic_counts (topic, period, period_end, count) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (topic, period, period_end) DO UPDATE SET count = excluded.count",
-                [(topic, period, end.astimezone(UTC).isoformat(), n)
+                "INSERT INTO topic_counts (topic, period, period_end, pane, count)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (topic, period, period_end, pane)"
+                " DO UPDATE SET count = excluded.count",
+                [(topic, period, end.astimezone(UTC).isoformat(), pane, n)
                  for topic, n in counts.items()])
 
     def close(self) -> None:
@@ -301,8 +311,8 @@ class PostgresState:
                 self._db.execute(
                     f"CREATE TABLE IF NOT EXISTS {self._t['topic_counts']} ("
                     " topic TEXT NOT NULL, period TEXT NOT NULL,"
-                    " period_end TIMESTAMPTZ NOT NULL, count INTEGER NOT NULL,"
-                    " PRIMARY KEY (topic, period, period_end))")
+                    " period_end TIMESTAMPTZ NOT NULL, pane INTEGER NOT NULL,"
+                    " count INTEGER NOT NULL, PRIMARY KEY (topic, period, period_end, pane))")
         except (psycopg.Error, SecretError) as exc:
             raise StateError(f"cannot use state database {redact(uri)}: "
                              f"{str(exc).strip().splitlines()[0]}") from exc
@@ -388,21 +398,24 @@ class PostgresState:
                 " health = excluded.health, updated_at = excluded.updated_at",
                 [(url, health, now) for url, health in rows.items()])
 
-    def topic_counts(self, period: str, since: datetime) -> dict[str, list[int]]:
+    def topic_counts(self, period: str, since: datetime, before: datetime
+                     ) -> dict[str, list[int]]:
         found: dict[str, list[int]] = {}
         for topic, count in self._rows(
-                f"SELECT topic, count FROM {self._t['topic_counts']}"
-                " WHERE period = %s AND period_end > %s ORDER BY period_end", (period, since)):
-            found.setdefault(topic, []).append(count)
+                f"SELECT topic, sum(count) FROM {self._t['topic_counts']}"
+                " WHERE period = %s AND period_end > %s AND period_end < %s"
+                " GROUP BY topic, period_end ORDER BY period_end", (period, since, before)):
+            found.setdefault(topic, []).append(int(count))
         return found
 
-    def save_topic_counts(self, period: str, end: datetime, counts: Mapping[str, int]) -> None:
+    def save_topic_counts(self, period: str, end: datetime, counts: Mapping[str, int],
+                          pane: int = 0) -> None:
         with self._db.transaction(), self._db.cursor() as cursor:
             cursor.executemany(
-                f"INSERT INTO {self._t['topic_counts']} (topic, period, period_end, count)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT (topic, period, period_end)"
+                f"INSERT INTO {self._t['topic_counts']} (topic, period, period_end, pane, count)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (topic, period, period_end, pane)"
                 " DO UPDATE SET count = excluded.count",
-                [(topic, period, end, n) for topic, n in counts.items()])
+                [(topic, period, end, pane, n) for topic, n in counts.items()])
 
     def close(self) -> None:
         self._db.close()
