@@ -88,6 +88,7 @@ if TYPE_CHECKING:
     from transforms.core.metrics import (
         NAMESPACE as NAMESPACE,
         TALLIES as TALLIES,
+        WAIT_TALLY as WAIT_TALLY,
         Measure as Measure,
         Tally as Tally,
         count as count,

@@ -270,7 +270,7 @@ class Alert:
 @dataclasses.dataclass(frozen=True)
 class FeedHealthRow:
     """One feed's health as a sink writes it (`--feed-health`): one row per feed, replaced on
-    every run or window that polls it (`id` is the feed's URL). See transforms/feeds/health.py
+    every run or window that polls it (`id` is the feed's URL). See transforms/health/rules.py
     for how it is kept and classed."""
 
     id: str  # the feed's URL: the row's key

@@ -20,6 +20,8 @@ from apache_beam.metrics import Metrics
 NAMESPACE = "newsbeam"
 # The tag of every stage's output of tallies, which the run summary adds up.
 TALLIES = "tallies"
+# The tallies of the time spent waiting for a host's turn: politeness.wait_ms.<host>.
+WAIT_TALLY = "politeness.wait_ms."
 
 
 class Tally(NamedTuple):

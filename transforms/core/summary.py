@@ -23,7 +23,7 @@ from apache_beam.utils.timestamp import Duration
 
 from transforms.core.composite import Composite
 from transforms.core.elements import format_utc
-from transforms.core.metrics import Tally
+from transforms.core.metrics import WAIT_TALLY, Tally
 
 
 class _SumByName(beam.CombineFn):
@@ -129,8 +129,8 @@ def summarize(counters: Mapping[str, int]) -> dict[str, Any]:
     health = {name.removeprefix("health."): n for name, n in sorted(counters.items())
               if name.startswith("health.")}
     # Time spent waiting for a host's turn (its --host-interval or Crawl-delay), per host.
-    waits = {name.removeprefix("politeness.wait_ms."): n for name, n in sorted(counters.items())
-             if name.startswith("politeness.wait_ms.")}
+    waits = {name.removeprefix(WAIT_TALLY): n for name, n in sorted(counters.items())
+             if name.startswith(WAIT_TALLY)}
     fallbacks = {name.removeprefix("pages.feed_fallback."): n
                  for name, n in sorted(counters.items())
                  if name.startswith("pages.feed_fallback.")}

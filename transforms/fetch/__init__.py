@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     )
     from transforms.fetch.polite import (
         DEFAULT_POLITENESS as DEFAULT_POLITENESS,
-        WAIT_TALLY as WAIT_TALLY,
         HostGate as HostGate,
         Politeness as Politeness,
         host_key as host_key,

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from urllib.parse import urlsplit
 
-from transforms.core import Tally
+from transforms.core import WAIT_TALLY, Tally
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,8 +91,6 @@ def wait_tallies(url: str, seconds: float) -> list[Tally]:
     milliseconds = round(seconds * 1000)
     return [Tally(f"{WAIT_TALLY}{host_key(url)}", milliseconds)] if milliseconds else []
 
-
-WAIT_TALLY = "politeness.wait_ms."
 
 
 @dataclasses.dataclass
