@@ -13,8 +13,8 @@ from typing import Any
 import apache_beam as beam
 
 from transforms.alerts.rules import HISTORY, surge
-from transforms.core import Alert, Composite, Record, Tally
-from transforms.state import StateStore, open_state
+from transforms.core import Alert, Composite, GatherOnce, Record, Tally
+from transforms.state import StateStore, StateStoreFn
 
 
 def topic_alerts(records: Iterable[Record], topics: Iterable[str], store: StateStore,
@@ -63,31 +63,20 @@ def alert_tally(alert: Alert) -> Tally:
 
 
 @dataclasses.dataclass(eq=False)
-class _AlertsFn(beam.DoFn):
-    state_uri: str
-    topics: tuple[str, ...]
-    period: str  # what kind of period the counts are kept under
-    period_seconds: float | None
-    run_id: str | None
-    _store: StateStore | None = dataclasses.field(default=None, init=False, repr=False)
-
-    def setup(self) -> None:
-        self._store = open_state(self.state_uri)
-
-    def teardown(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+class _AlertsFn(StateStoreFn):
+    topics: tuple[str, ...] = ()
+    period: str = "run"  # what kind of period the counts are kept under
+    period_seconds: float | None = None
+    run_id: str | None = None
 
     def process(self, grouped: tuple[str, Iterable[Any]], window: Any = beam.DoFn.WindowParam,
                 pane: Any = beam.DoFn.PaneInfoParam) -> Iterator[Alert]:
-        assert self._store is not None
         records = [element for element in grouped[1] if isinstance(element, Record)]
         if self.period_seconds is None:  # a run: it ends when its id says it started
             end, index = run_time(self.run_id), 0
         else:
             end, index = window.end.to_utc_datetime(has_tz=True), pane.index
-        yield from topic_alerts(records, self.topics, self._store, self.period,
+        yield from topic_alerts(records, self.topics, self.store(), self.period,
                                 self.period_seconds, end, index)
 
 
@@ -113,14 +102,9 @@ class WatchTopics(Composite):
     run_id: str | None = None
 
     def expand(self, inputs: tuple[beam.PCollection, ...]) -> beam.PCollection:
-        records, *after = inputs
-        waits = [done | f"Wait{index}" >> beam.Map(lambda _: None)
-                 for index, done in enumerate(after)]
         return (
-            (records, *waits)
-            | "Together" >> beam.Flatten()
-            | "OneKey" >> beam.WithKeys(lambda _: "")
-            | "Gather" >> beam.GroupByKey()
+            inputs
+            | "Gather" >> GatherOnce()
             | "Measure" >> beam.ParDo(_AlertsFn(
                 self.state_uri, self.topics,
                 "run" if self.window is None else f"window:{self.run_id}:{self.window:g}",

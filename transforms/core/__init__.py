@@ -81,6 +81,7 @@ if TYPE_CHECKING:
         matching_paths as matching_paths,
         read_lines as read_lines,
     )
+    from transforms.core.gather import GatherOnce as GatherOnce
     from transforms.core.identity import (
         article_id as article_id,
         canonical_url as canonical_url,

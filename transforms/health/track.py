@@ -17,12 +17,13 @@ from apache_beam.utils.timestamp import Duration
 from transforms.core import (
     Composite,
     FeedHealthRow,
+    GatherOnce,
     PollObservation,
     Record,
     Tally,
 )
 from transforms.health.rules import as_row, decode, encode, updated
-from transforms.state import StateStore, open_state
+from transforms.state import StateStore, StateStoreFn
 
 
 def health_rows(
@@ -65,24 +66,13 @@ def period_key(run_id: str | None, window: Any, pane: Any) -> str:
 
 
 @dataclasses.dataclass(eq=False)
-class _HealthFn(beam.DoFn):
-    state_uri: str | None
-    clock: Callable[[], float]
-    run_id: str | None
-    _store: StateStore | None = dataclasses.field(default=None, init=False, repr=False)
-
-    def setup(self) -> None:
-        if self.state_uri is not None:
-            self._store = open_state(self.state_uri)
-
-    def teardown(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+class _HealthFn(StateStoreFn):
+    clock: Callable[[], float] = time.time
+    run_id: str | None = None
 
     def process(self, grouped: tuple[str, Iterable[Any]], window: Any = beam.DoFn.WindowParam,
                 pane: Any = beam.DoFn.PaneInfoParam) -> Iterator[FeedHealthRow]:
-        yield from health_rows(grouped[1], self._store, self.clock(),
+        yield from health_rows(grouped[1], self.store_if_any(), self.clock(),
                                period_key(self.run_id, window, pane))
 
 
@@ -122,13 +112,9 @@ class TrackFeedHealth(Composite):
                         window.FixedWindows(self.window),
                         allowed_lateness=Duration(seconds=self.lateness)))
         feeds = records | "FeedOfRecord" >> beam.Map(_feed_of)
-        waits = [done | f"Wait{index}" >> beam.Map(lambda _: None)
-                 for index, done in enumerate(after)]
         return (
-            (seen, feeds, *waits)
-            | "Together" >> beam.Flatten()
+            ((seen, feeds) | "Together" >> beam.Flatten(), *after)
             # One group for the run (or window): the kept rows are read and written at once.
-            | "OneKey" >> beam.WithKeys(lambda _: "")
-            | "Gather" >> beam.GroupByKey()
+            | "Gather" >> GatherOnce()
             | "Update" >> beam.ParDo(_HealthFn(self.state_uri, self.clock, self.run_id))
         )

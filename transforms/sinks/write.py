@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import apache_beam as beam
 from apache_beam.io import fileio
@@ -138,43 +138,42 @@ class WriteRecords(Composite):
 
 
 @dataclasses.dataclass(eq=False)
-class WriteDeadLetters(Composite):
-    """Dead letters from every stage to the dead-letter sink."""
+class _WriteToItsSink(Composite):
+    """One kind of element (ELEMENT) to its one sink, named PREFIX-<run id> where it is files."""
 
+    PREFIX: ClassVar[str]
+    ELEMENT: ClassVar[type]
     sink: Sink
     run_id: str | None = None
     cut: Cut = PER_RUN
 
-    def expand(self, letters: beam.PCollection) -> beam.PCollection:
-        """-> a PCollection complete once the sink has every dead letter."""
-        prefix = run_prefix(DEAD_LETTERS_PREFIX, self.run_id)
-        return letters | _label(self.sink, 0) >> _SinkWrite(
-            self.sink, prefix, DeadLetter, self.cut)
+    def expand(self, elements: beam.PCollection) -> beam.PCollection:
+        """-> a PCollection complete once the sink has every element."""
+        prefix = run_prefix(self.PREFIX, self.run_id)
+        return elements | _label(self.sink, 0) >> _SinkWrite(self.sink, prefix, self.ELEMENT,
+                                                              self.cut)
 
 
 @dataclasses.dataclass(eq=False)
-class WriteFeedHealth(Composite):
+class WriteDeadLetters(_WriteToItsSink):
+    """Dead letters from every stage to the dead-letter sink."""
+
+    PREFIX = DEAD_LETTERS_PREFIX
+    ELEMENT = DeadLetter
+
+
+@dataclasses.dataclass(eq=False)
+class WriteFeedHealth(_WriteToItsSink):
     """Each polled feed's health row to the `--feed-health` sink (a database keeps one row per
     feed, replaced; files get a file set per run or window)."""
 
-    sink: Sink
-    run_id: str | None = None
-    cut: Cut = PER_RUN
-
-    def expand(self, rows: beam.PCollection) -> beam.PCollection:
-        prefix = run_prefix(FEED_HEALTH_PREFIX, self.run_id)
-        return rows | _label(self.sink, 0) >> _SinkWrite(self.sink, prefix, FeedHealthRow,
-                                                         self.cut)
+    PREFIX = FEED_HEALTH_PREFIX
+    ELEMENT = FeedHealthRow
 
 
 @dataclasses.dataclass(eq=False)
-class WriteAlerts(Composite):
+class WriteAlerts(_WriteToItsSink):
     """Alerts to the `--alerts` sink (by default JSON Lines in --out)."""
 
-    sink: Sink
-    run_id: str | None = None
-    cut: Cut = PER_RUN
-
-    def expand(self, alerts: beam.PCollection) -> beam.PCollection:
-        prefix = run_prefix(ALERTS_PREFIX, self.run_id)
-        return alerts | _label(self.sink, 0) >> _SinkWrite(self.sink, prefix, Alert, self.cut)
+    PREFIX = ALERTS_PREFIX
+    ELEMENT = Alert

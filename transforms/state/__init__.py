@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         discard_stale_staging as discard_stale_staging,
         staging_dir as staging_dir,
     )
+    from transforms.state.store_fn import StateStoreFn as StateStoreFn
     from transforms.state.stores import (
         DEFAULT_STATE as DEFAULT_STATE,
         StateError as StateError,
