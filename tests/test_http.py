@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import email.utils
@@ -114,6 +115,72 @@ def test_redirects_are_followed_and_loops_refused(server: LoopbackServer) -> Non
         server.routes[f"/hop{hop}"] = Route(status=302, headers={"Location": f"/hop{hop + 1}"})
     assert _error(server.url("/hop0")).reason == "too_many_redirects"
     assert server.requests["/hop6"] == 0  # 5 redirects followed, then stop
+
+
+def test_a_cookie_set_on_a_redirect_goes_with_its_next_hops_and_no_further(
+    server: LoopbackServer,
+) -> None:
+    # A consent wall: the article sends readers without its cookie to a page that sets it
+    # and sends them back. The cookie goes with the rest of that request, and is not kept
+    # for the next: a poll carries no trace of the last.
+    cookies: list[str | None] = []
+
+    def article(handler: RequestHandler) -> None:
+        cookies.append(handler.headers.get("Cookie"))
+        if handler.headers.get("Cookie") == "consent=yes":
+            handler.send_route(Route(b"<html>story</html>", headers=HTML))
+        else:
+            handler.send_route(Route(status=302, headers={"Location": "/consent"}))
+
+    server.routes["/story"] = article
+    server.routes["/consent"] = Route(status=302, headers={
+        "Location": "/story?consented", "Set-Cookie": "consent=yes; Path=/"})
+    # A cookie for another path is kept by the same rules, and not sent here.
+    server.routes["/elsewhere"] = Route(status=302, headers={
+        "Location": "/story", "Set-Cookie": "other=1; Path=/other"})
+    with HttpClient(LOOPBACK_HTTP, sleep=lambda _: None) as client:
+        assert client.get(server.url("/story"), max_bytes=1024).body == b"<html>story</html>"
+        assert cookies == [None, "consent=yes"]
+        with pytest.raises(FetchError):  # /consent sends it back: nothing was kept
+            client.get(server.url("/story?consented"), max_bytes=1024)
+    assert cookies[2] is None
+    with HttpClient(LOOPBACK_HTTP, sleep=lambda _: None) as client:
+        client.get(server.url("/elsewhere"), max_bytes=1024)
+    assert cookies[3:] == [None, "consent=yes"]  # never other=1
+
+
+def test_credentials_in_the_url_go_as_http_basic_decoded(server: LoopbackServer) -> None:
+    sent: list[str | None] = []
+
+    def record(handler: RequestHandler) -> None:
+        sent.append(handler.headers.get("Authorization"))
+        handler.send_route(Route(b"ok", headers=HTML))
+
+    server.routes["/private"] = record
+    _get(server.url("/private").replace("http://", "http://us%40er:p%3Ass@"))
+    _get(server.url("/private"))
+    assert sent == ["Basic " + base64.b64encode(b"us@er:p:ss").decode(), None]
+
+
+def test_repeated_response_headers_are_joined_and_the_host_header_names_the_port(
+    server: LoopbackServer,
+) -> None:
+    hosts: list[str | None] = []
+
+    def twice(handler: RequestHandler) -> None:
+        hosts.append(handler.headers.get("Host"))
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html")
+        handler.send_header("Cache-Control", "public")
+        handler.send_header("Cache-Control", "max-age=60")
+        handler.send_header("Content-Length", "2")
+        handler.end_headers()
+        handler.wfile.write(b"ok")
+
+    server.routes["/twice"] = twice
+    response = _get(server.url("/twice"))
+    assert response.headers["cache-control"] == "public, max-age=60"
+    assert hosts == [server.base_url.split("://", 1)[1]]
 
 
 def test_body_over_the_cap_is_cut(server: LoopbackServer) -> None:

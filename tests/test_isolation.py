@@ -22,6 +22,7 @@ from transforms.extract import (
     ProcessPool,
     TaskTimeout,
     WorkerCrashed,
+    extract_articles,
 )
 
 pytestmark = pytest.mark.slow  # every test starts worker processes
@@ -98,6 +99,17 @@ def test_extraction_past_the_time_limit_is_a_dead_letter() -> None:
         assert_that(outputs.articles, equal_to([]), label="NoArticle")
         assert_that(outputs.dead_letters | beam.Map(lambda d: (d.reason, d.article_id)),
                     equal_to([("extraction_timeout", entry.article_id)]), label="Timeout")
+
+
+def test_a_stage_with_no_page_to_extract_starts_no_extraction_process(monkeypatch) -> None:
+    # A poll where nothing changed has no page: it need not pay for the extraction stack.
+    started: list[IsolationSettings] = []
+    monkeypatch.setattr(extract_articles, "_started_pool", started.append)
+    with test_pipeline() as p:
+        outputs = p | beam.Create([], reshuffle=False).with_output_types(Page) | (
+            ExtractArticles(IsolationSettings(processes=1)))
+        assert_that(outputs.articles, equal_to([]))
+    assert started == []
 
 
 def test_a_program_read_from_stdin_can_use_the_workers() -> None:

@@ -287,6 +287,32 @@ def test_work_that_fails_reports_its_error_through_its_future() -> None:
         lanes.shutdown()
 
 
+def test_work_submitted_together_is_done_once_all_of_it_ran_within_the_hosts_limit() -> None:
+    lanes = HostLanes(Politeness(per_host=2, workers=8))
+    meter, names = ConcurrencyMeter(), []
+    ran: list[int] = []
+
+    def numbered(n: int):  # noqa: ANN202
+        work = _meter_work(meter, names)
+
+        def run(gate: HostGate) -> None:
+            work(gate)
+            ran.append(n)
+            if n == 3:
+                raise OSError("the third failed")
+        return run
+
+    try:
+        together = lanes.submit_all("news.example", [numbered(n) for n in range(7)])
+        error = together.exception(timeout=10)
+        assert sorted(ran) == list(range(7))  # done only once every one ran, failed or not
+        assert isinstance(error, OSError) and str(error) == "the third failed"
+        assert meter.peak == 2  # seven at once still go two at a time
+        assert lanes.submit_all("news.example", []).result(timeout=1) is None
+    finally:
+        lanes.shutdown()
+
+
 def test_shutdown_lets_running_work_end_and_drops_lanes_not_started() -> None:
     lanes = HostLanes(Politeness(per_host=1, workers=1))
     started, finished, later = threading.Event(), threading.Event(), threading.Event()

@@ -58,9 +58,9 @@ def build_batch(
 ) -> BatchOutputs:
     """Add the batch job to `pipeline`: feeds from a Create, "seen before" in the state store,
     outputs cut per run."""
-    fetched = pipeline | "Feeds" >> beam.Create(feeds) | "FetchFeeds" >> FetchFeeds(
-        config.core.http, config.core.politeness
-    )
+    # Not reshuffled: FetchFeeds groups the feeds by host, which spreads them over workers.
+    feeds_in = pipeline | "Feeds" >> beam.Create(feeds, reshuffle=False)
+    fetched = feeds_in | "FetchFeeds" >> FetchFeeds(config.core.http, config.core.politeness)
     dedup = DedupEntries(None if config.force else config.state_uri)
     core = feed_bytes_to_records(fetched.feeds, dedup, config.core)
     dead_letters = (fetched.dead_letters, *core.dead_letters) | "DeadLetters" >> (

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any, ClassVar, NamedTuple
@@ -21,7 +22,7 @@ import apache_beam as beam
 from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.core.failures import Abandoned, guarded
-from transforms.core.metrics import emitted
+from transforms.core.metrics import TALLIES, Tally, emitted
 
 
 class Place(NamedTuple):
@@ -54,6 +55,9 @@ class BackgroundFn(beam.DoFn):
     def start_bundle(self) -> None:
         self._results: queue.SimpleQueue[tuple[Place, list[Any]]] = queue.SimpleQueue()
         self._pending: list[Future[Any]] = []
+        # The bundle's tallies, summed per name and place and output as it finishes: a
+        # thousand feeds answering 304 are one tally, not a thousand elements to sum later.
+        self._tallies: Counter[tuple[str, Place]] = Counter()
 
     def deliver(self, element: Any, place: Place, work: Callable[[], Iterable[Any]]) -> None:
         """Run `work()` for `element` here (any thread) and queue its outputs, or its dead
@@ -98,6 +102,9 @@ class BackgroundFn(beam.DoFn):
             self._wait(timeout=0.2)
             yield from self._drain()
         yield from self._drain()
+        for (name, place), n in self._tallies.items():
+            yield _placed(beam.pvalue.TaggedOutput(TALLIES, Tally(name, n)), place)
+        self._tallies.clear()
 
     def _wait(self, timeout: float | None) -> None:
         done, not_done = wait(self._pending, timeout=timeout, return_when=FIRST_COMPLETED)
@@ -112,7 +119,10 @@ class BackgroundFn(beam.DoFn):
             except queue.Empty:
                 return
             for output in emitted(outputs):
-                yield _placed(output, place)
+                if isinstance(output, beam.pvalue.TaggedOutput) and output.tag == TALLIES:
+                    self._tallies[output.value.name, place] += output.value.n
+                else:
+                    yield _placed(output, place)
 
 
 def _placed(output: Any, place: Place) -> Any:

@@ -64,7 +64,7 @@ EXTRACT_ARTICLE = "transforms.extract.article:extract_article"
 
 def _started_pool(isolation: IsolationSettings) -> ProcessPool:
     pool = ProcessPool(EXTRACT_ARTICLE, isolation)
-    pool.warm_up()  # while the pages of this stage are still being fetched
+    pool.warm_up()  # while the rest of the stage's pages are still being fetched
     return pool
 
 
@@ -79,10 +79,14 @@ class _ExtractFn(BackgroundFn):
     def __post_init__(self) -> None:
         self.max_pending = 4 * self.isolation.process_count
 
-    def setup(self) -> None:
-        super().setup()
-        self._pool = per_process(("extraction", self.isolation), lambda: _started_pool(
-            self.isolation))
+    def pool(self) -> ProcessPool:
+        """The process's extraction pool, started at the first page: a run or bundle with no
+        page to extract (a poll where nothing changed) starts no extraction process."""
+        if self._pool is None:
+            isolation = self.isolation
+            self._pool = per_process(("extraction", isolation),
+                                     lambda: _started_pool(isolation))
+        return self._pool
 
     def teardown(self) -> None:
         super().teardown()  # outcomes still to come are dropped
@@ -92,10 +96,9 @@ class _ExtractFn(BackgroundFn):
         self, page: Page, window: Any = beam.DoFn.WindowParam,
         timestamp: Any = beam.DoFn.TimestampParam,
     ) -> Iterator[Any]:
-        assert self._pool is not None
         timeout = self.isolation.timeout
         delivered = self.deliver_when_done(
-            self._pool.submit(page), page, Place(window, timestamp),
+            self.pool().submit(page), page, Place(window, timestamp),
             lambda outcome: outcome_outputs(page, outcome, timeout),
         )
         yield from self.started([delivered])

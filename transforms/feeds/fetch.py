@@ -146,10 +146,10 @@ def _feed_url(feed: Feed) -> str:
     return feed.url
 
 
-def _configured(_: Feed) -> Tally:
-    """A feed counted on the way in: in the Beam counter (for monitoring) and the summary."""
-    count("feeds.configured")
-    return Tally("feeds.configured")
+def _configured(feeds: int) -> Tally:
+    """The feeds counted on the way in: in the Beam counter (for monitoring) and the summary."""
+    count("feeds.configured", feeds)
+    return Tally("feeds.configured", feeds)
 
 
 class FetchedFeeds(NamedTuple):
@@ -179,7 +179,8 @@ class FetchFeeds(Composite):
         fetched = fetch_grouped_by_host(feeds, _feed_url, fn, DEAD_LETTERS, VALIDATORS,
                                         TALLIES, POLLS, main="feeds")
         # Counted on the way in, apart from the fetch, whatever becomes of each feed.
-        configured = feeds | "CountConfigured" >> beam.Map(_configured)
+        configured = (feeds | "CountConfigured" >> beam.combiners.Count.Globally()
+                      | "ConfiguredTally" >> beam.Map(_configured))
         tallies = (configured, fetched.tallies) | "Tallies" >> beam.Flatten()
         return FetchedFeeds(fetched.feeds, fetched.validators, fetched.dead_letters, tallies,
                             fetched.polls)

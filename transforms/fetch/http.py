@@ -1,7 +1,8 @@
 """The one HTTP client newsbeam uses for feeds and pages alike.
 
 It owns every network decision: User-Agent, connect/read timeouts and an overall deadline, a
-byte cap enforced while reading, manual redirects (so every hop is checked), the address guard
+byte cap enforced while reading, manual redirects (so every hop is checked; a cookie one hop
+sets goes with the hops after it, and none is kept between requests), the address guard
 that refuses private and reserved networks (guard.py, through the pools per site of pool.py),
 conditional-GET headers, a content-type check, and retries with backoff on the failures that
 retrying can fix. Callers get bytes or a `FetchError`
@@ -10,6 +11,7 @@ whose `reason` is a dead-letter reason code; feedparser and trafilatura never to
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import email.utils
 import random
@@ -134,25 +136,20 @@ class HttpClient:
         # Connections go through the address guard, from one pool per site.
         ssl_context = httpx.create_ssl_context()
         backend = GuardedBackend(settings.allow_private_networks)
-        transport = PoolPerSite(
+        self._pools = PoolPerSite(
             lambda: httpcore.ConnectionPool(
                 ssl_context=ssl_context, max_connections=settings.max_connections,
                 network_backend=backend,
             ),
             max_sockets=settings.max_connections,
         )
-        self._client = httpx.Client(
-            transport=transport,
-            follow_redirects=False,
-            timeout=httpx.Timeout(
-                settings.read_timeout, connect=settings.connect_timeout, pool=settings.deadline
-            ),
-            headers={"User-Agent": settings.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
-            trust_env=False,  # never route through a proxy from the environment
-        )
+        self._timeouts = {"connect": settings.connect_timeout, "read": settings.read_timeout,
+                          "write": settings.read_timeout, "pool": settings.deadline}
+        self._identity = [(b"User-Agent", settings.user_agent.encode("ascii")),
+                          (b"Accept-Encoding", ACCEPT_ENCODING.encode("ascii"))]
 
     def close(self) -> None:
-        self._client.close()
+        self._pools.close()
 
     def __enter__(self) -> HttpClient:
         return self
@@ -201,20 +198,25 @@ class HttpClient:
         started = time.monotonic()
         seen: set[str] = set()
         current = validate_url(url)
+        cookies: httpx.Cookies | None = None  # set along this request's redirects, if any
         for _hop in range(self.settings.max_redirects + 1):
             seen.add(current)
-            request_headers = {"Accept": accept, **headers}
             try:
-                with self._client.stream("GET", current, headers=request_headers) as response:
-                    status = response.status_code
+                request = self._request(current, accept, headers, cookies)
+                response = self._pools.handle_request(request)
+                try:
+                    status = response.status
+                    answer = _headers(response.headers)
                     if status in REDIRECT_STATUSES:
-                        location = response.headers.get("location")
+                        location = answer.get("location")
                         if not location:
                             raise FetchError(
                                 "http_status", f"HTTP {status} without Location", url=current,
                                 status=status,
                             )
                         target = validate_url(urljoin(current, location.strip()))
+                        if "set-cookie" in answer:
+                            cookies = _kept_cookies(cookies, request, response)
                         if target in seen:
                             raise FetchError(
                                 "too_many_redirects", f"redirect loop back to {target}",
@@ -226,24 +228,27 @@ class HttpClient:
                         # A 304 has no body by definition; reading its end lets the connection
                         # go back to the pool (closed unread, it would be dropped).
                         response.read()
-                        return self._response(current, response, b"")
+                        return _response(current, status, answer, b"")
                     if status in RETRYABLE_STATUSES:
                         raise _RetryableError(
                             FetchError("http_status", f"HTTP {status}", url=current,
                                        status=status),
-                            parse_retry_after(response.headers.get("retry-after")),
+                            parse_retry_after(answer.get("retry-after")),
                         )
                     if not 200 <= status < 300:
                         raise FetchError("http_status", f"HTTP {status}", url=current,
                                          status=status)
-                    content_type = response.headers.get("content-type", "")
+                    content_type = answer.get("content-type", "")
                     if not content_type_ok(content_type):
                         raise FetchError(
                             "bad_content_type", f"unexpected content type {content_type!r}",
                             url=current, status=status,
                         )
-                    body = self._read_capped(response, current, max_bytes, started)
-                    return self._response(current, response, body)
+                    body = self._read_capped(response, status, answer, current, max_bytes,
+                                             started)
+                    return _response(current, status, answer, body)
+                finally:
+                    response.close()
             except AddressRefused as refused:
                 raise FetchError(refused.reason, str(refused), url=current) from refused
             except httpx.TimeoutException as exc:
@@ -262,52 +267,109 @@ class HttpClient:
             f"more than {self.settings.max_redirects} redirects", url=url,
         )
 
+    def _request(self, url: str, accept: str, headers: Mapping[str, str],
+                 cookies: httpx.Cookies | None) -> httpcore.Request:
+        """The GET of one hop: newsbeam's identity, `accept`, the caller's `headers` and the
+        cookies set earlier along the same redirects."""
+        parsed = httpx.URL(url)  # IDNA and the URL's checks, as httpx does them
+        host = parsed.raw_host
+        if parsed.port is not None:
+            host += b":%d" % parsed.port
+        fields = [(b"Host", host), *self._identity, (b"Accept", accept.encode("latin-1"))]
+        if parsed.userinfo:  # a feed's credentials in its URL: HTTP Basic, as httpx sends them
+            secret = f"{parsed.username}:{parsed.password}".encode()
+            fields.append((b"Authorization", b"Basic " + base64.b64encode(secret)))
+        fields += [(name.encode("latin-1"), _header_bytes(value))
+                   for name, value in headers.items()]
+        if cookies:
+            carrier = httpx.Request("GET", parsed)
+            cookies.set_cookie_header(carrier)  # those the cookie rules send to this URL
+            if "cookie" in carrier.headers:
+                fields.append((b"Cookie", carrier.headers["cookie"].encode("latin-1")))
+        return httpcore.Request(
+            "GET", httpcore.URL(scheme=parsed.raw_scheme, host=parsed.raw_host,
+                                port=parsed.port, target=parsed.raw_path),
+            headers=fields, extensions={"timeout": self._timeouts})
+
     def _read_capped(
-        self, response: httpx.Response, url: str, max_bytes: int, started: float
+        self, response: httpcore.Response, status: int, headers: Mapping[str, str], url: str,
+        max_bytes: int, started: float,
     ) -> bytes:
-        declared = response.headers.get("content-length")
+        declared = headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > max_bytes:
             raise FetchError(
                 "too_large", f"Content-Length {declared} exceeds cap of {max_bytes} bytes",
-                url=url, status=response.status_code,
+                url=url, status=status,
             )
         try:
-            decoder = BoundedDecoder(response.headers.get("content-encoding", ""), max_bytes)
+            decoder = BoundedDecoder(headers.get("content-encoding", ""), max_bytes)
         except UnsupportedEncoding as exc:
-            raise FetchError("bad_encoding", str(exc), url=url,
-                             status=response.status_code) from exc
+            raise FetchError("bad_encoding", str(exc), url=url, status=status) from exc
         chunks: list[bytes] = []
         received = 0
         try:
             # Raw bytes, decoded here with a bound: a compression bomb is refused, not inflated.
-            for raw in response.iter_raw():
+            for raw in response.iter_stream():
                 received += len(raw)
                 if received > max_bytes:
                     raise DecodedTooLarge(f"body exceeds cap of {max_bytes} bytes")
                 if time.monotonic() - started > self.settings.deadline:
                     raise FetchError(
                         "timeout", f"overall deadline of {self.settings.deadline:g}s exceeded",
-                        url=url, status=response.status_code,
+                        url=url, status=status,
                     )
                 chunks.append(decoder.decode(raw))
             chunks.append(decoder.flush())
         except DecodedTooLarge as exc:
             raise FetchError("too_large", f"{exc} (cap {max_bytes})", url=url,
-                             status=response.status_code) from exc
+                             status=status) from exc
         except (zlib.error, brotli.error) as exc:
             raise FetchError("bad_encoding", f"undecodable body: {exc}", url=url,
-                             status=response.status_code) from exc
+                             status=status) from exc
         return b"".join(chunks)
 
-    @staticmethod
-    def _response(url: str, response: httpx.Response, body: bytes) -> Response:
-        return Response(
-            url=url,
-            status=response.status_code,
-            headers={k.lower(): v for k, v in response.headers.items()},
-            body=body,
-            fetched_at=datetime.now(UTC),
-        )
+
+def _headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """A response's headers by lower-case name, repeated ones joined with ", " (as httpx's
+    Headers.items() gives them); values are UTF-8 where they decode as such, else Latin-1."""
+    headers: dict[str, str] = {}
+    for name, value in raw:
+        key = name.decode("latin-1").lower()
+        try:
+            text = value.decode("utf-8")
+        except UnicodeDecodeError:
+            text = value.decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    return headers
+
+
+def _header_bytes(value: str) -> bytes:
+    """A request header's value as bytes: Latin-1, as HTTP has it, or UTF-8 for what Latin-1
+    cannot hold (an ETag a server sent in UTF-8 goes back as it came)."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
+
+
+def _response(url: str, status: int, headers: dict[str, str], body: bytes) -> Response:
+    return Response(url=url, status=status, headers=headers, body=body,
+                    fetched_at=datetime.now(UTC))
+
+
+def _kept_cookies(cookies: httpx.Cookies | None, request: httpcore.Request,
+                  response: httpcore.Response) -> httpx.Cookies:
+    """The cookies of one request's redirects, with those `response` sets (by the cookie rules
+    of Python's cookie jar, as httpx applies them). None is kept between requests: a poll
+    carries no trace of the last."""
+    kept = cookies if cookies is not None else httpx.Cookies()
+    url = request.url
+    asked = httpx.Request("GET", httpx.URL(scheme=url.scheme.decode("ascii"),
+                                           host=url.host.decode("ascii"), port=url.port,
+                                           raw_path=url.target))
+    kept.extract_cookies(httpx.Response(response.status, headers=response.headers,
+                                        request=asked))
+    return kept
 
 
 class _RetryableError(Exception):

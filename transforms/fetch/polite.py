@@ -93,12 +93,28 @@ def wait_tallies(url: str, seconds: float) -> list[Tally]:
 
 
 
+class _Batch:
+    """Work submitted together: its future is done when all of it has run, with the first
+    error raised, if any."""
+
+    def __init__(self, size: int) -> None:
+        self.future: Future[None] = Future()
+        self.remaining = size
+        self.error: BaseException | None = None
+
+    def settle(self) -> None:
+        if self.error is not None:
+            self.future.set_exception(self.error)
+        else:
+            self.future.set_result(None)
+
+
 @dataclasses.dataclass
 class _Host:
     """One host's queue of work, its lanes at work on it, and its gate."""
 
     gate: HostGate
-    queue: deque[tuple[Callable[[HostGate], None], Future[None]]] = dataclasses.field(
+    queue: deque[tuple[Callable[[HostGate], None], _Batch]] = dataclasses.field(
         default_factory=deque)
     lanes: int = 0
 
@@ -117,32 +133,50 @@ class HostLanes:
     def submit(self, host: str, work: Callable[[HostGate], None]) -> Future[None]:
         """Queue `work(gate)` for `host`; it must call gate.wait_turn() before each request it
         makes (robots.txt included). The future is done when the work has run."""
-        done: Future[None] = Future()
+        return self.submit_all(host, [work])
+
+    def submit_all(self, host: str, works: list[Callable[[HostGate], None]]) -> Future[None]:
+        """Queue each of `works` for `host`, as `submit` does; one future, done when all of
+        them have run (with the first error any raised). A host's many feeds are queued at
+        once, rather than each with a future of its own."""
+        batch = _Batch(len(works))
+        if not works:
+            batch.settle()
+            return batch.future
         with self._lock:
             state = self._hosts.get(host)
             if state is None:
                 state = self._hosts[host] = _Host(HostGate(self.politeness.min_interval))
-            state.queue.append((work, done))
-            if state.lanes < self.politeness.per_host:
-                state.lanes += 1
-                self._pool.submit(self._lane, host, state)
-        return done
+            state.queue.extend((work, batch) for work in works)
+            starting = min(self.politeness.per_host - state.lanes, len(works))
+            state.lanes += max(starting, 0)
+        for _ in range(starting):
+            self._pool.submit(self._lane, host, state)
+        return batch.future
 
     def _lane(self, host: str, state: _Host) -> None:
+        ran: _Batch | None = None  # the batch of the work this lane ran last, to count down
         while True:
+            settled = work = None
             with self._lock:
+                if ran is not None:
+                    ran.remaining -= 1
+                    settled = ran if not ran.remaining else None
                 if not state.queue:
                     state.lanes -= 1
                     if not state.lanes and not state.gate.spacing:
                         del self._hosts[host]  # nothing to remember about an unspaced host
-                    return
-                work, done = state.queue.popleft()
+                else:
+                    work, ran = state.queue.popleft()
+            if settled is not None:
+                settled.settle()
+            if work is None or ran is None:
+                return
             try:
                 work(state.gate)
             except BaseException as error:  # reported through the future, to the caller
-                done.set_exception(error)
-            else:
-                done.set_result(None)
+                if ran.error is None:
+                    ran.error = error
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -10,10 +10,8 @@ bundle's thread.
 from __future__ import annotations
 
 import dataclasses
-import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future
 from typing import Any
 
 import apache_beam as beam
@@ -132,28 +130,4 @@ class PoliteFetchFn(BackgroundFn):
 
         # One future per group, done when all its items are: backpressure counts hosts in
         # flight, so a large host does not hold back the start of every other host's work.
-        yield from self.started([all_done([lanes.submit(host, work(item)) for item in items])])
-
-
-def all_done(futures: list[Future[None]]) -> Future[None]:
-    """A future that is done when all of `futures` are (with the first error, if any)."""
-    done: Future[None] = Future()
-    remaining = [len(futures)]
-    lock = threading.Lock()
-
-    def one_done(future: Future[None]) -> None:
-        with lock:
-            remaining[0] -= 1
-            last = remaining[0] == 0
-        if last:
-            errors = [f.exception() for f in futures if f.exception() is not None]
-            if errors:
-                done.set_exception(errors[0])
-            else:
-                done.set_result(None)
-
-    if not futures:
-        done.set_result(None)
-    for future in futures:
-        future.add_done_callback(one_done)
-    return done
+        yield from self.started([lanes.submit_all(host, [work(item) for item in items])])

@@ -1,4 +1,4 @@
-"""Connection pools, one per site, as an httpx transport.
+"""Connection pools, one per site, that the HTTP client sends its requests through.
 
 An httpcore pool walks all of its connections on every request and response, and for each
 idle one all of them again, polling its socket. With the dozens of sites one worker fetches
@@ -8,10 +8,13 @@ pool per site walks only the site's own few connections. When the pools hold mor
 recently used first, so a worker that reaches thousands of sites does not keep a socket open
 to each.
 
-The transport is httpx's public transport API (a BaseTransport, as its "custom transports"
-document them) over httpcore's public pools, whose connections go through the network backend
-given (the address guard): httpx 0.29's own HTTPTransport takes no network backend (encode/httpx
-discussion 3180, pull request 3749).
+Requests and responses are httpcore's, over httpcore's public pools, whose connections go
+through the network backend given (the address guard): httpx 0.29's own HTTPTransport takes no
+network backend (encode/httpx discussion 3180, pull request 3749). The client calls the pools
+directly rather than through an httpx.Client, whose per-request work (URL merging, a cookie
+jar, hooks, response wrapping) was much of the CPU a 304 cost (benchmarks/README.md,
+poll_scale). Errors come out as httpx's classes, which the client
+catches.
 """
 
 from __future__ import annotations
@@ -53,9 +56,9 @@ class _Site:
     in_progress: int = 0  # requests sent and not yet read to the end (or failed)
 
 
-class PoolPerSite(httpx.BaseTransport):
-    """An httpx transport over one httpcore pool per site (scheme, host and port), made by
-    `new_pool`, with at most about `max_sockets` connections kept in all."""
+class PoolPerSite:
+    """One httpcore pool per site (scheme, host and port), made by `new_pool`, with at most
+    about `max_sockets` connections kept in all."""
 
     def __init__(self, new_pool: Callable[[], httpcore.ConnectionPool], max_sockets: int):
         self._new_pool = new_pool
@@ -63,9 +66,11 @@ class PoolPerSite(httpx.BaseTransport):
         self._lock = threading.Lock()
         self._sites: OrderedDict[tuple[bytes, bytes, int | None], _Site] = OrderedDict()
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
+    def handle_request(self, request: httpcore.Request) -> httpcore.Response:
+        """Send `request` through its site's pool. The response's body is to be read from its
+        stream, and the response closed; errors are raised as httpx's."""
         url = request.url
-        key = (url.raw_scheme, url.raw_host, url.port)
+        key = (url.scheme, url.host, url.port)
         closing: list[httpcore.ConnectionPool] = []
         with self._lock:
             site = self._sites.get(key)
@@ -78,24 +83,15 @@ class PoolPerSite(httpx.BaseTransport):
         for pool in closing:
             pool.close()
         try:
-            response = site.pool.handle_request(httpcore.Request(
-                method=request.method,
-                url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port,
-                                 target=url.raw_path),
-                headers=request.headers.raw, content=request.stream,
-                extensions=request.extensions,
-            ))
+            response = site.pool.handle_request(request)
         except Exception as error:
             self._done(site)
             raise as_httpx_error(error) from error
         except BaseException:
             self._done(site)
             raise
-        return httpx.Response(
-            status_code=response.status, headers=response.headers,
-            stream=_ReleasedOnClose(response.stream, lambda: self._done(site)),
-            extensions=response.extensions,
-        )
+        response.stream = _ReleasedOnClose(response.stream, lambda: self._done(site))
+        return response
 
     def _done(self, site: _Site) -> None:
         with self._lock:
@@ -126,7 +122,7 @@ class PoolPerSite(httpx.BaseTransport):
             pool.close()
 
 
-class _ReleasedOnClose(httpx.SyncByteStream):
+class _ReleasedOnClose:
     """A response body stream, its errors as httpx's, that calls `release` once when it is
     closed."""
 
