@@ -85,7 +85,7 @@ class _CommitFn(beam.DoFn):
     state_uri: str
     staging_dir: str
 
-    def process(self, run_id: str, *written: int) -> Iterator[int]:
+    def process(self, run_id: str, written: int) -> Iterator[int]:
         store = open_state(self.state_uri)
         try:
             yield commit_staged(store, run_id, self.staging_dir)
@@ -104,16 +104,15 @@ class CommitStagedState(Composite):
 
     def expand(self, written: tuple[beam.PCollection, ...]) -> beam.PCollection:
         # A side input is computed in full before the step that reads it starts: waiting on
-        # each output's count is waiting for the output.
-        done = [
-            output | f"Written{index}" >> beam.combiners.Count.Globally()
-            for index, output in enumerate(written)
-        ]
+        # the count of everything written is waiting for every output (one count for all of
+        # them: each step added costs every run Beam's time to build and translate it).
+        done = (written | "AllWritten" >> beam.Flatten()
+                | "Written" >> beam.combiners.Count.Globally())
         return (
             written[0].pipeline
             | "RunId" >> beam.Create([self.run_id])
             | "Commit" >> beam.ParDo(_CommitFn(self.state_uri, self.staging_dir),
-                                     *[beam.pvalue.AsSingleton(count) for count in done])
+                                     beam.pvalue.AsSingleton(done))
         )
 
 
