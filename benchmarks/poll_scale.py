@@ -10,7 +10,8 @@ contender runs in a process of its own, one after the other: `newsbeam run` (SQL
 `newsbeam run` (PostgreSQL state, on 127.0.0.1:5432), and the script (64 threads: requests
 with a session per thread, feedparser, trafilatura; ETags and the links it has seen kept
 between cycles; no per-host limit). It prints wall seconds, CPU seconds of all the
-contender's processes, and CPU per feed polled and per page extracted.
+contender's processes (the machine's busy time less the site's: benchmarks/cpu.py), and CPU per
+feed polled and per page extracted.
 
     .venv/bin/python benchmarks/poll_scale.py [--feeds 10000] [--no-postgres]
 """
@@ -20,8 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import resource
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.cpu import timed
 from pipeline import demo
 from pipeline.demo.loopback import LoopbackServer, RequestHandler, Route
 
@@ -149,18 +149,6 @@ json.dump({"etags": etags, "seen": sorted(seen)}, open(state_file, "w"))
 '''
 
 
-def timed(command: list[str]) -> tuple[float, float]:
-    """Run `command`; its wall seconds and the CPU seconds of it and its children."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode not in (0, 3):
-        raise SystemExit(f"{command[:4]} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--feeds", type=int, default=10_000)
@@ -203,7 +191,7 @@ def main() -> None:
         for name, command in contenders.items():
             ours.send("counts")
             ours.recv()  # the counts so far belong to no one
-            wall, cpu = timed(command)
+            wall, cpu = timed(command, site.pid, ok=(0, 3))
             ours.send("counts")
             asked = ours.recv()
             pages = asked.get("page", 0)

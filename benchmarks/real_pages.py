@@ -10,11 +10,11 @@ and page and extract the article's text, in a process of its own, timed from sta
   out; its per-host limit, 2 at once);
 - the plain threaded script: feeds, then one thread per page (so 26 or 27 at once per host),
   requests and trafilatura.extract on the page's bytes, all in one interpreter;
-- trafilatura's command line over the page URLs (--parallel one thread per host, JSON out so
-  each text names its URL; its SLEEP_TIME set to 0).
+- trafilatura's command line over the page URLs (--parallel one thread per host; its
+  SLEEP_TIME set to 0); timed only, as its plain output does not name the page of a text.
 
 Rounds are interleaved; it prints, per contender, each round's wall seconds and CPU seconds
-(its processes and their children), the median, and the macro F1 of the bags of whitespace
+(all its processes: benchmarks/cpu.py), the median, and the macro F1 of the bags of whitespace
 tokens against the gold text (as benchmarks/extraction_quality.py scores them; a page with no
 text scores 0), and the ratio of newsbeam's median time to the script's.
 
@@ -28,17 +28,18 @@ import configparser
 import gzip
 import json
 import multiprocessing
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.cpu import timed
 from benchmarks.extraction_quality import CORPUS, token_prf
 from pipeline.demo.loopback import LoopbackServer, RequestHandler, Route
 
@@ -96,30 +97,33 @@ json.dump(texts, open(sys.argv[2], "w"))
 '''
 
 
-def run_newsbeam(feed_urls: list[str], work: Path) -> dict[str, str]:
+def newsbeam(feed_urls: list[str], work: Path) -> list[str]:
     feeds = work / "feeds.yaml"
     feeds.write_text("feeds:\n" + "".join(f"  - {url}\n" for url in feed_urls))
-    out = work / "newsbeam-out"
-    subprocess.run([str(BIN / "newsbeam"), "run", "--feeds", str(feeds), "--out", str(out),
-                    "--state=none", "--allow-private-networks"], check=True,
-                   stdout=subprocess.DEVNULL)
+    return [str(BIN / "newsbeam"), "run", "--feeds", str(feeds), "--out", str(work / "out"),
+            "--state=none", "--allow-private-networks"]
+
+
+def newsbeam_texts(work: Path) -> dict[str, str]:
     texts = {}
-    for path in out.glob("articles-*.jsonl"):
+    for path in (work / "out").glob("articles-*.jsonl"):
         for line in path.open(encoding="utf-8"):
             record = json.loads(line)
             texts[record["url"]] = record["text"]
     return texts
 
 
-def run_script(feed_urls: list[str], work: Path) -> dict[str, str]:
+def script(feed_urls: list[str], work: Path) -> list[str]:
     (work / "feeds.json").write_text(json.dumps(feed_urls))
-    subprocess.run([sys.executable, "-c", SCRIPT, str(work / "feeds.json"),
-                    str(work / "texts.json")], check=True)
+    return [sys.executable, "-c", SCRIPT, str(work / "feeds.json"), str(work / "texts.json")]
+
+
+def script_texts(work: Path) -> dict[str, str]:
     texts: dict[str, str] = json.loads((work / "texts.json").read_text())
     return texts
 
 
-def run_trafilatura_cli(links: list[str], work: Path) -> dict[str, str]:
+def trafilatura_cli(links: list[str], work: Path) -> list[str]:
     config = configparser.ConfigParser()
     config.read_string(resources.files("trafilatura").joinpath("settings.cfg").read_text())
     config["DEFAULT"]["SLEEP_TIME"] = "0"
@@ -129,16 +133,9 @@ def run_trafilatura_cli(links: list[str], work: Path) -> dict[str, str]:
         config.write(handle)
     urls = work / "urls.txt"
     urls.write_text("\n".join(links) + "\n")
-    done = subprocess.run([str(BIN / "trafilatura"), "--input-file", str(urls), "--parallel",
-                           str(len(HOSTS)), "--json", "--config-file", str(settings)],
-                          check=True, capture_output=True, text=True)
-    texts = {}
-    for line in done.stdout.splitlines():
-        if line.startswith("{"):
-            document = json.loads(line)
-            texts[document.get("source") or document.get("url") or ""] = (
-                document.get("text") or "")
-    return texts
+    # Its plain text output (its JSON names no URL without metadata, which costs more).
+    return [str(BIN / "trafilatura"), "--input-file", str(urls), "--parallel", str(len(HOSTS)),
+            "--config-file", str(settings)]
 
 
 def f1(texts: dict[str, str], gold: list[dict]) -> tuple[float, int]:
@@ -146,16 +143,6 @@ def f1(texts: dict[str, str], gold: list[dict]) -> tuple[float, int]:
     by_id = {url.rsplit("/", 1)[-1].removesuffix(".html"): text for url, text in texts.items()}
     scores = [token_prf(by_id.get(item["id"], ""), item["body"])[2] for item in gold]
     return sum(scores) / len(scores), sum(1 for text in by_id.values() if text)
-
-
-def timed(run, inputs, work: Path) -> tuple[float, float, dict[str, str]]:  # noqa: ANN001
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    texts = run(inputs, work)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, texts
 
 
 def main() -> None:
@@ -170,23 +157,26 @@ def main() -> None:
     site = multiprocessing.Process(target=serve, args=(gold, args.latency, theirs))
     site.start()
     feed_urls, links = ours.recv()
-    contenders = {
-        "newsbeam run": (run_newsbeam, feed_urls),
-        "plain threaded script": (run_script, feed_urls),
-        "trafilatura CLI": (run_trafilatura_cli, links),
+    contenders: dict[str, tuple[Callable[..., list[str]], Any, Callable | None]] = {
+        "newsbeam run": (newsbeam, feed_urls, newsbeam_texts),
+        "plain threaded script": (script, feed_urls, script_texts),
+        "trafilatura CLI": (trafilatura_cli, links, None),
     }
     walls: dict[str, list[float]] = {name: [] for name in contenders}
     print(f"{len(gold)} real pages on {len(HOSTS)} hosts, {args.latency * 1000:.0f} ms per"
           f" request; {args.rounds} rounds")
     try:
         for round_ in range(1, args.rounds + 1):
-            for name, (run, inputs) in contenders.items():
+            for name, (command, inputs, read) in contenders.items():
                 with tempfile.TemporaryDirectory() as tmp:
-                    wall, cpu, texts = timed(run, inputs, Path(tmp))
-                score, extracted = f1(texts, gold)
+                    wall, cpu = timed(command(inputs, Path(tmp)), site.pid)
+                    quality = "F1 not scored (its output does not name the page)"
+                    if read is not None:
+                        score, extracted = f1(read(Path(tmp)), gold)
+                        quality = f"{extracted} texts, F1 {score:.4f}"
                 walls[name].append(wall)
                 print(f"round {round_}, {name + ':':22} {wall:5.2f} s wall, {cpu:5.2f} s CPU,"
-                      f" {extracted} texts, F1 {score:.4f}", flush=True)
+                      f" {quality}", flush=True)
     finally:
         ours.send("stop")
         site.join(timeout=10)
