@@ -133,6 +133,30 @@ def test_parsing_adds_the_entries_and_an_unusable_body_is_a_failed_poll() -> Non
     assert polled(poll, dataclasses.replace(entries, dead_letters=(lost,))).outcome == "fetched"
 
 
+def test_a_poll_whose_parsing_raised_is_a_failed_poll_beside_its_dead_letter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from tests.helpers import test_pipeline
+    from transforms.core import Feed, FetchedFeed
+    from transforms.feeds import ParseEntries, parse as parse_module
+
+    def broken(fetched: FetchedFeed) -> ParsedFeed:
+        raise ValueError("a parser bug")
+
+    monkeypatch.setattr(parse_module, "parse_feed", broken)
+    fetched = FetchedFeed(Feed(URL), URL, 200, "application/rss+xml", b"<rss/>",
+                          datetime.fromtimestamp(T0, UTC), poll=_poll(T0))
+    with test_pipeline() as p:
+        parsed = p | beam.Create([fetched]) | ParseEntries()
+        assert_that(parsed.polls | beam.Map(lambda o: (o.outcome, o.reason, o.status)),
+                    equal_to([("failed", "unexpected_error", 200)]), label="Poll")
+        assert_that(parsed.dead_letters | beam.Map(lambda d: d.reason),
+                    equal_to(["unexpected_error"]), label="Letter")
+
+
 def test_the_row_says_what_an_analyst_asks() -> None:
     health = _hourly(30, new_every=2)
     row = as_row(health)
@@ -354,3 +378,43 @@ def test_a_redis_stream_is_refused_for_feed_health(
               "--state=none", "--feed-health=redis://127.0.0.1:6379/0?stream=health"])
     assert exited.value.code == 2
     assert "a Redis stream keeps the first row of each feed only" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_run_failing_after_its_commit_says_so_and_its_rerun_finds_nothing_new(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Feed health is kept once the run's state is committed; if that step fails, the run did
+    # write its records, and the error must not tell the user that nothing was committed.
+    from pipeline.cli import main
+    from pipeline.demo.loopback import LoopbackServer, Route
+    from transforms.health import track
+
+    page = b"<html><body><article><p>" + b"Words of the article. " * 60 + b"</p></article>"
+    argv_tail = ["--out", str(tmp_path / "out"), "--allow-private-networks",
+                 f"--state=sqlite:{tmp_path / 'state.db'}"]
+
+    def health_store_away(*args: object, **kwargs: object) -> list:
+        raise RuntimeError("the health table is locked")
+
+    with LoopbackServer({}) as site:
+        site.routes["/feed.xml"] = Route(_rss(site.base_url, ["one"]),
+                                         headers={"Content-Type": "application/rss+xml"})
+        site.routes["/a/one"] = Route(page, headers={"Content-Type": "text/html"})
+        (tmp_path / "feeds.yaml").write_text(f"feeds:\n  - url: {site.url('/feed.xml')}\n")
+        argv = ["run", "--feeds", str(tmp_path / "feeds.yaml"), *argv_tail]
+        with monkeypatch.context() as patched:
+            patched.setattr(track, "health_rows", health_store_away)
+            try:
+                status = main(argv)
+            except SystemExit as exited:
+                status = int(exited.code or 0)
+        failed = capsys.readouterr().err
+        assert status == 1
+        assert failed.startswith(
+            "newsbeam: error: the run failed after committing its state (its records are"
+            " written; its feed health and alerts were not kept): the health table is locked"
+        ), failed
+        assert main(argv) == 0
+    rerun = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert rerun["entries"]["seen_before"] == 1 and rerun["entries"]["records"] == 0

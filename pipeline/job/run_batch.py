@@ -55,7 +55,8 @@ def run_batch(
             if job.detach:
                 details["summary"] = summary_path(out, run_id)
                 return submitted(job, pipeline, details, SUMMARY_FILE)
-            run_to_the_end(pipeline)
+            run_to_the_end(pipeline, committed=(
+                (lambda: run_id in store.committed_runs()) if store else None))
         finally:
             if store:
                 store.close()

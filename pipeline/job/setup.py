@@ -182,26 +182,49 @@ def lift_wait_deadline(options: PipelineOptions) -> None:
 
 
 def run_to_the_end(pipeline: beam.Pipeline,
-                   windows: Callable[[], float | None] | None = None) -> None:
-    """Run the pipeline and wait for it; RunFailedError with one line if it fails. With
-    --metrics-port, its metrics are served while it runs (and `windows` tells when a stream's
-    last window closed)."""
+                   windows: Callable[[], float | None] | None = None,
+                   committed: Callable[[], bool] | None = None) -> None:
+    """Run the pipeline and wait for it; RunFailedError with one line if it fails, which says
+    whether the run's state was committed (`committed`, asked after a failure: a batch run
+    keeps feed health and alerts after its commit). With --metrics-port, its metrics are served
+    while it runs (and `windows` tells when a stream's last window closed)."""
     lift_wait_deadline(pipeline.options)
     collector = exporter(pipeline.options)
     if collector is not None:
         collector.windows = windows
+    result = None
     try:
         result = pipeline.run()
         if collector is not None:
             collector.watch(result)
         result.wait_until_finish()
     except Exception as error:  # whatever the runner raises, the user gets one line
+        if committed is not None and _asked(committed):
+            # Its records are written and its state says so: a re-run would find nothing new,
+            # so its counts are kept where the runner still has them (an in-process runner
+            # that raised from run() has none to give).
+            if collector is not None and result is not None:
+                collector.finished(result)
+            elif collector is not None:
+                collector.abandoned()
+            message = ("the run failed after committing its state (its records are written;"
+                       f" its feed health and alerts were not kept): {root_cause(error)}")
+            raise RunFailedError(message) from error
         if collector is not None:  # nothing of it was committed: its counts are not kept
             collector.abandoned()
         message = f"the run failed, nothing was committed: {root_cause(error)}"
         raise RunFailedError(message) from error
     if collector is not None:
         collector.finished(result)
+
+
+def _asked(committed: Callable[[], bool]) -> bool:
+    """Whether the failed run committed, as far as can be told (a store that cannot be asked
+    either: not committed, the message of the more common case)."""
+    try:
+        return committed()
+    except Exception:  # noqa: BLE001  (the run's own failure is the one to report)
+        return False
 
 
 def exporter(options: PipelineOptions) -> RunnerCollector | None:

@@ -66,8 +66,12 @@ class Abandoned(Exception):  # noqa: N818  (a state of the work, not an error of
     committed, and the work is dropped without a dead letter or a log line."""
 
 
-def guarded(stage: str, element: Any, work: Callable[[], Iterable[Any]]) -> list[Any]:
-    """All outputs of `work()` for one element, or, if it raises, one dead letter instead.
+def guarded(
+    stage: str, element: Any, work: Callable[[], Iterable[Any]],
+    if_failed: Callable[[DeadLetter], Iterable[Any]] | None = None,
+) -> list[Any]:
+    """All outputs of `work()` for one element, or, if it raises, one dead letter instead (and
+    what `if_failed(letter)` gives, if anything).
 
     Outputs are collected before any is emitted, so a failure half-way through never leaves
     part of an element's results behind beside its dead letter. Abandoned work is not a
@@ -78,7 +82,9 @@ def guarded(stage: str, element: Any, work: Callable[[], Iterable[Any]]) -> list
     except Abandoned:
         raise
     except Exception as error:
-        return [beam.pvalue.TaggedOutput(DEAD_LETTERS, unexpected_error(stage, element, error))]
+        letter = unexpected_error(stage, element, error)
+        also = list(if_failed(letter)) if if_failed is not None else []
+        return [beam.pvalue.TaggedOutput(DEAD_LETTERS, letter), *also]
 
 
 class StageFn(beam.DoFn):
@@ -93,5 +99,10 @@ class StageFn(beam.DoFn):
     def handle(self, element: Any) -> Iterable[Any]:
         raise NotImplementedError
 
+    def if_failed(self, element: Any, letter: DeadLetter) -> Iterable[Any]:
+        """What goes out besides the dead letter when `handle(element)` raised (nothing)."""
+        return ()
+
     def process(self, element: Any) -> Iterator[Any]:
-        yield from emitted(guarded(self.stage, element, lambda: self.handle(element)))
+        yield from emitted(guarded(self.stage, element, lambda: self.handle(element),
+                                   lambda letter: self.if_failed(element, letter)))

@@ -234,6 +234,13 @@ class _ParseEntriesFn(StageFn):
         if fetched.poll is not None:
             yield beam.pvalue.TaggedOutput(POLLS, polled(fetched.poll, parsed))
 
+    def if_failed(self, fetched: FetchedFeed, letter: DeadLetter) -> Iterator[Any]:
+        # The poll still happened: the feed's health counts it, as failed for the reason
+        # its dead letter gives.
+        if fetched.poll is not None:
+            yield beam.pvalue.TaggedOutput(POLLS, dataclasses.replace(
+                fetched.poll, outcome="failed", reason=letter.reason))
+
 
 @dataclasses.dataclass(eq=False)
 class ParseEntries(Composite):
