@@ -254,8 +254,12 @@ def prepare_copy(copy: Path, sources: list[str], tests: tuple[str, ...]) -> Path
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists() or target.read_bytes() != (ROOT / name).read_bytes():
             shutil.copy2(ROOT / name, target)
-    pyproject = (ROOT / "pyproject.toml").read_text()
     top = sorted({name.split("/")[0] for name in tracked if name})
+    # Files the repository no longer has go from the copy and from mutmut's (a module moved
+    # away leaves no stale twin behind for the tests to find).
+    for folder in (copy, copy / "mutants"):
+        drop_untracked(folder, {name for name in tracked if name}, top)
+    pyproject = (ROOT / "pyproject.toml").read_text()
     settings = (
         "\n[tool.mutmut]\n"
         f"source_paths = {sources!r}\n"
@@ -267,6 +271,22 @@ def prepare_copy(copy: Path, sources: list[str], tests: tuple[str, ...]) -> Path
     )
     (copy / "pyproject.toml").write_text(pyproject + settings)
     return copy
+
+
+def drop_untracked(folder: Path, tracked: set[str], top: list[str]) -> None:
+    """Delete the files under `folder`'s `top` folders that are not `tracked` (mutmut's
+    .meta and .spans files go with their module), then the folders left empty."""
+    for name in top:
+        root = folder / name
+        if not root.is_dir():
+            continue
+        for path in sorted(root.rglob("*"), reverse=True):
+            relative = path.relative_to(folder).as_posix()
+            source = relative.removesuffix(".meta").removesuffix(".spans")
+            if path.is_file() and source not in tracked:
+                path.unlink()
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
 
 
 def report(chosen: list[str], statuses: dict[str, str], copies: dict[str, Path], mutmut: str,
