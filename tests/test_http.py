@@ -149,6 +149,56 @@ def test_a_cookie_set_on_a_redirect_goes_with_its_next_hops_and_no_further(
     assert cookies[3:] == [None, "consent=yes"]  # never other=1
 
 
+def test_cookies_gather_along_the_redirects_by_the_cookie_rules(server: LoopbackServer) -> None:
+    # Two hops each set one; a third, set without a Path at /deep/..., belongs to /deep only.
+    sent: list[str | None] = []
+
+    def landing(handler: RequestHandler) -> None:
+        sent.append(handler.headers.get("Cookie"))
+        handler.send_route(Route(b"ok", headers=HTML))
+
+    server.routes["/first"] = Route(status=302, headers={
+        "Location": "/deep/second", "Set-Cookie": "a=1; Path=/"})
+    server.routes["/deep/second"] = Route(status=302, headers={
+        "Location": "/landing", "Set-Cookie": "b=2"})
+    server.routes["/landing"] = landing
+    server.routes["/again"] = Route(status=302, headers={
+        "Location": "/deep/landing", "Set-Cookie": "c=3; Path=/"})
+    server.routes["/deep/landing"] = landing
+    _get(server.url("/first"))
+    assert sent == ["a=1"]  # b=2 is /deep's
+    with HttpClient(LOOPBACK_HTTP, sleep=lambda _: None) as client:
+        client.get(server.url("/deep/second"), max_bytes=1024)
+    assert sent[1] is None  # b=2 set at /deep/second is not sent to /landing
+    _get(server.url("/again"))
+    assert sent[2] == "c=3"
+
+
+def test_header_values_beyond_latin_1_go_as_utf_8_and_odd_bytes_read_as_latin_1(
+    server: LoopbackServer,
+) -> None:
+    received: list[bytes] = []
+
+    def odd(handler: RequestHandler) -> None:
+        received.append(handler.headers.get("If-None-Match", "").encode("latin-1",
+                                                                         "surrogateescape"))
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html")
+        handler.send_header("Content-Length", "2")
+        handler.end_headers()
+        handler.wfile.write(b"ok")
+
+    def raw_etag(handler: RequestHandler) -> None:
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                            b"ETag: \"\xe9t\xe9\"\r\nContent-Length: 2\r\n\r\nok")
+
+    server.routes["/odd"] = odd
+    server.routes["/raw"] = raw_etag
+    _get(server.url("/odd"), headers={"If-None-Match": '"\u2603"'})
+    assert received == ['"\u2603"'.encode()]  # a snowman: UTF-8 on the wire
+    assert _get(server.url("/raw")).headers["etag"] == '"\u00e9t\u00e9"'  # not UTF-8: Latin-1
+
+
 def test_credentials_in_the_url_go_as_http_basic_decoded(server: LoopbackServer) -> None:
     sent: list[str | None] = []
 
