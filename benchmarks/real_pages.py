@@ -24,7 +24,6 @@ text scores 0), and the ratio of newsbeam's median time to the script's.
 from __future__ import annotations
 
 import argparse
-import configparser
 import gzip
 import json
 import multiprocessing
@@ -33,7 +32,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.cpu import timed
 from benchmarks.extraction_quality import CORPUS, token_prf
+from benchmarks.run_throughput import trafilatura_command
 from pipeline.demo.loopback import LoopbackServer, RequestHandler, Route
 
 HOSTS = [f"127.0.5.{n}" for n in range(1, 11)]
@@ -123,21 +122,6 @@ def script_texts(work: Path) -> dict[str, str]:
     return texts
 
 
-def trafilatura_cli(links: list[str], work: Path) -> list[str]:
-    config = configparser.ConfigParser()
-    config.read_string(resources.files("trafilatura").joinpath("settings.cfg").read_text())
-    config["DEFAULT"]["SLEEP_TIME"] = "0"
-    config["DEFAULT"]["SSRF_PROTECTION"] = "off"  # the site is on loopback addresses
-    settings = work / "trafilatura.cfg"
-    with settings.open("w") as handle:
-        config.write(handle)
-    urls = work / "urls.txt"
-    urls.write_text("\n".join(links) + "\n")
-    # Its plain text output (its JSON names no URL without metadata, which costs more).
-    return [str(BIN / "trafilatura"), "--input-file", str(urls), "--parallel", str(len(HOSTS)),
-            "--config-file", str(settings)]
-
-
 def f1(texts: dict[str, str], gold: list[dict]) -> tuple[float, int]:
     """Macro F1 over every gold page (0 for a page with no text), and the pages with text."""
     by_id = {url.rsplit("/", 1)[-1].removesuffix(".html"): text for url, text in texts.items()}
@@ -160,7 +144,7 @@ def main() -> None:
     contenders: dict[str, tuple[Callable[..., list[str]], Any, Callable | None]] = {
         "newsbeam run": (newsbeam, feed_urls, newsbeam_texts),
         "plain threaded script": (script, feed_urls, script_texts),
-        "trafilatura CLI": (trafilatura_cli, links, None),
+        "trafilatura CLI": (trafilatura_command, links, None),
     }
     walls: dict[str, list[float]] = {name: [] for name in contenders}
     print(f"{len(gold)} real pages on {len(HOSTS)} hosts, {args.latency * 1000:.0f} ms per"

@@ -104,7 +104,9 @@ def run_plain_threads(feed_urls: list[str]) -> tuple[int, list[str]]:
     return done, links
 
 
-def run_trafilatura_cli(links: list[str], work: Path) -> int:
+def trafilatura_command(links: list[str], work: Path) -> list[str]:
+    """trafilatura's command line over `links`: one thread per host (it takes one URL per host
+    at a time), SLEEP_TIME 0, its SSRF protection off for the loopback site; texts to stdout."""
     config = configparser.ConfigParser()
     config.read_string(resources.files("trafilatura").joinpath("settings.cfg").read_text())
     config["DEFAULT"]["SLEEP_TIME"] = "0"
@@ -115,9 +117,13 @@ def run_trafilatura_cli(links: list[str], work: Path) -> int:
     urls = work / "urls.txt"
     urls.write_text("\n".join(links) + "\n")
     hosts = len({link.split("/")[2] for link in links})
-    done = subprocess.run([str(BIN / "trafilatura"), "--input-file", str(urls), "--parallel",
-                           str(hosts), "--config-file", str(settings)],
-                          check=True, capture_output=True, text=True)
+    return [str(BIN / "trafilatura"), "--input-file", str(urls), "--parallel", str(hosts),
+            "--config-file", str(settings)]
+
+
+def run_trafilatura_cli(links: list[str], work: Path) -> int:
+    done = subprocess.run(trafilatura_command(links, work), check=True, capture_output=True,
+                          text=True)
     # Texts go to stdout (its output files are named by a hash near-duplicates share).
     return done.stdout.count(UNIQUE_LINE)
 

@@ -202,8 +202,8 @@ class HttpClient:
         for _hop in range(self.settings.max_redirects + 1):
             seen.add(current)
             try:
-                request = self._request(current, accept, headers, cookies)
-                response = self._pools.handle_request(request)
+                response = self._pools.handle_request(
+                    self._request(current, accept, headers, cookies))
                 try:
                     status = response.status
                     answer = _headers(response.headers)
@@ -216,7 +216,7 @@ class HttpClient:
                             )
                         target = validate_url(urljoin(current, location.strip()))
                         if "set-cookie" in answer:
-                            cookies = _kept_cookies(cookies, request, response)
+                            cookies = _kept_cookies(cookies, current, response)
                         if target in seen:
                             raise FetchError(
                                 "too_many_redirects", f"redirect loop back to {target}",
@@ -357,18 +357,14 @@ def _response(url: str, status: int, headers: dict[str, str], body: bytes) -> Re
                     fetched_at=datetime.now(UTC))
 
 
-def _kept_cookies(cookies: httpx.Cookies | None, request: httpcore.Request,
+def _kept_cookies(cookies: httpx.Cookies | None, url: str,
                   response: httpcore.Response) -> httpx.Cookies:
-    """The cookies of one request's redirects, with those `response` sets (by the cookie rules
-    of Python's cookie jar, as httpx applies them). None is kept between requests: a poll
-    carries no trace of the last."""
+    """The cookies of one request's redirects, with those `response` (to a GET of `url`) sets,
+    by the cookie rules of Python's cookie jar, as httpx applies them. None is kept between
+    requests: a poll carries no trace of the last."""
     kept = cookies if cookies is not None else httpx.Cookies()
-    url = request.url
-    asked = httpx.Request("GET", httpx.URL(scheme=url.scheme.decode("ascii"),
-                                           host=url.host.decode("ascii"), port=url.port,
-                                           raw_path=url.target))
     kept.extract_cookies(httpx.Response(response.status, headers=response.headers,
-                                        request=asked))
+                                        request=httpx.Request("GET", url)))
     return kept
 
 

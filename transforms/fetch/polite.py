@@ -92,7 +92,6 @@ def wait_tallies(url: str, seconds: float) -> list[Tally]:
     return [Tally(f"{WAIT_TALLY}{host_key(url)}", milliseconds)] if milliseconds else []
 
 
-
 class _Batch:
     """Work submitted together: its future is done when all of it has run, with the first
     error raised, if any."""
