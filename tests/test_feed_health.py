@@ -361,6 +361,30 @@ def test_a_run_folded_in_again_changes_nothing() -> None:
     assert later.applied == ("20261207T000000000Z", "20261207T010000000Z")
 
 
+def test_a_late_pane_of_an_earlier_window_leaves_the_latest_poll_standing() -> None:
+    # A stream's window of polls at T0 fired, then one at T0 + 60; a late pane of the first
+    # window (a poll at T0 + 30) comes after both. What it saw is kept; the feed's state is
+    # still that of its latest poll.
+    health = updated(None, URL, [_poll(T0, entries=5)], 1, T0, period="w0#0")
+    health = updated(health, URL, [_poll(T0 + 60, "not_modified", 304,
+                                         response_seconds=0.1, interval=600.0)],
+                     0, T0 + 60, period="w1#0")
+    late = updated(health, URL, [_failed(T0 + 30, 503)], 0, T0 + 90, period="w0#1")
+    assert (late.last_poll, late.last_status, late.consecutive_failures) == (T0 + 60, 304, 0)
+    assert (late.failing_since, late.response_seconds, late.interval) == (None, 0.1, 600.0)
+    assert (late.last_failure_at, late.last_failure_reason) == (T0 + 30, "http_status")
+    assert (late.last_success, late.health_class) == (T0 + 60, "healthy")
+    # A late success after a later failure: the failure still stands, the answer is kept.
+    failing = updated(health, URL, [_failed(T0 + 120)], 0, T0 + 120, period="w2#0")
+    answered = updated(failing, URL, [_poll(T0 + 90, entries=9)], 0, T0 + 150, period="w1#1")
+    assert (answered.consecutive_failures, answered.failing_since) == (1, T0 + 120)
+    assert (answered.last_poll, answered.last_status) == (T0 + 120, 503)
+    assert (answered.last_200, answered.last_success) == (T0 + 90, T0 + 90)
+    assert answered.recent_entries == (5, 9)
+    # Polls of one pane still fold oldest first, each the latest in its turn.
+    assert updated(None, URL, [_failed(T0 + 10), _poll(T0)], 0, T0 + 20).consecutive_failures == 1
+
+
 def test_a_feed_without_a_usual_gap_is_quiet_after_a_week_without_articles() -> None:
     health = updated(None, URL, [_poll(T0)], 2, T0)  # one arrival: no usual gap yet
     assert classify(health, T0 + 6 * DAY)[0] == "healthy"

@@ -96,54 +96,75 @@ def updated(previous: FeedHealth | None, feed_url: str, polls: Iterable[PollObse
             new_articles: int, now: float, period: str = "") -> FeedHealth:
     """The feed's row after a run or window (`period` names it, and a period already folded
     in is not folded in again): `polls` folded in oldest first, `new_articles` (the records
-    it wrote) counted as arriving at the last successful poll, then classed."""
+    it wrote) counted as arriving at the last successful poll, then classed.
+
+    A poll older than the row's last one (a stream's late pane for an earlier window, folded
+    in after a later window's) adds what it saw (its answer's time, its entries, its failure)
+    but leaves the state of the feed's latest poll as it is: its status, its interval, its
+    failures in a row."""
     if previous is not None and period and period in previous.applied:
         return previous
-    health = previous or FeedHealth(feed_url=feed_url, updated_at=now, first_polled=now)
+    base = previous or FeedHealth(feed_url=feed_url, updated_at=now, first_polled=now)
+    # The row's fields, folded into in place and made a row once (ten thousand feeds a poll).
+    row = dict(base.__dict__)
     if period:
-        health = _with(health, applied=(*health.applied, period)[-KEPT_PERIODS:])
-    for poll in sorted(polls, key=lambda p: p.polled_at):
-        health = _after(health, poll)
+        row["applied"] = (*base.applied, period)[-KEPT_PERIODS:]
+    for poll in sorted(polls, key=_polled_at):
+        _fold(row, poll)
     if new_articles > 0:
-        when = health.last_success if health.last_success is not None else now
-        arrivals = (*health.arrivals, (when, new_articles))[-KEPT_ARRIVALS:]
-        hours = dict(health.hourly)
+        when = row["last_success"] if row["last_success"] is not None else now
+        hours = dict(row["hourly"])
         hour = when - when % HOUR
         hours[hour] = hours.get(hour, 0) + new_articles
-        health = _with(health, arrivals=arrivals, hourly=tuple(sorted(
-            (start, n) for start, n in hours.items() if start > now - KEPT_HOURS * HOUR)))
+        row["arrivals"] = (*row["arrivals"], (when, new_articles))[-KEPT_ARRIVALS:]
+        row["hourly"] = tuple(sorted(
+            (start, n) for start, n in hours.items() if start > now - KEPT_HOURS * HOUR))
+    row["updated_at"] = now
+    health = FeedHealth(**row)
     health_class, reason = classify(health, now)
-    return _with(health, updated_at=now, health_class=health_class, class_reason=reason)
+    return _with(health, health_class=health_class, class_reason=reason)
+
+
+def _polled_at(poll: PollObservation) -> float:
+    return poll.polled_at
 
 
 def _with(health: FeedHealth, **changes: Any) -> FeedHealth:
-    """`health` with `changes`: dataclasses.replace, without its walk over the fields' kinds
-    (ten thousand rows a poll, a few times each)."""
+    """`health` with `changes`: dataclasses.replace, without its walk over the fields' kinds."""
     return FeedHealth(**{**health.__dict__, **changes})
 
 
-def _after(health: FeedHealth, poll: PollObservation) -> FeedHealth:
-    changes: dict[str, object] = {
-        "last_poll": poll.polled_at, "feed_title": poll.feed_title or health.feed_title,
-        "interval": poll.interval, "interval_reason": poll.interval_reason,
-        "last_status": poll.status,
-        "first_polled": min(health.first_polled, poll.polled_at),
-    }
-    if poll.response_seconds is not None:
-        changes["response_seconds"] = poll.response_seconds
+def _latest(known: float | None, when: float) -> float:
+    return when if known is None else max(known, when)
+
+
+def _fold(row: dict[str, Any], poll: PollObservation) -> None:
+    """Fold one poll into a row's fields (see `updated`)."""
+    when = poll.polled_at
+    latest = row["last_poll"] is None or when >= row["last_poll"]
+    row["first_polled"] = min(row["first_polled"], when)
+    if latest:
+        row.update(last_poll=when, feed_title=poll.feed_title or row["feed_title"],
+                   interval=poll.interval, interval_reason=poll.interval_reason,
+                   last_status=poll.status)
+        if poll.response_seconds is not None:
+            row["response_seconds"] = poll.response_seconds
     if poll.outcome == "failed":
-        changes.update(
-            consecutive_failures=health.consecutive_failures + 1,
-            failing_since=health.failing_since if health.consecutive_failures else poll.polled_at,
-            last_failure_reason=poll.reason, last_failure_at=poll.polled_at)
+        if latest:
+            if not row["consecutive_failures"]:
+                row["failing_since"] = when
+            row["consecutive_failures"] += 1
+        if row["last_failure_at"] is None or when >= row["last_failure_at"]:
+            row.update(last_failure_at=when, last_failure_reason=poll.reason)
+        return
+    if latest:
+        row.update(consecutive_failures=0, failing_since=None)
+    row["last_success"] = _latest(row["last_success"], when)
+    if poll.outcome == "fetched":
+        row["last_200"] = _latest(row["last_200"], when)
+        row["recent_entries"] = (*row["recent_entries"], poll.entries)[-KEPT_POLLS:]
     else:
-        changes.update(consecutive_failures=0, failing_since=None, last_success=poll.polled_at)
-        if poll.outcome == "fetched":
-            changes.update(last_200=poll.polled_at, recent_entries=(
-                *health.recent_entries, poll.entries)[-KEPT_POLLS:])
-        else:
-            changes["last_304"] = poll.polled_at
-    return _with(health, **changes)
+        row["last_304"] = _latest(row["last_304"], when)
 
 
 def classify(health: FeedHealth, now: float) -> tuple[str, str]:
