@@ -105,16 +105,19 @@ class TrackFeedHealth(Composite):
         """inputs: the fetch stage's polls, the parse stage's, the records, and any outputs to
         wait for (a batch run's commit): the health is kept once they are complete."""
         fetched, parsed, records, *after = inputs
-        seen = (fetched, parsed) | "Polls" >> beam.Flatten()
-        if self.window is not None:
-            seen = (seen | "StampPolls" >> beam.Map(_stamped_at)
+        feeds = records | "FeedOfRecord" >> beam.Map(_feed_of)
+        # One group for the run (or window): the kept rows are read and written at once.
+        if self.window is None:
+            gathered = (fetched, parsed, feeds, *after) | "Gather" >> GatherOnce(gathered=3)
+        else:  # the polls are put in windows of their time first
+            seen = ((fetched, parsed) | "Polls" >> beam.Flatten()
+                    | "StampPolls" >> beam.Map(_stamped_at)
                     | "PollWindows" >> beam.WindowInto(
                         window.FixedWindows(self.window),
                         allowed_lateness=Duration(seconds=self.lateness)))
-        feeds = records | "FeedOfRecord" >> beam.Map(_feed_of)
+            gathered = (((seen, feeds) | "Together" >> beam.Flatten(), *after)
+                        | "Gather" >> GatherOnce())
         return (
-            ((seen, feeds) | "Together" >> beam.Flatten(), *after)
-            # One group for the run (or window): the kept rows are read and written at once.
-            | "Gather" >> GatherOnce()
+            gathered
             | "Update" >> beam.ParDo(_HealthFn(self.state_uri, self.clock, self.run_id))
         )
