@@ -4,8 +4,10 @@ PostgreSQL state, beside the plain threaded script a user would write, interleav
 The site runs in its own process: 10,000 RSS feeds on 50 hosts (127.0.4.1-50), every request
 answered after 20 ms, with ETags. Each feed lists 20 entries out of a pool of 40 pages per
 host (so the first cycle fetches the pool, 2,000 pages, not one page per entry). Cycle 1: every
-feed in full. Cycle 2: 5% of the feeds list one new article of their own (500 pages), the
-others answer 304. Cycle 3: nothing changed (10,000 answers of 304). For each cycle, each
+feed in full. Then `--rounds` rounds of two cycles: 5% of the feeds list one new article of
+their own (500 pages), the others answer 304; then nothing changed (10,000 answers of 304).
+This machine's speed moves by a tenth or more from one minute to the next, so each round
+gives its ratios and the last line their medians. For each cycle, each
 contender runs in a process of its own, one after the other: `newsbeam run` (SQLite state),
 `newsbeam run` (PostgreSQL state, on 127.0.0.1:5432), and the script (64 threads: requests
 with a session per thread, feedparser, trafilatura; ETags and the links it has seen kept
@@ -13,7 +15,7 @@ between cycles; no per-host limit). It prints wall seconds, CPU seconds of all t
 contender's processes (the machine's busy time less the site's: benchmarks/cpu.py), and CPU per
 feed polled and per page extracted.
 
-    .venv/bin/python benchmarks/poll_scale.py [--feeds 10000] [--no-postgres]
+    .venv/bin/python benchmarks/poll_scale.py [--feeds 10000] [--rounds 3] [--no-postgres]
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import statistics
 import sys
 import tempfile
 import threading
@@ -43,12 +46,13 @@ HTML = {"Content-Type": "text/html; charset=utf-8"}
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test?table_prefix=pollscale_"
 
 
-def new_articles(feed: int, cycle: int) -> int:
-    """Articles of its own `feed` lists at `cycle` (one from cycle 2, for 5% of the feeds)."""
-    return 1 if cycle >= 2 and feed % CHANGED_EVERY == 0 else 0
+def new_articles(feed: int, changes: int) -> int:
+    """Articles of its own `feed` lists after `changes` changes (one more each, for 5% of
+    the feeds)."""
+    return changes if feed % CHANGED_EVERY == 0 else 0
 
 
-def serve(feeds: int, cycle, connection) -> None:  # noqa: ANN001
+def serve(feeds: int, changes, rounds: int, connection) -> None:  # noqa: ANN001
     """The site, in its own process, until told to stop; then its request counts go back."""
     stories = demo.sample_articles()
     servers = [LoopbackServer({}, host=host).start() for host in HOSTS]
@@ -70,7 +74,7 @@ def serve(feeds: int, cycle, connection) -> None:  # noqa: ANN001
 
     def feed_handler(n: int, server: LoopbackServer) -> object:
         def handle(handler: RequestHandler) -> None:
-            version = new_articles(n, cycle.value)
+            version = new_articles(n, changes.value)
             etag = f'"{n}.{version}"'
             time.sleep(LATENCY)
             if handler.headers.get("If-None-Match") == etag:
@@ -97,7 +101,9 @@ def serve(feeds: int, cycle, connection) -> None:  # noqa: ANN001
     for n in range(feeds):
         server = servers[n % len(servers)]
         server.routes[f"/feed/{n}.xml"] = feed_handler(n, server)
-        server.routes[f"/a/{n}/1.html"] = delayed(page(server, n, f"News of feed {n}."), "page")
+        for version in range(1, rounds + 1):
+            server.routes[f"/a/{n}/{version}.html"] = delayed(
+                page(server, n, f"News {version} of feed {n}."), "page")
     connection.send([servers[n % len(servers)].url(f"/feed/{n}.xml") for n in range(feeds)])
     while True:
         message = connection.recv()
@@ -152,12 +158,13 @@ json.dump({"etags": etags, "seen": sorted(seen)}, open(state_file, "w"))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--feeds", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="newsbeam-pollscale-"))
-    cycle = multiprocessing.Value("i", 1)
+    changes = multiprocessing.Value("i", 0)
     ours, theirs = multiprocessing.Pipe()
-    site = multiprocessing.Process(target=serve, args=(args.feeds, cycle, theirs))
+    site = multiprocessing.Process(target=serve, args=(args.feeds, changes, args.rounds, theirs))
     site.start()
     urls: list[str] = ours.recv()
     (work / "feeds.yaml").write_text("feeds:\n" + "".join(f"  - url: {u}\n" for u in urls))
@@ -181,12 +188,16 @@ def main() -> None:
     }
     if args.no_postgres:
         del contenders["newsbeam (PostgreSQL state)"]
-    names = {1: "all feeds in full", 2: "5% changed", 3: "nothing changed"}
     print(f"{args.feeds} feeds on {len(HOSTS)} hosts, {LATENCY * 1000:.0f} ms per request;"
           f" outputs in {work}")
-    for number in (1, 2, 3):
-        cycle.value = number
-        print(f"cycle {number} ({names[number]}):")
+    cycles = [(1, "all feeds in full", 0)]
+    for number in range(args.rounds):
+        cycles += [(2 + 2 * number, "5% changed", number + 1),
+                   (3 + 2 * number, "nothing changed", number + 1)]
+    ratios: dict[tuple[str, str], list[float]] = {}
+    for number, kind, version in cycles:
+        changes.value = version
+        print(f"cycle {number} ({kind}):")
         times = {}
         for name, command in contenders.items():
             ours.send("counts")
@@ -201,10 +212,14 @@ def main() -> None:
                   f" ({polled} feeds polled: {asked.get('feed 304', 0)} x 304; {pages} pages);"
                   f" {cpu / max(polled, 1) * 1000:.2f} ms CPU per feed,"
                   f" {cpu / pages * 1000 if pages else 0:.1f} ms CPU per page")
-        script = times["plain threaded script"]
+        script = times.pop("plain threaded script")
+        for name, wall in times.items():
+            ratios.setdefault((kind, name), []).append(wall / script)
         print("  ratio to the script: " + ", ".join(
-            f"{name} {wall / script:.2f}" for name, wall in times.items()
-            if name != "plain threaded script"))
+            f"{name} {wall / script:.2f}" for name, wall in times.items()))
+    print("median ratios to the script: " + "; ".join(
+        f"{kind}, {name}: {statistics.median(values):.2f}"
+        for (kind, name), values in ratios.items()))
     ours.send("stop")
     site.join(timeout=30)
 
