@@ -374,6 +374,9 @@ def test_a_late_pane_of_an_earlier_window_leaves_the_latest_poll_standing() -> N
     assert (late.failing_since, late.response_seconds, late.interval) == (None, 0.1, 600.0)
     assert (late.last_failure_at, late.last_failure_reason) == (T0 + 30, "http_status")
     assert (late.last_success, late.health_class) == (T0 + 60, "healthy")
+    titled = updated(health, URL, [dataclasses.replace(_poll(T0 + 30), feed_title="Gazette")],
+                     0, T0 + 90, period="w0#1")
+    assert (titled.feed_title, titled.last_poll, titled.last_200) == ("Gazette", T0 + 60, T0 + 30)
     # A late success after a later failure: the failure still stands, the answer is kept.
     failing = updated(health, URL, [_failed(T0 + 120)], 0, T0 + 120, period="w2#0")
     answered = updated(failing, URL, [_poll(T0 + 90, entries=9)], 0, T0 + 150, period="w1#1")

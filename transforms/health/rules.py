@@ -149,6 +149,8 @@ def _fold(row: dict[str, Any], poll: PollObservation) -> None:
                    last_status=poll.status)
         if poll.response_seconds is not None:
             row["response_seconds"] = poll.response_seconds
+    else:  # a title the row lacks is still welcome
+        row["feed_title"] = row["feed_title"] or poll.feed_title
     if poll.outcome == "failed":
         if latest:
             if not row["consecutive_failures"]:
