@@ -41,7 +41,7 @@ HOSTS = [f"127.0.4.{n}" for n in range(1, 51)]
 LATENCY = 0.020
 ENTRIES = 20
 POOL = 40  # shared article pages per host
-CHANGED_EVERY = 20  # cycle 2: one feed in 20 has a new article
+CHANGED_EVERY = 20  # each 5%-changed cycle: one feed in 20 lists a new article
 HTML = {"Content-Type": "text/html; charset=utf-8"}
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test?table_prefix=pollscale_"
 

@@ -384,6 +384,10 @@ def test_a_late_pane_of_an_earlier_window_leaves_the_latest_poll_standing() -> N
     assert (answered.last_poll, answered.last_status) == (T0 + 120, 503)
     assert (answered.last_200, answered.last_success) == (T0 + 90, T0 + 90)
     assert answered.recent_entries == (5, 9)
+    # A late pane's new articles arrived at its own poll, in time order among the others.
+    more = updated(health, URL, [_poll(T0 + 120, entries=6)], 2, T0 + 120, period="w2#0")
+    brought = updated(more, URL, [_poll(T0 + 30, entries=6)], 3, T0 + 150, period="w0#1")
+    assert brought.arrivals == ((T0, 1), (T0 + 30, 3), (T0 + 120, 2))
     # Polls of one pane still fold oldest first, each the latest in its turn.
     assert updated(None, URL, [_failed(T0 + 10), _poll(T0)], 0, T0 + 20).consecutive_failures == 1
 

@@ -96,7 +96,8 @@ def updated(previous: FeedHealth | None, feed_url: str, polls: Iterable[PollObse
             new_articles: int, now: float, period: str = "") -> FeedHealth:
     """The feed's row after a run or window (`period` names it, and a period already folded
     in is not folded in again): `polls` folded in oldest first, `new_articles` (the records
-    it wrote) counted as arriving at the last successful poll, then classed.
+    it wrote) counted as arriving at its last successful poll (the feed's, if it has none),
+    then classed.
 
     A poll older than the row's last one (a stream's late pane for an earlier window, folded
     in after a later window's) adds what it saw (its answer's time, its entries, its failure)
@@ -105,18 +106,23 @@ def updated(previous: FeedHealth | None, feed_url: str, polls: Iterable[PollObse
     if previous is not None and period and period in previous.applied:
         return previous
     base = previous or FeedHealth(feed_url=feed_url, updated_at=now, first_polled=now)
-    # The row's fields, folded into in place and made a row once (ten thousand feeds a poll).
+    # The row's fields, folded into in place; the row is made at the end, not for each poll.
     row = dict(base.__dict__)
     if period:
         row["applied"] = (*base.applied, period)[-KEPT_PERIODS:]
-    for poll in sorted(polls, key=_polled_at):
+    polls = sorted(polls, key=_polled_at)
+    for poll in polls:
         _fold(row, poll)
     if new_articles > 0:
-        when = row["last_success"] if row["last_success"] is not None else now
+        answered = [poll.polled_at for poll in polls if poll.outcome != "failed"]
+        when = answered[-1] if answered else row["last_success"]
+        when = now if when is None else when
         hours = dict(row["hourly"])
         hour = when - when % HOUR
         hours[hour] = hours.get(hour, 0) + new_articles
-        row["arrivals"] = (*row["arrivals"], (when, new_articles))[-KEPT_ARRIVALS:]
+        # In time order, a late pane's among them, for the usual gap between them.
+        row["arrivals"] = tuple(sorted(
+            (*row["arrivals"], (when, new_articles))))[-KEPT_ARRIVALS:]
         row["hourly"] = tuple(sorted(
             (start, n) for start, n in hours.items() if start > now - KEPT_HOURS * HOUR))
     row["updated_at"] = now
