@@ -8,7 +8,8 @@ Prism (`--prism_location`, or NEWSBEAM_PRISM) with `--poll-interval 60s --window
 `--polls` polls. From the site's request log it prints, per poll, the feeds and pages asked
 for and how long from the poll's first request to its last one (feed or page), with the CPU
 seconds the stream's processes (newsbeam, Prism) used meanwhile and per feed polled; then the
-records written. Then a plain threaded script (64 threads: httpx, ETags kept in memory,
+records written (a stream that failed or wrote an article twice has its log and output kept,
+in a folder it names). Then a plain threaded script (64 threads: httpx, ETags kept in memory,
 feedparser, trafilatura on the new pages, no per-host limit) polls a fresh copy of the site
 twice, and its times are printed the same way.
 
@@ -22,6 +23,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -187,8 +189,13 @@ def run_stream(site: Site, polls: int, prism: str, folder: Path, shards: int,
         print("the stream did not end in time; killed")
     records = [json.loads(line) for path in out.glob("articles-*.jsonl")
                for line in path.open() if line.strip()]
-    print(f"stream: exit {process.wait()}, {len(records)} records"
-          f" ({len({record['id'] for record in records})} distinct)")
+    status, distinct = process.wait(), len({record["id"] for record in records})
+    print(f"stream: exit {status}, {len(records)} records ({distinct} distinct)")
+    if status or distinct != len(records):
+        # Something to look into: the stream's log and output outlive the run's folder.
+        kept = Path(tempfile.mkdtemp(prefix="newsbeam-streamscale-"))
+        shutil.copytree(folder, kept, dirs_exist_ok=True)
+        print(f"  the stream's log and output are kept in {kept}")
     return samples
 
 
