@@ -21,6 +21,23 @@ class Usage:
     rss_bytes: int
 
 
+def _stat_fields(pid: int | str) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (which may hold spaces)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _cpu_seconds(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds process `pid` has used so far (0 where it, or /proc, is not there)."""
+    try:
+        return _cpu_seconds(_stat_fields(pid))
+    except OSError:
+        return 0.0
+
+
 def group_usage(group: int) -> list[Usage]:
     """The live processes of process group `group`."""
     found = []
@@ -28,7 +45,7 @@ def group_usage(group: int) -> list[Usage]:
         if not entry.isdigit():
             continue
         try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = _stat_fields(entry)
             if int(fields[2]) != group:  # pgrp
                 continue
             command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
@@ -36,7 +53,7 @@ def group_usage(group: int) -> list[Usage]:
         except (OSError, IndexError, ValueError):
             continue  # ended meanwhile
         found.append(Usage(int(entry), command.decode(errors="replace"),
-                           (int(fields[11]) + int(fields[12])) / CLOCK_TICKS,
+                           _cpu_seconds(fields),
                            rss_pages * PAGE_SIZE))
     return found
 
