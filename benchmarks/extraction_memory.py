@@ -19,7 +19,8 @@ from pathlib import Path
 
 from extraction_quality import page_for  # the sibling benchmark's Page builder
 
-from transforms.extract import IsolationSettings, ProcessPool
+from transforms.core import EXTRACT_ARTICLE, IsolationSettings, ProcessPool
+from transforms.core.workers import TARGETS
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "extraction"
 
@@ -41,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     gold = [json.loads(line) for line in (CORPUS / "gold.jsonl").open(encoding="utf-8")]
     pages = [page_for(g, gzip.decompress((CORPUS / g["html_file"]).read_bytes())) for g in gold]
-    pool = ProcessPool("transforms.extract.article:extract_article", IsolationSettings())
+    pool = ProcessPool(TARGETS, IsolationSettings())  # the pipeline's workers, as they are
     started = time.perf_counter()
     failed = 0
     try:
@@ -49,7 +50,7 @@ def main() -> None:
             batch = [pages[n % len(pages)] for n in range(batch_start,
                                                           min(args.pages,
                                                               batch_start + args.every))]
-            for future in [pool.submit(page) for page in batch]:
+            for future in [pool.submit(EXTRACT_ARTICLE, page) for page in batch]:
                 if future.exception() is not None:
                     failed += 1
             workers = ", ".join(f"{rss_mib(pid):.0f}" for pid in pool.pids())

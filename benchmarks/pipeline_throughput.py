@@ -33,8 +33,8 @@ from pipeline.demo.loopback import LoopbackServer, Route
 from pipeline.graph.batch import BatchConfig, build_batch
 from pipeline.graph.core import CoreConfig
 from pipeline.job.run_batch import run_batch
-from transforms.core import Feed, FetchedFeed, Page
-from transforms.extract import ExtractionError, IsolationSettings, extract_article
+from transforms.core import Feed, FetchedFeed, IsolationSettings, Page
+from transforms.extract import ExtractionError, extract_article
 from transforms.feeds import parse_feed
 from transforms.fetch import HttpClient, HttpSettings
 from transforms.topics import TopicMatcher, load_taxonomy

@@ -12,7 +12,8 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from tests.helpers import test_pipeline
 from transforms.core import CollectDeadLetters, dead_letter, is_permanent, is_permanent_reason
-from transforms.core.dead_letters import _counted, letter_id, letter_tallies
+from transforms.core.collect_dead_letters import _counted, letter_tallies
+from transforms.core.dead_letters import letter_id
 
 AT = datetime(2025, 3, 4, 8, 0, tzinfo=UTC)
 FEED = "https://news.example/feed.xml"

@@ -133,30 +133,6 @@ def test_parsing_adds_the_entries_and_an_unusable_body_is_a_failed_poll() -> Non
     assert polled(poll, dataclasses.replace(entries, dead_letters=(lost,))).outcome == "fetched"
 
 
-def test_a_poll_whose_parsing_raised_is_a_failed_poll_beside_its_dead_letter(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import apache_beam as beam
-    from apache_beam.testing.util import assert_that, equal_to
-
-    from tests.helpers import test_pipeline
-    from transforms.core import Feed, FetchedFeed
-    from transforms.feeds import ParseEntries, parse as parse_module
-
-    def broken(fetched: FetchedFeed) -> ParsedFeed:
-        raise ValueError("a parser bug")
-
-    monkeypatch.setattr(parse_module, "parse_feed", broken)
-    fetched = FetchedFeed(Feed(URL), URL, 200, "application/rss+xml", b"<rss/>",
-                          datetime.fromtimestamp(T0, UTC), poll=_poll(T0))
-    with test_pipeline() as p:
-        parsed = p | beam.Create([fetched]) | ParseEntries()
-        assert_that(parsed.polls | beam.Map(lambda o: (o.outcome, o.reason, o.status)),
-                    equal_to([("failed", "unexpected_error", 200)]), label="Poll")
-        assert_that(parsed.dead_letters | beam.Map(lambda d: d.reason),
-                    equal_to(["unexpected_error"]), label="Letter")
-
-
 def test_the_row_says_what_an_analyst_asks() -> None:
     health = _hourly(30, new_every=2)
     row = as_row(health)

@@ -1,4 +1,4 @@
-"""Extraction isolation: a time limit per task, crashes contained, processes recycled."""
+"""Worker processes: a time limit per task, crashes contained, processes recycled."""
 
 from __future__ import annotations
 
@@ -14,16 +14,18 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline import demo
 from tests.helpers import test_pipeline
-from transforms.core import Entry, Page, article_id, canonical_url
-from transforms.extract import (
-    ExtractArticles,
-    ExtractionError,
+from transforms.core import (
+    Entry,
     IsolationSettings,
+    Page,
     ProcessPool,
     TaskTimeout,
     WorkerCrashed,
-    extract_articles,
+    article_id,
+    canonical_url,
+    workers,
 )
+from transforms.extract import ExtractArticles, ExtractionError
 
 pytestmark = pytest.mark.slow  # every test starts worker processes
 
@@ -41,32 +43,36 @@ def refuse(reason: str) -> None:
     raise ExtractionError(reason, "no text here", "ValueError")
 
 
+SLOW_THEN_PID, CRASH, REFUSE = (f"{__name__}:{name}" for name in ("slow_then_pid", "crash",
+                                                                    "refuse"))
+
+
 def test_a_task_past_its_time_limit_is_killed_and_the_pool_goes_on() -> None:
-    pool = ProcessPool(f"{__name__}:slow_then_pid",
-                       IsolationSettings(processes=1, timeout=0.5))
+    pool = ProcessPool((SLOW_THEN_PID,), IsolationSettings(processes=1, timeout=0.5))
     try:
-        first = pool.submit(0).result()
+        first = pool.submit(SLOW_THEN_PID, 0).result()
         with pytest.raises(TaskTimeout):
-            pool.submit(30).result()
-        assert pool.submit(0).result() != first  # a fresh process replaced the killed one
+            pool.submit(SLOW_THEN_PID, 30).result()
+        # A fresh process replaced the killed one.
+        assert pool.submit(SLOW_THEN_PID, 0).result() != first
     finally:
         pool.close()
 
 
 def test_a_crashed_worker_is_reported_and_replaced() -> None:
-    pool = ProcessPool(f"{__name__}:crash", IsolationSettings(processes=1, timeout=10))
+    pool = ProcessPool((CRASH,), IsolationSettings(processes=1, timeout=10))
     try:
         with pytest.raises(WorkerCrashed, match="exited with code 3"):
-            pool.submit(None).result()
+            pool.submit(CRASH, None).result()
     finally:
         pool.close()
 
 
 def test_errors_cross_the_process_boundary_with_their_reason() -> None:
-    pool = ProcessPool(f"{__name__}:refuse", IsolationSettings(processes=1, timeout=10))
+    pool = ProcessPool((REFUSE,), IsolationSettings(processes=1, timeout=10))
     try:
         with pytest.raises(ExtractionError) as caught:
-            pool.submit("empty_extraction").result()
+            pool.submit(REFUSE, "empty_extraction").result()
         assert (caught.value.reason, caught.value.error_type) == ("empty_extraction",
                                                                   "ValueError")
     finally:
@@ -74,10 +80,9 @@ def test_errors_cross_the_process_boundary_with_their_reason() -> None:
 
 
 def test_workers_are_recycled_so_memory_is_given_back() -> None:
-    pool = ProcessPool(f"{__name__}:slow_then_pid",
-                       IsolationSettings(processes=1, recycle_after=2))
+    pool = ProcessPool((SLOW_THEN_PID,), IsolationSettings(processes=1, recycle_after=2))
     try:
-        pids = [pool.submit(0).result() for _ in range(5)]
+        pids = [pool.submit(SLOW_THEN_PID, 0).result() for _ in range(5)]
     finally:
         pool.close()
     assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]
@@ -104,7 +109,7 @@ def test_extraction_past_the_time_limit_is_a_dead_letter() -> None:
 def test_a_stage_with_no_page_to_extract_starts_no_extraction_process(monkeypatch) -> None:
     # A poll where nothing changed has no page: it need not pay for the extraction stack.
     started: list[IsolationSettings] = []
-    monkeypatch.setattr(extract_articles, "_started_pool", started.append)
+    monkeypatch.setattr(workers, "started_pool", started.append)
     with test_pipeline() as p:
         outputs = p | beam.Create([], reshuffle=False).with_output_types(Page) | (
             ExtractArticles(IsolationSettings(processes=1)))
@@ -116,9 +121,9 @@ def test_a_program_read_from_stdin_can_use_the_workers() -> None:
     # multiprocessing's fork server re-imports the parent's __main__ from its file; a program
     # read from stdin has none on disk. A fresh interpreter, so the fork server starts anew.
     program = (
-        "from transforms.extract import IsolationSettings, ProcessPool\n"
-        "pool = ProcessPool('builtins:abs', IsolationSettings(processes=1))\n"
-        "print(pool.submit(-7).result())\n"
+        "from transforms.core import IsolationSettings, ProcessPool\n"
+        "pool = ProcessPool(('builtins:abs',), IsolationSettings(processes=1))\n"
+        "print(pool.submit('builtins:abs', -7).result())\n"
         "pool.close()\n"
     )
     done = subprocess.run([sys.executable, "-"], input=program, capture_output=True, text=True,

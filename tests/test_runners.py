@@ -23,8 +23,8 @@ from pipeline.job.runners import (
     placement,
     runner_name,
 )
-from transforms.core import Entry, Page, article_id, canonical_url
-from transforms.extract import ExtractArticles, IsolationSettings, extract_articles, isolation
+from transforms.core import Entry, IsolationSettings, Page, article_id, canonical_url, isolation
+from transforms.extract import ExtractArticles, extract_articles
 from transforms.sinks import parse_sink
 
 
@@ -151,8 +151,8 @@ def test_one_extraction_pool_per_process_however_many_dofn_instances(
             probe.pools += 1
         original_pool(self, *args, **kwargs)  # type: ignore[arg-type]
 
-    def worker(self: isolation._Worker, target: str) -> None:
-        original_worker(self, target)
+    def worker(self: isolation._Worker, targets: tuple[str, ...]) -> None:
+        original_worker(self, targets)
         with probe.lock:
             probe.worker_pids.add(self.pid or 0)
 

@@ -12,7 +12,8 @@ from typing import NamedTuple
 
 import apache_beam as beam
 
-from transforms.extract import DEFAULT_ISOLATION, ExtractArticles, IsolationSettings
+from transforms.core import DEFAULT_ISOLATION, IsolationSettings
+from transforms.extract import ExtractArticles
 from transforms.feeds import ParseEntries
 from transforms.fetch import (
     BATCH_GROUPING,
@@ -53,7 +54,7 @@ def feed_bytes_to_records(
     fetched_feeds: beam.PCollection, dedup: beam.PTransform, config: CoreConfig
 ) -> Core:
     """FetchedFeed -> records: parse, `dedup`, fetch pages, extract, tag, build records."""
-    parsed = fetched_feeds | "ParseEntries" >> ParseEntries()
+    parsed = fetched_feeds | "ParseEntries" >> ParseEntries(config.isolation)
     entries = parsed.entries | "DedupEntries" >> dedup
     pages = entries.entries | "FetchPages" >> FetchPages(
         config.http, config.politeness, grouping=config.grouping

@@ -14,8 +14,7 @@ from typing import Any
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.job.runners import Placement, extraction_processes
-from transforms.core import format_duration, parse_duration
-from transforms.extract import DEFAULT_ISOLATION, IsolationSettings
+from transforms.core import DEFAULT_ISOLATION, IsolationSettings, format_duration, parse_duration
 from transforms.fetch import DEFAULT_POLITENESS, DEFAULT_USER_AGENT, HttpSettings, Politeness
 from transforms.sinks import (
     DEFAULT_ALERTS_TABLE,
@@ -209,15 +208,17 @@ class NewsbeamOptions(PipelineOptions):
         parser.add_argument(
             "--extract-processes", "--extract_processes", dest="extract_processes",
             type=_non_negative_int, default=DEFAULT_ISOLATION.processes, metavar="N",
-            help="extraction processes per Beam worker process (default: 0, about one per"
+            help="worker processes (extracting pages, parsing feeds) per Beam worker process"
+            " (default: 0, about one per"
             " core of the machine: the cores divided among the Beam worker processes on this"
             " machine, one per worker process on runners whose workers run elsewhere)",
         )
         parser.add_argument(
             "--extract-timeout", "--extract_timeout", dest="extract_timeout", type=_positive,
             default=DEFAULT_ISOLATION.timeout, metavar="SECONDS",
-            help="time limit for extracting one page; past it the page is a dead letter"
-            f" extraction_timeout (default: {DEFAULT_ISOLATION.timeout:g})",
+            help="time limit for extracting one page or parsing one feed; past it the page"
+            " or feed is a dead letter extraction_timeout or feed_parse_timeout"
+            f" (default: {DEFAULT_ISOLATION.timeout:g})",
         )
         parser.add_argument(
             "--http-timeout", "--http_timeout", dest="http_timeout", type=_positive,

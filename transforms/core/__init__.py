@@ -11,6 +11,10 @@ if TYPE_CHECKING:
         BackgroundFn as BackgroundFn,
         Place as Place,
     )
+    from transforms.core.collect_dead_letters import (
+        CollectDeadLetters as CollectDeadLetters,
+        DeadLetters as DeadLetters,
+    )
     from transforms.core.composite import (
         Composite as Composite,
     )
@@ -38,8 +42,6 @@ if TYPE_CHECKING:
         STAGES as STAGES,
         TAG_TOPICS as TAG_TOPICS,
         TO_RECORDS as TO_RECORDS,
-        CollectDeadLetters as CollectDeadLetters,
-        DeadLetters as DeadLetters,
         dead_letter as dead_letter,
         is_permanent as is_permanent,
         is_permanent_reason as is_permanent_reason,
@@ -86,6 +88,13 @@ if TYPE_CHECKING:
         article_id as article_id,
         canonical_url as canonical_url,
     )
+    from transforms.core.isolation import (
+        DEFAULT_ISOLATION as DEFAULT_ISOLATION,
+        IsolationSettings as IsolationSettings,
+        ProcessPool as ProcessPool,
+        TaskTimeout as TaskTimeout,
+        WorkerCrashed as WorkerCrashed,
+    )
     from transforms.core.metrics import (
         NAMESPACE as NAMESPACE,
         TALLIES as TALLIES,
@@ -122,6 +131,11 @@ if TYPE_CHECKING:
     from transforms.core.windows import (
         firing_label as firing_label,
         window_span as window_span,
+    )
+    from transforms.core.workers import (
+        EXTRACT_ARTICLE as EXTRACT_ARTICLE,
+        PARSE_FEED as PARSE_FEED,
+        worker_pool as worker_pool,
     )
 
 __getattr__, __all__ = lazy_exports(__name__, __file__)

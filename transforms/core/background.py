@@ -21,6 +21,7 @@ from typing import Any, ClassVar, NamedTuple
 import apache_beam as beam
 from apache_beam.utils.windowed_value import WindowedValue
 
+from transforms.core.elements import DeadLetter
 from transforms.core.failures import Abandoned, guarded
 from transforms.core.metrics import TALLIES, Tally, emitted
 
@@ -59,13 +60,18 @@ class BackgroundFn(beam.DoFn):
         # thousand feeds answering 304 are one tally, not a thousand elements to sum later.
         self._tallies: Counter[tuple[str, Place]] = Counter()
 
+    def if_failed(self, element: Any, letter: DeadLetter) -> Iterable[Any]:
+        """What goes out besides the dead letter when `element`'s work raised (nothing)."""
+        return ()
+
     def deliver(self, element: Any, place: Place, work: Callable[[], Iterable[Any]]) -> None:
         """Run `work()` for `element` here (any thread) and queue its outputs, or its dead
-        letter, for the bundle's thread; nothing, if the DoFn was torn down before or while
-        the work ran."""
+        letter and `if_failed`'s, for the bundle's thread; nothing, if the DoFn was torn down
+        before or while the work ran."""
         try:
             self.check_running()
-            outputs = guarded(self.stage, element, work)
+            outputs = guarded(self.stage, element, work,
+                              lambda letter: self.if_failed(element, letter))
         except Abandoned:
             return
         self._results.put((place, outputs))

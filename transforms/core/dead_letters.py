@@ -8,14 +8,9 @@ filter and alert on them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
-
-import apache_beam as beam
 
 from transforms.core.elements import DeadLetter
-from transforms.core.metrics import TALLIES, Tally, emitted
 from transforms.core.redaction import mask_userinfo
 
 # The tag of every stage's dead-letter output (ParDo(...).with_outputs(DEAD_LETTERS, ...)).
@@ -47,6 +42,8 @@ REASONS: dict[str, str] = {
     "feed_unparseable": "the feed could not be parsed into any entry",
     "feed_empty": "the feed parsed but has no entries",
     "entry_without_link": "the entry has no usable http(s) link to an article",
+    "feed_parse_timeout": "parsing the feed took longer than the time limit",
+    "feed_parse_crashed": "the worker process parsing the feed died (memory, a native crash)",
     # pages and articles
     "robots_disallowed": "the site's robots.txt disallows fetching the page",
     "empty_extraction": "no article text could be extracted from the page",
@@ -134,33 +131,3 @@ def letter_id(stage: str, subject: str, feed_url: str, lost: str) -> str:
 def _one_line(message: str, limit: int = 500) -> str:
     flat = " ".join(message.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def letter_tallies(letter: DeadLetter) -> tuple[Tally, Tally]:
-    """What one dead letter counts for: its stage and reason, and a lost feed or entry."""
-    return (Tally(f"dead_letters.{letter.stage}.{letter.reason}"),
-            Tally("feeds.dead_letter" if letter.subject == "feed" else "entries.dead_letter"))
-
-
-def _counted(letter: DeadLetter) -> Iterator[Any]:
-    yield letter
-    yield from emitted(letter_tallies(letter))
-
-
-class DeadLetters(NamedTuple):
-    """Every stage's dead letters in one PCollection, and what they count for."""
-
-    letters: beam.PCollection
-    tallies: beam.PCollection
-
-
-class CollectDeadLetters(beam.PTransform):
-    """Flatten the dead-letter outputs of every stage into one PCollection, counted by reason."""
-
-    def expand(self, outputs: tuple[beam.PCollection, ...]) -> DeadLetters:
-        counted = (
-            outputs
-            | "Flatten" >> beam.Flatten()
-            | "CountByReason" >> beam.ParDo(_counted).with_outputs(TALLIES, main="letters")
-        )
-        return DeadLetters(counted.letters, counted.tallies)

@@ -1,5 +1,5 @@
 """Article extraction: trafilatura over page bytes, boilerplate rules, the page's own metadata,
-isolated worker processes, and ExtractArticles."""
+and ExtractArticles (in the worker processes of transforms.core.isolation)."""
 
 from typing import TYPE_CHECKING
 
@@ -13,13 +13,6 @@ if TYPE_CHECKING:
     from transforms.extract.errors import ExtractionError as ExtractionError
     from transforms.extract.extract_articles import (
         ExtractArticles as ExtractArticles,
-    )
-    from transforms.extract.isolation import (
-        DEFAULT_ISOLATION as DEFAULT_ISOLATION,
-        IsolationSettings as IsolationSettings,
-        ProcessPool as ProcessPool,
-        TaskTimeout as TaskTimeout,
-        WorkerCrashed as WorkerCrashed,
     )
 
 __getattr__, __all__ = lazy_exports(__name__, __file__)

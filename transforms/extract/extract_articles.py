@@ -11,26 +11,25 @@ import apache_beam as beam
 
 from transforms.core import (
     DEAD_LETTERS,
+    DEFAULT_ISOLATION,
+    EXTRACT_ARTICLE,
     EXTRACT_ARTICLES,
     TALLIES,
     Article,
     BackgroundFn,
     Composite,
+    IsolationSettings,
     Measure,
     Page,
     Place,
-    Tally,
-    dead_letter,
-    per_process,
-)
-from transforms.extract.errors import ExtractionError
-from transforms.extract.isolation import (
-    DEFAULT_ISOLATION,
-    IsolationSettings,
     ProcessPool,
+    Tally,
     TaskTimeout,
     WorkerCrashed,
+    dead_letter,
+    worker_pool,
 )
+from transforms.extract.errors import ExtractionError
 
 
 def outcome_outputs(page: Page, outcome: Future[Article], timeout: float) -> Iterator[Any]:
@@ -58,19 +57,9 @@ def outcome_outputs(page: Page, outcome: Future[Article], timeout: float) -> Ite
     ))
 
 
-# Named, not imported: only the worker processes import the extraction stack.
-EXTRACT_ARTICLE = "transforms.extract.article:extract_article"
-
-
-def _started_pool(isolation: IsolationSettings) -> ProcessPool:
-    pool = ProcessPool(EXTRACT_ARTICLE, isolation)
-    pool.warm_up()  # while the rest of the stage's pages are still being fetched
-    return pool
-
-
 @dataclasses.dataclass(eq=False)
 class _ExtractFn(BackgroundFn):
-    """Hands pages to the isolated extraction processes and turns outcomes into outputs."""
+    """Hands pages to the worker processes and turns outcomes into outputs."""
 
     stage = EXTRACT_ARTICLES
     isolation: IsolationSettings
@@ -80,12 +69,9 @@ class _ExtractFn(BackgroundFn):
         self.max_pending = 4 * self.isolation.process_count
 
     def pool(self) -> ProcessPool:
-        """The process's extraction pool, started at the first page: a run or bundle with no
-        page to extract (a poll where nothing changed) starts no extraction process."""
+        """The process's worker pool, taken at the first page (see worker_pool)."""
         if self._pool is None:
-            isolation = self.isolation
-            self._pool = per_process(("extraction", isolation),
-                                     lambda: _started_pool(isolation))
+            self._pool = worker_pool(self.isolation)
         return self._pool
 
     def teardown(self) -> None:
@@ -98,7 +84,7 @@ class _ExtractFn(BackgroundFn):
     ) -> Iterator[Any]:
         timeout = self.isolation.timeout
         delivered = self.deliver_when_done(
-            self.pool().submit(page), page, Place(window, timestamp),
+            self.pool().submit(EXTRACT_ARTICLE, page), page, Place(window, timestamp),
             lambda outcome: outcome_outputs(page, outcome, timeout),
         )
         yield from self.started([delivered])

@@ -1,6 +1,6 @@
 """Feeds: FetchFeeds (a batch run's feed bytes, conditionally), PollFeeds (a stream's polls,
 with each feed's schedule in keyed state), ParseEntries (RSS and Atom with feedparser, JSON Feed
-with our own reader) and the plain functions behind them."""
+with our own reader, in the worker processes) and the plain functions behind them."""
 
 from typing import TYPE_CHECKING
 
@@ -18,9 +18,9 @@ if TYPE_CHECKING:
     from transforms.feeds.parse import (
         FULL_TEXT_MIN_WORDS as FULL_TEXT_MIN_WORDS,
         ParsedFeed as ParsedFeed,
-        ParseEntries as ParseEntries,
         parse_feed as parse_feed,
     )
+    from transforms.feeds.parse_entries import ParseEntries as ParseEntries
     from transforms.feeds.poll import (
         FeedState as FeedState,
         FeedStatesCoder as FeedStatesCoder,

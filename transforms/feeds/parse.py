@@ -1,6 +1,7 @@
-"""ParseEntries: entries out of fetched feed bytes, with feedparser (or the JSON Feed reader).
+"""Entries out of fetched feed bytes, with feedparser (or the JSON Feed reader).
 
-`parse_feed` is a plain function (no Beam), so it can be tested on every corpus feed directly.
+`parse_feed` is a plain function that imports no Beam: the worker processes run it
+(transforms.feeds.parse_entries hands them the feeds), and tests run it on every corpus feed.
 """
 
 from __future__ import annotations
@@ -8,26 +9,18 @@ from __future__ import annotations
 import dataclasses
 import io
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import apache_beam as beam
 import feedparser
 
 from transforms.core import (
-    DEAD_LETTERS,
     PARSE_ENTRIES,
-    POLLS,
-    TALLIES,
-    Composite,
     DeadLetter,
     Entry,
     Feed,
     FetchedFeed,
     PollObservation,
-    StageFn,
-    Tally,
     article_id,
     canonical_url,
     clean_whitespace,
@@ -213,41 +206,3 @@ def polled(poll: PollObservation, parsed: ParsedFeed) -> PollObservation:
     if unusable:
         poll = dataclasses.replace(poll, outcome="failed", reason=unusable[0])
     return poll
-
-
-class _ParseEntriesFn(StageFn):
-    stage = PARSE_ENTRIES
-
-    def handle(self, fetched: FetchedFeed) -> Iterator[Any]:
-        parsed = parse_feed(fetched)
-        if parsed.bozo_type and parsed.entries:
-            yield Tally(f"feeds.ill_formed_kept.{parsed.bozo_type}")
-        rejected = sum(1 for letter in parsed.dead_letters if letter.subject == "entry")
-        yield Tally("entries.parsed", len(parsed.entries) + rejected)
-        # A feed that was fetched but yields no entry is a dead letter (counted as one), so
-        # "fetched" is counted here, once parsing has shown the feed is usable.
-        if not any(letter.subject == "feed" for letter in parsed.dead_letters):
-            yield Tally("feeds.fetched")
-        yield from parsed.entries
-        for letter in parsed.dead_letters:
-            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, letter)
-        if fetched.poll is not None:
-            yield beam.pvalue.TaggedOutput(POLLS, polled(fetched.poll, parsed))
-
-    def if_failed(self, fetched: FetchedFeed, letter: DeadLetter) -> Iterator[Any]:
-        # The poll still happened: the feed's health counts it, as failed for the reason
-        # its dead letter gives.
-        if fetched.poll is not None:
-            yield beam.pvalue.TaggedOutput(POLLS, dataclasses.replace(
-                fetched.poll, outcome="failed", reason=letter.reason))
-
-
-@dataclasses.dataclass(eq=False)
-class ParseEntries(Composite):
-    """FetchedFeed -> Entry (main), DeadLetter (`dead_letters`) and the poll that fetched each
-    feed, with its entries, for the feed's health (`polls`: PollObservation)."""
-
-    def expand(self, fetched: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
-        return fetched | "Parse" >> beam.ParDo(_ParseEntriesFn()).with_outputs(
-            DEAD_LETTERS, TALLIES, POLLS, main="entries"
-        )

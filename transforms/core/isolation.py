@@ -1,10 +1,11 @@
-"""Extraction in worker processes: a time limit per page, flat memory, every core.
+"""Work in worker processes: a time limit per task, flat memory, every core.
 
-Each worker process extracts one page at a time. A page that takes longer than the limit
-gets its process killed and replaced (pathological HTML cannot stall the pipeline), and every
-process is replaced after a number of pages, so whatever the parsers leak is given back. With
-one process per core, extraction, the CPU-bound stage, runs on all of them at once while the
-Beam worker that feeds them only waits on pipes.
+The CPU-bound work of a run (parsing feeds, extracting articles) is done in worker processes,
+one task at a time each. A task that takes longer than the limit gets its process killed and
+replaced (a pathological feed or page cannot stall the pipeline), and every process is
+replaced after a number of tasks, so whatever the parsers leak is given back. With one process
+per core, that work runs on all of them at once while the Beam worker that feeds them only
+waits on pipes and sockets.
 """
 
 from __future__ import annotations
@@ -24,18 +25,20 @@ from typing import Any
 
 # "forkserver": the Beam worker that owns the pool runs threads, which a plainly forked child
 # would copy in whatever state they were. A fork server is a clean single-threaded process that
-# imports the extraction stack once and forks each worker from itself, so replacing a killed or
-# recycled worker takes milliseconds instead of a fresh interpreter's second of imports.
+# imports the workers' modules (feed parsing, extraction) once and forks each worker from
+# itself, so replacing a killed or recycled worker takes milliseconds instead of a fresh
+# interpreter's second of imports.
 _CONTEXT = multiprocessing.get_context("forkserver")
 
 
 @dataclasses.dataclass(frozen=True)
 class IsolationSettings:
-    """How extraction is isolated: processes, time limit per page, pages per process."""
+    """How work is isolated: processes, time limit per task, tasks per process."""
 
     processes: int = 0  # 0: one per core
-    timeout: float = 30.0  # seconds for one page, then the process is killed
-    recycle_after: int = 500  # pages a process handles before a fresh one replaces it
+    # Seconds for one task (a feed's parsing, a page's extraction), then the process is killed.
+    timeout: float = 30.0
+    recycle_after: int = 500  # tasks a process handles before a fresh one replaces it
 
     @property
     def process_count(self) -> int:
@@ -53,7 +56,7 @@ class WorkerCrashed(Exception):  # noqa: N818
     """The worker process died while working on the task (out of memory, a native crash)."""
 
 
-STARTUP_TIMEOUT = 120.0  # a spawned worker imports the extraction stack before it is ready
+STARTUP_TIMEOUT = 120.0  # a spawned worker imports its targets' modules before it is ready
 
 
 def resolve(target: str) -> Callable[[Any], Any]:
@@ -63,18 +66,18 @@ def resolve(target: str) -> Callable[[Any], Any]:
     return function
 
 
-def _serve(connection: Connection, target: str) -> None:
-    """The worker process: run the target function on each task received, send back the
-    outcome."""
-    function = resolve(target)
+def _serve(connection: Connection, targets: tuple[str, ...]) -> None:
+    """The worker process: run each task received, (target, argument), through the target's
+    function; send back the outcome."""
+    functions = {target: resolve(target) for target in targets}
     connection.send(("ready", None))  # imports are done: time limits start counting now
     while True:
         try:
-            task = connection.recv()
+            target, argument = connection.recv()
         except EOFError:
             return
         try:
-            connection.send(("ok", function(task)))
+            connection.send(("ok", functions[target](argument)))
         except Exception as error:  # sent back and raised in the parent, with its type
             connection.send(("error", error))
 
@@ -108,9 +111,9 @@ def _main_module_hidden() -> Iterator[None]:
 class _Worker:
     """One worker process and the pipe to it."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, targets: tuple[str, ...]) -> None:
         self._parent, child = _CONTEXT.Pipe()
-        self._process = _CONTEXT.Process(target=_serve, args=(child, target), daemon=True)
+        self._process = _CONTEXT.Process(target=_serve, args=(child, targets), daemon=True)
         with _main_module_hidden():
             self._process.start()
         child.close()
@@ -129,9 +132,9 @@ class _Worker:
     def pid(self) -> int | None:
         return self._process.pid
 
-    def run(self, task: Any, timeout: float) -> Any:
+    def run(self, target: str, argument: Any, timeout: float) -> Any:
         self.tasks += 1
-        self._parent.send(task)
+        self._parent.send((target, argument))
         if not self._parent.poll(timeout):
             self.kill()
             raise TaskTimeout(f"no result within {timeout:g}s")
@@ -158,18 +161,18 @@ class _Worker:
 
 
 class ProcessPool:
-    """Runs a function on tasks in worker processes, each task with a time limit.
+    """Runs functions on tasks in worker processes, each task with a time limit.
 
-    The function is named by its `target`, "package.module:function", and imported only in the
-    workers (the process that feeds them needs none of the extraction stack). `submit` returns
-    a Future; a task past its limit fails with TaskTimeout, one whose worker died with
-    WorkerCrashed, and the worker is replaced in both cases. The workers are stopped when the
-    pool is closed or let go of.
+    The functions are named by their `targets`, "package.module:function", and imported only
+    in the workers (the process that feeds them needs none of the parsing and extraction
+    stack). `submit(target, argument)` returns a Future; a task past its limit fails with
+    TaskTimeout, one whose worker died with WorkerCrashed, and the worker is replaced in both
+    cases. The workers are stopped when the pool is closed or let go of.
     """
 
-    def __init__(self, target: str, settings: IsolationSettings) -> None:
-        _CONTEXT.set_forkserver_preload([target.partition(":")[0]])
-        self._target = target
+    def __init__(self, targets: tuple[str, ...], settings: IsolationSettings) -> None:
+        _CONTEXT.set_forkserver_preload([target.partition(":")[0] for target in targets])
+        self._targets = targets
         self._settings = settings
         self._local = threading.local()
         self._workers: list[_Worker] = []
@@ -186,8 +189,11 @@ class ProcessPool:
     def size(self) -> int:
         return self._settings.process_count
 
-    def submit(self, task: Any) -> Future:
-        return self._threads.submit(self._run, task)
+    def submit(self, target: str, argument: Any) -> Future:
+        """Run `target`'s function on `argument` in a worker process; its outcome, later."""
+        if target not in self._targets:
+            raise ValueError(f"{target!r} is not one of this pool's targets")
+        return self._threads.submit(self._run, target, argument)
 
     def warm_up(self) -> None:
         """Start every worker process now, in the background, so the first tasks do not wait
@@ -199,7 +205,7 @@ class ProcessPool:
         if getattr(self._local, "worker", None) is None:
             self._local.worker = self._start_worker()
 
-    def _run(self, task: Any) -> Any:
+    def _run(self, target: str, argument: Any) -> Any:
         worker: _Worker | None = getattr(self._local, "worker", None)
         if worker is None or worker.tasks >= self._settings.recycle_after:
             if worker is not None:
@@ -207,14 +213,14 @@ class ProcessPool:
                 self._forget(worker)
             worker = self._local.worker = self._start_worker()
         try:
-            return worker.run(task, self._settings.timeout)
+            return worker.run(target, argument, self._settings.timeout)
         except (TaskTimeout, WorkerCrashed):
             self._forget(worker)
             self._local.worker = None  # killed: the next task gets a fresh process
             raise
 
     def _start_worker(self) -> _Worker:
-        worker = _Worker(self._target)
+        worker = _Worker(self._targets)
         with self._lock:
             self._workers.append(worker)
         return worker
