@@ -16,7 +16,7 @@ from pipeline.demo.loopback import LoopbackServer, Route
 from pipeline.graph.batch import BatchConfig, build_batch
 from pipeline.job.run_batch import run_batch
 from tests.helpers import loopback_core, test_pipeline
-from transforms.core import Feed
+from transforms.core import CreateMany, Feed
 from transforms.topics import load_taxonomy
 
 pytestmark = pytest.mark.slow  # every test runs the whole pipeline
@@ -138,3 +138,12 @@ def test_an_unreachable_page_with_full_text_in_the_feed_still_makes_a_record(
     assert records[0]["text"].startswith("Customs officers seized fentanyl")
     assert summary["pages_replaced_by_feed_text"] == {"http_status": 1}
     assert summary["entries"]["dead_letters"] == 0 and summary["accounted"]["entries"]
+
+
+def test_create_many_gives_every_value_once_with_its_type() -> None:
+    feeds = tuple(Feed(f"http://127.0.0.1:8000/feed/{n}.xml", index=n, tags=("t",))
+                  for n in range(2_000))
+    with test_pipeline() as p:
+        created = p | CreateMany(feeds, Feed)
+        assert created.element_type is Feed
+        assert_that(created, equal_to(list(feeds)))

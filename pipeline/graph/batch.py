@@ -10,7 +10,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline.graph.core import CoreConfig, feed_bytes_to_records
 from transforms.alerts import WatchTopics, alert_tally
-from transforms.core import CollectDeadLetters, Feed, Summarize
+from transforms.core import CollectDeadLetters, CreateMany, Feed, Summarize
 from transforms.feeds import FetchFeeds
 from transforms.health import TrackFeedHealth, health_tally
 from transforms.sinks import (
@@ -59,7 +59,7 @@ def build_batch(
     """Add the batch job to `pipeline`: feeds from a Create, "seen before" in the state store,
     outputs cut per run."""
     # Not reshuffled: FetchFeeds groups the feeds by host, which spreads them over workers.
-    feeds_in = pipeline | "Feeds" >> beam.Create(feeds, reshuffle=False)
+    feeds_in = pipeline | "Feeds" >> CreateMany(feeds, Feed)
     fetched = feeds_in | "FetchFeeds" >> FetchFeeds(config.core.http, config.core.politeness)
     dedup = DedupEntries(None if config.force else config.state_uri)
     core = feed_bytes_to_records(fetched.feeds, dedup, config.core)

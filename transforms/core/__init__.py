@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         read_config_file as read_config_file,
         string_list as string_list,
     )
+    from transforms.core.create_many import CreateMany as CreateMany
     from transforms.core.ddl import (
         lock_table_creation as lock_table_creation,
     )
