@@ -106,8 +106,6 @@ EQUIVALENT: dict[str, str] = {
         "one lock for all sites only serialises their first robots.txt fetches",
     "transforms.core.identity.x_canonical_url__mutmut_11":
         "the host is lower-cased first, so an upper-case X is never there to strip",
-    "transforms.core.dead_letters.xǁCollectDeadLettersǁexpand__mutmut_14":
-        "Beam gives an undeclared output tag of a ParDo all the same",
     "transforms.state.stores.x__chunks__mutmut_6":
         "overlapping chunks ask for some ids twice; the answers are sets",
     "transforms.state.stores.xǁSqliteStateǁ__init____mutmut_1[24]":
