@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -77,6 +78,30 @@ def test_errors_cross_the_process_boundary_with_their_reason() -> None:
                                                                   "ValueError")
     finally:
         pool.close()
+
+
+def test_a_worker_that_died_between_tasks_is_replaced_and_the_next_task_runs() -> None:
+    # Killed while idle (the machine's OOM killer, an operator): the next task was never
+    # started, so it is not lost with the process.
+    pool = ProcessPool((SLOW_THEN_PID,), IsolationSettings(processes=1, timeout=10))
+    try:
+        first = pool.submit(SLOW_THEN_PID, 0).result()
+        os.kill(first, signal.SIGKILL)
+        time.sleep(0.5)
+        assert pool.submit(SLOW_THEN_PID, 0).result() not in (first, None)
+    finally:
+        pool.close()
+
+
+def test_an_error_raised_in_a_worker_carries_the_worker_s_traceback() -> None:
+    pool = ProcessPool((REFUSE,), IsolationSettings(processes=1, timeout=10))
+    try:
+        with pytest.raises(ExtractionError) as caught:
+            pool.submit(REFUSE, "empty_extraction").result()
+    finally:
+        pool.close()
+    notes = "\n".join(getattr(caught.value, "__notes__", []))
+    assert "in the worker process" in notes and "in refuse" in notes
 
 
 def test_workers_are_recycled_so_memory_is_given_back() -> None:

@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import sys
 import threading
+import traceback
 import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -56,6 +57,10 @@ class WorkerCrashed(Exception):  # noqa: N818
     """The worker process died while working on the task (out of memory, a native crash)."""
 
 
+class _WorkerGone(Exception):  # noqa: N818
+    """The worker process had died before it was given the task (killed while idle)."""
+
+
 STARTUP_TIMEOUT = 120.0  # a spawned worker imports its targets' modules before it is ready
 
 
@@ -79,7 +84,14 @@ def _serve(connection: Connection, targets: tuple[str, ...]) -> None:
         try:
             connection.send(("ok", functions[target](argument)))
         except Exception as error:  # sent back and raised in the parent, with its type
-            connection.send(("error", error))
+            # The traceback goes along as text: it is what whoever fixes the cause needs, and
+            # the parent's own shows only where it waited.
+            where = traceback.format_exc()
+            try:
+                connection.send(("error", (error, where)))
+            except Exception:  # noqa: BLE001  (an error that does not pickle: its text)
+                connection.send(("error", (RuntimeError(f"{type(error).__name__}: {error}"),
+                                           where)))
 
 
 _STARTING = threading.Lock()  # the main module is hidden from one start at a time
@@ -134,7 +146,11 @@ class _Worker:
 
     def run(self, target: str, argument: Any, timeout: float) -> Any:
         self.tasks += 1
-        self._parent.send((target, argument))
+        try:
+            self._parent.send((target, argument))
+        except (BrokenPipeError, ConnectionResetError):
+            self.kill()
+            raise _WorkerGone(f"exit code {self._process.exitcode}") from None
         if not self._parent.poll(timeout):
             self.kill()
             raise TaskTimeout(f"no result within {timeout:g}s")
@@ -145,7 +161,9 @@ class _Worker:
             raise WorkerCrashed(
                 f"worker process exited with code {self._process.exitcode}") from None
         if kind == "error":
-            raise payload
+            error, where = payload
+            error.add_note(f"in the worker process:\n{where}")
+            raise error
         return payload
 
     def kill(self) -> None:
@@ -213,7 +231,18 @@ class ProcessPool:
                 self._forget(worker)
             worker = self._local.worker = self._start_worker()
         try:
-            return worker.run(target, argument, self._settings.timeout)
+            try:
+                return worker.run(target, argument, self._settings.timeout)
+            except _WorkerGone:
+                # It died between tasks; the task itself never started: a fresh process
+                # takes it, once.
+                self._forget(worker)
+                worker = self._local.worker = self._start_worker()
+                try:
+                    return worker.run(target, argument, self._settings.timeout)
+                except _WorkerGone as gone:
+                    raise WorkerCrashed(f"worker process exited before its task ({gone})"
+                                        ) from None
         except (TaskTimeout, WorkerCrashed):
             self._forget(worker)
             self._local.worker = None  # killed: the next task gets a fresh process
