@@ -1,9 +1,9 @@
 """Memory over a long run of isolated extraction: 5,000 real pages, sampled every 500.
 
-Feeds the corpus pages (cycled) through the process pool ExtractArticles uses and prints the
-resident memory of the process feeding the pool and of each extraction worker as the run goes
-on. Workers are replaced every 500 pages, so their memory cannot creep; the feeding process
-must stay flat on its own.
+Feeds the corpus pages (cycled) through the process pool ExtractArticles and ParseEntries use
+(its workers import what both need) and prints the resident memory of the process feeding the
+pool (without Beam) and of each worker as the run goes on. Workers are replaced every 500
+tasks, so their memory cannot creep; the feeding process must stay flat on its own.
 
     .venv/bin/python benchmarks/extraction_memory.py [--pages 5000]
 """

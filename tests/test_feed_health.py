@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from transforms.core import DeadLetter, FeedHealthRow, PollObservation
-from transforms.feeds.parse import ParsedFeed, polled
+from transforms.feeds.parsed import ParsedFeed, polled
 from transforms.feeds.schedule import poll_wait
 from transforms.health import FeedHealth, as_row, classify, decode, encode, updated
 from transforms.health.rules import DAY, DEAD_AFTER, FAILING_AFTER, QUIET_AT_LEAST, QUIET_FACTOR

@@ -57,6 +57,7 @@ def test_beam_counters_become_prometheus_metrics_with_bounded_labels() -> None:
     counters = {
         "feeds.configured": 10, "feeds.fetched": 6, "feeds.not_modified": 3,
         "dead_letters.fetch_feeds.timeout": 1, "dead_letters.parse_entries.feed_empty": 1,
+        "dead_letters.parse_entries.feed_parse_timeout": 2,
         "dead_letters.parse_entries.entry_without_link": 4,
         "entries.parsed": 40, "entries.duplicate": 5, "records.output": 30,
         "written.jsonl": 30, "written.postgresql1": 30, "extraction.trafilatura": 29,
@@ -70,6 +71,7 @@ def test_beam_counters_become_prometheus_metrics_with_bounded_labels() -> None:
     assert samples[("newsbeam_feeds_not_modified_total", ())] == 3
     assert samples[("newsbeam_feeds_failed_total", (("reason", "timeout"),))] == 1
     assert samples[("newsbeam_feeds_failed_total", (("reason", "feed_empty"),))] == 1
+    assert samples[("newsbeam_feeds_failed_total", (("reason", "feed_parse_timeout"),))] == 2
     assert ("newsbeam_feeds_failed_total", (("reason", "entry_without_link"),)) not in samples
     assert samples[("newsbeam_dead_letters_total", (("reason", "entry_without_link"),
                                                     ("stage", "parse_entries")))] == 4

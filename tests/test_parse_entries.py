@@ -13,7 +13,14 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.helpers import test_pipeline
-from transforms.core import Feed, FetchedFeed, IsolationSettings, PollObservation, workers
+from transforms.core import (
+    Feed,
+    FetchedFeed,
+    IsolationSettings,
+    PollObservation,
+    background,
+    workers,
+)
 from transforms.feeds import ParsedFeed, ParseEntries, parse_entries
 
 pytestmark = pytest.mark.slow  # every test starts worker processes
@@ -48,7 +55,7 @@ def _parsed_by(monkeypatch: pytest.MonkeyPatch, function: str) -> None:
     target = f"{__name__}:{function}"
     monkeypatch.setattr(parse_entries, "PARSE_FEED", target)
     monkeypatch.setattr(workers, "TARGETS", (target, workers.EXTRACT_ARTICLE))
-    monkeypatch.setattr(parse_entries, "worker_pool", workers.started_pool)
+    monkeypatch.setattr(background, "per_process", lambda key, make: make())
 
 
 def test_feeds_are_parsed_in_the_worker_processes() -> None:
@@ -87,8 +94,9 @@ def test_a_feed_whose_parsing_failed_is_a_dead_letter_and_a_failed_poll(
 def test_the_worker_processes_import_no_beam() -> None:
     # They import their targets' modules: Beam there would cost every worker a second and
     # tens of MiB.
-    program = ("import sys\n"
-               + "".join(f"import {target.partition(':')[0]}\n" for target in workers.TARGETS)
+    modules = ["transforms.core.isolation", "transforms.core.workers",
+               *(target.partition(":")[0] for target in workers.TARGETS)]
+    program = ("import sys\n" + "".join(f"import {module}\n" for module in modules)
                + "print(sorted(m for m in sys.modules if m.split('.')[0] == 'apache_beam'))\n")
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
                           timeout=120)

@@ -12,10 +12,10 @@ from typing import Any
 
 class _BeamGcpImportNoise(logging.Filter):
     """apache-beam installed without its [gcp] extra logs a warning about BigQuery client
-    libraries on the root logger when it is imported, in every process that imports it
-    (extraction workers too). Only the BigQuery sink needs them, and it says so itself when
-    they are missing, so for a person running newsbeam the warning is noise; every other
-    record passes."""
+    libraries on the root logger when it is imported, in every process that imports it (the
+    parsing and extraction workers do not). Only the BigQuery sink needs them, and it says so
+    itself when they are missing, so for a person running newsbeam the warning is noise;
+    every other record passes."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "apitools not found" not in record.getMessage()
@@ -27,8 +27,8 @@ logging.getLogger().addFilter(_BeamGcpImportNoise())
 def lazy_exports(package: str, init_file: str) -> tuple[Callable[[str], Any], list[str]]:
     """`__getattr__` and `__all__` for a room whose exports are the names its `__init__.py`
     imports under `if TYPE_CHECKING:`. Each is imported on first use (PEP 562), so importing one
-    module of a room does not import the others: the extraction workers load the plain
-    extraction code without Beam, and `newsbeam topics` starts without Beam."""
+    module of a room does not import the others: the worker processes load the plain parsing
+    and extraction code without Beam, and `newsbeam topics` starts without Beam."""
     tree = ast.parse(Path(init_file).read_text(encoding="utf-8"), init_file)
     where: dict[str, str] = {}
     for node in tree.body:

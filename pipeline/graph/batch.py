@@ -56,8 +56,8 @@ def summary_path(out: str, run_id: str | None) -> str:
 def build_batch(
     pipeline: beam.Pipeline, feeds: tuple[Feed, ...], config: BatchConfig
 ) -> BatchOutputs:
-    """Add the batch job to `pipeline`: feeds from a Create, "seen before" in the state store,
-    outputs cut per run."""
+    """Add the batch job to `pipeline`: feeds put into the graph (CreateMany), "seen before" in
+    the state store, outputs cut per run."""
     # Not reshuffled: FetchFeeds groups the feeds by host, which spreads them over workers.
     feeds_in = pipeline | "Feeds" >> CreateMany(feeds, Feed)
     fetched = feeds_in | "FetchFeeds" >> FetchFeeds(config.core.http, config.core.politeness)

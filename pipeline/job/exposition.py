@@ -29,7 +29,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from transforms.core import NAMESPACE
+from transforms.core import FEED_REASONS_AT_PARSE, NAMESPACE
 
 # Beam counters (transforms/core/metrics.py) that map one to one.
 _PLAIN = {
@@ -45,8 +45,6 @@ _PLAIN = {
 }
 _ENTRY_OUTCOMES = {"entries.parsed": "parsed", "entries.duplicate": "duplicate",
                    "entries.seen_before": "seen_before", "entries.dead_letter": "dead_letter"}
-# Dead-letter reasons that lose a whole feed (the others of parse_entries lose one entry).
-_FEED_REASONS_AT_PARSE = {"feed_unparseable", "feed_empty"}
 _DISTRIBUTIONS = {
     "extraction.ms": ("extraction_seconds", "Time to extract an article page, in its process."),
     "records.poll_to_record_ms": (
@@ -91,7 +89,7 @@ def families(counters: Mapping[str, int], distributions: Mapping[str, Distributi
         if kind == "dead_letters":
             stage, _, reason = rest.partition(".")
             letters.add_metric([stage, reason], value)
-            if stage == "fetch_feeds" or reason in _FEED_REASONS_AT_PARSE:
+            if stage == "fetch_feeds" or reason in FEED_REASONS_AT_PARSE:
                 failed.add_metric([reason], value)
         elif kind == "written":
             written.add_metric([rest], value)

@@ -335,8 +335,8 @@ def politeness(options: PipelineOptions) -> Politeness:
 
 
 def isolation(options: PipelineOptions, where: Placement) -> IsolationSettings:
-    """How article extraction is isolated, as these options ask, with the number of
-    extraction processes per Beam worker process decided for `where` the workers run."""
+    """How feed parsing and article extraction are isolated, as these options ask, with the
+    number of worker processes per Beam worker process decided for `where` the workers run."""
     view = options.view_as(NewsbeamOptions)
     processes = extraction_processes(where, view.extract_processes)
     return IsolationSettings(processes=processes, timeout=view.extract_timeout)

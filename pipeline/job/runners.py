@@ -3,8 +3,8 @@
 Two decisions follow from it. Which paths a run may use: a worker on another machine does not
 see this machine's files, so a local output folder, local file sinks and the run's staged
 state would land on worker disks and vanish (unless every worker sees the same path). And how
-many extraction processes each Beam worker process starts, so that a machine runs about one
-per core however many worker processes share it.
+many worker processes (parsing feeds, extracting pages) each Beam worker process starts, so
+that a machine runs about one per core however many Beam worker processes share it.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from transforms.core.background import (
         BackgroundFn as BackgroundFn,
         Place as Place,
+        PooledFn as PooledFn,
     )
     from transforms.core.collect_dead_letters import (
         CollectDeadLetters as CollectDeadLetters,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from transforms.core.dead_letters import (
         DEAD_LETTERS as DEAD_LETTERS,
         EXTRACT_ARTICLES as EXTRACT_ARTICLES,
+        FEED_REASONS_AT_PARSE as FEED_REASONS_AT_PARSE,
         FETCH_FEEDS as FETCH_FEEDS,
         FETCH_PAGES as FETCH_PAGES,
         PARSE_ENTRIES as PARSE_ENTRIES,
@@ -136,7 +138,6 @@ if TYPE_CHECKING:
     from transforms.core.workers import (
         EXTRACT_ARTICLE as EXTRACT_ARTICLE,
         PARSE_FEED as PARSE_FEED,
-        worker_pool as worker_pool,
     )
 
 __getattr__, __all__ = lazy_exports(__name__, __file__)

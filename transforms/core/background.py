@@ -1,5 +1,5 @@
-"""A DoFn base for work done off the bundle's thread: fetches on threads, extractions in worker
-processes.
+"""DoFn bases for work done off the bundle's thread: fetches on threads (BackgroundFn), feed
+parsing and extractions in worker processes (PooledFn).
 
 Work is started in process() and may finish in any order; what it produces goes back to the
 DoFn's own thread through a queue, because Beam outputs and counters may only be touched from
@@ -11,6 +11,7 @@ one dead letter of the stage.
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 from collections import Counter
@@ -21,9 +22,12 @@ from typing import Any, ClassVar, NamedTuple
 import apache_beam as beam
 from apache_beam.utils.windowed_value import WindowedValue
 
+from transforms.core import workers
 from transforms.core.elements import DeadLetter
 from transforms.core.failures import Abandoned, guarded
+from transforms.core.isolation import IsolationSettings, ProcessPool
 from transforms.core.metrics import TALLIES, Tally, emitted
+from transforms.core.shared import per_process
 
 
 class Place(NamedTuple):
@@ -129,6 +133,39 @@ class BackgroundFn(beam.DoFn):
                     self._tallies[output.value.name, place] += output.value.n
                 else:
                     yield _placed(output, place)
+
+
+@dataclasses.dataclass(eq=False)
+class PooledFn(BackgroundFn):
+    """A BackgroundFn whose work runs in the worker processes: one pool per Beam worker process
+    and isolation settings, shared by every stage and DoFn instance that uses them, taken at
+    the first element (a run or bundle with nothing to parse or extract starts no process)."""
+
+    isolation: IsolationSettings
+    _pool: ProcessPool | None = dataclasses.field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.max_pending = 4 * self.isolation.process_count
+
+    def pool(self) -> ProcessPool:
+        if self._pool is None:
+            isolation = self.isolation
+            self._pool = per_process(("worker processes", isolation),
+                                     lambda: workers.started_pool(isolation))
+        return self._pool
+
+    def teardown(self) -> None:
+        super().teardown()  # outcomes still to come are dropped
+        self._pool = None  # others may still use it: released, not closed
+
+    def run_in_worker(
+        self, target: str, element: Any, place: Place,
+        outputs: Callable[[Future[Any]], Iterable[Any]],
+    ) -> Iterator[Any]:
+        """Run `target` on `element` in a worker process; `outputs(outcome)` are delivered
+        once it is done. Yields what is ready meanwhile (see `started`)."""
+        yield from self.started([self.deliver_when_done(
+            self.pool().submit(target, element), element, place, outputs)])
 
 
 def _placed(output: Any, place: Place) -> Any:

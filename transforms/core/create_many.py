@@ -2,10 +2,10 @@
 
 Beam 2.77's Create encodes each value and pickles the list into the graph three times (the
 Create itself, its FlatMap and its MaybeReshuffle), each compressed with bz2 at level 9, and
-its first step decodes them one by one: for a feeds file of 10,000 feeds, most of a second of
-every run's start on the local runner. Here the values are pickled once, compressed with a
-fast zlib level, and given to the one step that emits them; Beam compresses that small blob
-once more when it pickles the step.
+its first step decodes them one by one: with a large feeds file, a noticeable part of every
+run's start on the local runner (benchmarks/README.md, issue 26's fourth stop). Here the
+values are pickled once, compressed with a fast zlib level, and given to the one step that
+emits them; Beam compresses that small blob once more when it pickles the step.
 """
 
 from __future__ import annotations

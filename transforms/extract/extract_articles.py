@@ -16,18 +16,16 @@ from transforms.core import (
     EXTRACT_ARTICLES,
     TALLIES,
     Article,
-    BackgroundFn,
     Composite,
     IsolationSettings,
     Measure,
     Page,
     Place,
-    ProcessPool,
+    PooledFn,
     Tally,
     TaskTimeout,
     WorkerCrashed,
     dead_letter,
-    worker_pool,
 )
 from transforms.extract.errors import ExtractionError
 
@@ -58,36 +56,18 @@ def outcome_outputs(page: Page, outcome: Future[Article], timeout: float) -> Ite
 
 
 @dataclasses.dataclass(eq=False)
-class _ExtractFn(BackgroundFn):
+class _ExtractFn(PooledFn):
     """Hands pages to the worker processes and turns outcomes into outputs."""
 
     stage = EXTRACT_ARTICLES
-    isolation: IsolationSettings
-    _pool: ProcessPool | None = dataclasses.field(default=None, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.max_pending = 4 * self.isolation.process_count
-
-    def pool(self) -> ProcessPool:
-        """The process's worker pool, taken at the first page (see worker_pool)."""
-        if self._pool is None:
-            self._pool = worker_pool(self.isolation)
-        return self._pool
-
-    def teardown(self) -> None:
-        super().teardown()  # outcomes still to come are dropped
-        self._pool = None  # others may still use it: released, not closed
 
     def process(
         self, page: Page, window: Any = beam.DoFn.WindowParam,
         timestamp: Any = beam.DoFn.TimestampParam,
     ) -> Iterator[Any]:
         timeout = self.isolation.timeout
-        delivered = self.deliver_when_done(
-            self.pool().submit(EXTRACT_ARTICLE, page), page, Place(window, timestamp),
-            lambda outcome: outcome_outputs(page, outcome, timeout),
-        )
-        yield from self.started([delivered])
+        yield from self.run_in_worker(EXTRACT_ARTICLE, page, Place(window, timestamp),
+                                      lambda outcome: outcome_outputs(page, outcome, timeout))
 
 
 @dataclasses.dataclass(eq=False)

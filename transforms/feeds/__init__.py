@@ -17,10 +17,10 @@ if TYPE_CHECKING:
     )
     from transforms.feeds.parse import (
         FULL_TEXT_MIN_WORDS as FULL_TEXT_MIN_WORDS,
-        ParsedFeed as ParsedFeed,
         parse_feed as parse_feed,
     )
     from transforms.feeds.parse_entries import ParseEntries as ParseEntries
+    from transforms.feeds.parsed import ParsedFeed as ParsedFeed, polled as polled
     from transforms.feeds.poll import (
         FeedState as FeedState,
         FeedStatesCoder as FeedStatesCoder,

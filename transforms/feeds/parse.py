@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import time
 from datetime import UTC, datetime
@@ -20,7 +19,6 @@ from transforms.core import (
     Entry,
     Feed,
     FetchedFeed,
-    PollObservation,
     article_id,
     canonical_url,
     clean_whitespace,
@@ -28,22 +26,12 @@ from transforms.core import (
     html_to_text,
 )
 from transforms.feeds.jsonfeed import looks_like_json, parse_json_feed
+from transforms.feeds.parsed import ParsedFeed
 from transforms.feeds.repair import repair_surrogate_references
 
 # An entry whose content has at least this many words carries the whole article: its text can
 # stand in for a page that cannot be fetched or extracted.
 FULL_TEXT_MIN_WORDS = 80
-
-
-@dataclasses.dataclass(frozen=True)
-class ParsedFeed:
-    """What one feed body yielded: its title, its entries, and what could not be used."""
-
-    title: str | None
-    entries: tuple[Entry, ...]
-    dead_letters: tuple[DeadLetter, ...]
-    bozo_reason: str | None  # why feedparser found the feed ill-formed, if it did
-    bozo_type: str | None  # the exception type feedparser reported, e.g. SAXParseException
 
 
 def parse_feed(fetched: FetchedFeed) -> ParsedFeed:
@@ -195,14 +183,3 @@ def _bozo_reason(parsed: Any) -> str:
 def _bozo_type(parsed: Any) -> str:
     exc = parsed.get("bozo_exception")
     return type(exc).__name__ if exc else "Unknown"
-
-
-def polled(poll: PollObservation, parsed: ParsedFeed) -> PollObservation:
-    """A full answer's poll with what parsing found: its entries, the feed's own title where
-    the feeds file gave none, and a feed that yielded nothing usable counted as failed."""
-    unusable = [letter.reason for letter in parsed.dead_letters if letter.subject == "feed"]
-    poll = dataclasses.replace(poll, entries=len(parsed.entries),
-                               feed_title=poll.feed_title or parsed.title)
-    if unusable:
-        poll = dataclasses.replace(poll, outcome="failed", reason=unusable[0])
-    return poll

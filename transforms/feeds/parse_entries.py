@@ -22,20 +22,18 @@ from transforms.core import (
     PARSE_FEED,
     POLLS,
     TALLIES,
-    BackgroundFn,
     Composite,
     DeadLetter,
     FetchedFeed,
     IsolationSettings,
     Place,
-    ProcessPool,
+    PooledFn,
     Tally,
     TaskTimeout,
     WorkerCrashed,
     dead_letter,
-    worker_pool,
 )
-from transforms.feeds.parse import ParsedFeed, polled
+from transforms.feeds.parsed import ParsedFeed, polled
 
 
 def parsed_outcome(fetched: FetchedFeed, outcome: Future[ParsedFeed],
@@ -76,36 +74,19 @@ def parsed_outputs(fetched: FetchedFeed, parsed: ParsedFeed) -> Iterator[Any]:
 
 
 @dataclasses.dataclass(eq=False)
-class _ParseEntriesFn(BackgroundFn):
+class _ParseEntriesFn(PooledFn):
     """Hands fetched feeds to the worker processes and turns what they parse into outputs."""
 
     stage = PARSE_ENTRIES
-    isolation: IsolationSettings
-    _pool: ProcessPool | None = dataclasses.field(default=None, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.max_pending = 4 * self.isolation.process_count
-
-    def pool(self) -> ProcessPool:
-        """The process's worker pool, taken at the first full answer (see worker_pool)."""
-        if self._pool is None:
-            self._pool = worker_pool(self.isolation)
-        return self._pool
-
-    def teardown(self) -> None:
-        super().teardown()  # outcomes still to come are dropped
-        self._pool = None  # others may still use it: released, not closed
 
     def process(
         self, fetched: FetchedFeed, window: Any = beam.DoFn.WindowParam,
         timestamp: Any = beam.DoFn.TimestampParam,
     ) -> Iterator[Any]:
         timeout = self.isolation.timeout
-        delivered = self.deliver_when_done(
-            self.pool().submit(PARSE_FEED, fetched), fetched, Place(window, timestamp),
-            lambda outcome: parsed_outputs(fetched, parsed_outcome(fetched, outcome, timeout)),
-        )
-        yield from self.started([delivered])
+        yield from self.run_in_worker(
+            PARSE_FEED, fetched, Place(window, timestamp),
+            lambda outcome: parsed_outputs(fetched, parsed_outcome(fetched, outcome, timeout)))
 
     def if_failed(self, fetched: FetchedFeed, letter: DeadLetter) -> Iterator[Any]:
         # The poll still happened: the feed's health counts it, as failed for the reason
