@@ -16,6 +16,8 @@ from pipeline import demo
 from pipeline.demo.loopback import LoopbackServer
 from pipeline.job.run_batch import run_batch
 from pipeline.job.setup import RunFailedError
+from transforms.core import background, workers
+from transforms.feeds import parse_entries
 from transforms.state import STAGING_FOLDER, open_state
 from transforms.topics import load_taxonomy
 
@@ -79,6 +81,25 @@ def test_second_run_fetches_no_unchanged_feed_body_and_no_article(
     assert forced["feeds"]["not_modified"] == 0
     assert forced["entries"]["records"] == 6
     assert _page_requests(site) == first_pages
+
+
+def test_a_feed_whose_parsing_did_not_finish_is_asked_for_in_full_next_run(
+    site: LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = f"sqlite:{tmp_path / 'state.db'}"
+    with monkeypatch.context() as patched:  # every parse kills its worker process
+        target = "tests.test_parse_entries:die"
+        patched.setattr(parse_entries, "PARSE_FEED", target)
+        patched.setattr(workers, "TARGETS", (target, workers.EXTRACT_ARTICLE))
+        patched.setattr(background, "per_process", lambda key, make: make())
+        crashed = _run(site, tmp_path / "out", state)
+    assert crashed["entries"]["records"] == 0
+    assert crashed["accounted"] == {"feeds": True, "entries": True}
+    site.requests.clear()
+    # Not a 304 for the two feeds that send validators: their bodies were never parsed.
+    again = _run(site, tmp_path / "out", state)
+    assert again["feeds"]["not_modified"] == 0
+    assert again["entries"]["records"] == 6
 
 
 def test_state_is_only_committed_after_outputs_are_written(

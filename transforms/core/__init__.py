@@ -48,6 +48,7 @@ if TYPE_CHECKING:
         dead_letter as dead_letter,
         is_permanent as is_permanent,
         is_permanent_reason as is_permanent_reason,
+        is_unfinished_parse as is_unfinished_parse,
     )
     from transforms.core.durations import (
         format_duration as format_duration,

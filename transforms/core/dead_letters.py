@@ -126,6 +126,17 @@ def is_permanent_reason(reason: str, error_type: str) -> bool:
     return reason in PERMANENT_REASONS
 
 
+# A feed whose parsing did not finish: its next poll should ask for it in full again, not
+# conditionally (the same body may well parse next time), so its validators are not kept.
+_UNFINISHED_PARSE = frozenset({"feed_parse_timeout", "feed_parse_crashed", "unexpected_error"})
+
+
+def is_unfinished_parse(letter: DeadLetter) -> bool:
+    """True for the dead letter of a feed whose parsing timed out, crashed or raised."""
+    return (letter.stage == PARSE_ENTRIES and letter.subject == "feed"
+            and letter.reason in _UNFINISHED_PARSE)
+
+
 def letter_id(stage: str, subject: str, feed_url: str, lost: str) -> str:
     """The key of a dead letter: what was lost (an article id, else what names an entry without
     one, else a URL, else the message), where, and at which stage (32 hex digits)."""

@@ -24,6 +24,8 @@ from transforms.core import (
     DeadLetter,
     Validators,
     is_permanent,
+    is_unfinished_parse,
+    mask_userinfo,
     matching_paths,
     read_lines,
 )
@@ -41,6 +43,11 @@ def staging_dir(out: str, run_id: str) -> str:
 
 def _failed_for_good(letter: DeadLetter) -> bool:
     return bool(letter.article_id) and is_permanent(letter)
+
+
+def _parsed(item: tuple[str, Validators], unparsed: dict[str, bool]) -> bool:
+    # Dead letters name a feed without its credentials.
+    return mask_userinfo(item[0]) not in unparsed
 
 
 def _validators_line(item: tuple[str, Validators]) -> str:
@@ -71,8 +78,16 @@ class StageStateUpdates(Composite):
             | "AllIds" >> beam.Flatten()
             | "WriteIds" >> beam.io.WriteToText(FileSystems.join(self.staging_dir, STAGED_IDS))
         )
+        # A feed whose parsing did not finish keeps its old validators (none, or those of its
+        # last parsed version): the next run asks for it in full.
+        unparsed = (
+            dead_letters
+            | "UnfinishedParses" >> beam.Filter(is_unfinished_parse)
+            | "UnparsedFeeds" >> beam.Map(lambda letter: (letter.feed_url, True))
+        )
         feeds = (
             validators
+            | "OfParsedFeeds" >> beam.Filter(_parsed, beam.pvalue.AsDict(unparsed))
             | "ValidatorsToJson" >> beam.Map(_validators_line)
             | "WriteValidators" >> beam.io.WriteToText(
                 FileSystems.join(self.staging_dir, STAGED_VALIDATORS))
