@@ -104,6 +104,26 @@ def test_an_error_raised_in_a_worker_carries_the_worker_s_traceback() -> None:
     assert "in the worker process" in notes and "in refuse" in notes
 
 
+class NeedsTwoArguments(Exception):  # noqa: N818
+    def __init__(self, first: str, second: str) -> None:
+        super().__init__(f"{first} and {second}")  # pickles, but does not unpickle
+
+
+def raise_needs_two(_: object) -> None:
+    raise NeedsTwoArguments("this", "that")
+
+
+def test_an_error_that_cannot_cross_back_comes_back_as_its_type_and_text() -> None:
+    target = f"{__name__}:raise_needs_two"
+    pool = ProcessPool((target,), IsolationSettings(processes=1, timeout=10))
+    try:
+        with pytest.raises(RuntimeError, match="NeedsTwoArguments: this and that"):
+            pool.submit(target, None).result()
+        assert pool.submit(target, None).exception() is not None  # the worker goes on
+    finally:
+        pool.close()
+
+
 def test_workers_are_recycled_so_memory_is_given_back() -> None:
     pool = ProcessPool((SLOW_THEN_PID,), IsolationSettings(processes=1, recycle_after=2))
     try:

@@ -15,6 +15,7 @@ import dataclasses
 import importlib
 import multiprocessing
 import os
+import pickle
 import sys
 import threading
 import traceback
@@ -86,12 +87,22 @@ def _serve(connection: Connection, targets: tuple[str, ...]) -> None:
         except Exception as error:  # sent back and raised in the parent, with its type
             # The traceback goes along as text: it is what whoever fixes the cause needs, and
             # the parent's own shows only where it waited.
-            where = traceback.format_exc()
-            try:
-                connection.send(("error", (error, where)))
-            except Exception:  # noqa: BLE001  (an error that does not pickle: its text)
-                connection.send(("error", (RuntimeError(f"{type(error).__name__}: {error}"),
-                                           where)))
+            connection.send(("error", (_portable(error), traceback.format_exc())))
+
+
+def _portable(error: Exception) -> Exception:
+    """`error` if it comes back whole from a pickle (so the parent can raise it with its type),
+    else a RuntimeError with its type's name and text: an exception whose __init__ wants
+    arguments it does not pass on pickles but does not unpickle."""
+    try:
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:  # noqa: BLE001  (whatever the pickle round trip raises)
+        try:
+            text = str(error)
+        except Exception:  # noqa: BLE001
+            text = "(its text could not be read)"
+        return RuntimeError(f"{type(error).__name__}: {text}")
 
 
 _STARTING = threading.Lock()  # the main module is hidden from one start at a time
@@ -167,7 +178,10 @@ class _Worker:
         return payload
 
     def kill(self) -> None:
-        self._process.kill()
+        # Not once it has exited: the fork server reaps its children, and the pid of a worker
+        # that died long ago may be another process's by now.
+        if self._process.exitcode is None:
+            self._process.kill()
         self._process.join(timeout=5)
         self._parent.close()
 
