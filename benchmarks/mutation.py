@@ -133,29 +133,6 @@ EQUIVALENT: dict[str, str] = {
         "ZMSCORE answers one score per id asked",
     "transforms.sinks.redis_stream.x_stream_fields__mutmut_6":
         "a missing id falls through `or` to the article id either way",
-    "transforms.fetch.guard.xǁGuardedBackendǁconnect_tcp__mutmut_3":
-        "getaddrinfo gives the same addresses with or without the port",
-    "transforms.fetch.guard.xǁGuardedBackendǁconnect_tcp__mutmut_8":
-        "the first failed address sets the error before it is read",
-    "transforms.fetch.guard.xǁGuardedBackendǁconnect_tcp__mutmut_1[1-8]":
-        "httpx passes no local address or socket options; the connect timeout only shows"
-        " against an address that never answers",
-    "transforms.fetch.pool.xǁPoolPerSiteǁhandle_request__mutmut_2[38]":
-        "the client sends only GETs, which have no body",
-    "transforms.fetch.pool.xǁPoolPerSiteǁhandle_request__mutmut_4[48]":
-        "the client reads no response extension (HTTP version, reason phrase)",
-    "transforms.fetch.pool.xǁPoolPerSiteǁhandle_request__mutmut_40":
-        "only a BaseException that is no Exception (KeyboardInterrupt) takes that branch",
-    # Named by number: a change to HttpClient.__init__ renumbers them (the report shows each
-    # one's change beside its reason, to check after such a change).
-    "transforms.fetch.http.xǁHttpClientǁ__init____mutmut_15":
-        "httpcore makes the same default SSL context, and loopback tests use no TLS",
-    "transforms.fetch.http.xǁHttpClientǁ__init____mutmut_16":
-        "each site's pool is asked for at most the host's lanes at once, under the cap",
-    "transforms.fetch.http.xǁHttpClientǁ__init____mutmut_2[38]":
-        "with a transport of its own, httpx 0.29 takes no proxy from the environment, which"
-        " is all trust_env decides here",
-    "transforms.fetch.http.xǁHttpClientǁ__init____mutmut_3[45]": _TIMEOUTS,
     "transforms.fetch.http.xǁHttpClientǁ_read_capped__mutmut_50":
         "the deadline is met to the nanosecond only by chance",
     "transforms.sinks.postgres.x__connect__mutmut_[235689]":

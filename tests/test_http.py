@@ -714,14 +714,6 @@ def test_a_private_address_is_refused_with_how_to_allow_it() -> None:
         "127.0.0.1"]
 
 
-def test_unix_sockets_are_never_reached() -> None:
-    backend = transforms_guard.GuardedBackend(allow_private_networks=True)
-    with pytest.raises(transforms_guard.AddressRefused) as refused:
-        backend.connect_unix_socket("/var/run/docker.sock")
-    assert (refused.value.reason, str(refused.value)) == (
-        "blocked_address", "unix sockets are never fetched")
-
-
 @pytest.mark.parametrize(("url", "message"), [
     ("ftp://news.example/feed", "not an absolute http(s) URL: 'ftp://news.example/feed'"),
     ("https:///feed", "not an absolute http(s) URL: 'https:///feed'"),

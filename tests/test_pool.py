@@ -1,40 +1,115 @@
-"""The connection pools per site behind the HTTP client: httpcore's errors as httpx's, and
-which idle sites' connections are closed when the pools hold too many."""
+"""The connections kept per site behind the HTTP client: what the socket and http.client
+raise as httpx's errors, a connection the site closed while idle, the most one site gets at
+once, and which idle sites' connections are closed when the pools hold too many."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import http.client
+import threading
 from pathlib import Path
 
-import httpcore
 import httpx
 import pytest
 
 from pipeline.demo.loopback import LoopbackServer, RequestHandler, Route
 from tests.helpers import LOOPBACK_HTTP, established_to, eventually
 from transforms.fetch import FetchError, HttpClient
-from transforms.fetch.pool import as_httpx_error
+from transforms.fetch.pool import GuardedConnection, as_httpx_error
+
+HTML = {"Content-Type": "text/html"}
 
 
-@pytest.mark.parametrize(("core", "expected"), [
-    (httpcore.ReadTimeout, httpx.ReadTimeout),
-    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
-    (httpcore.PoolTimeout, httpx.PoolTimeout),
-    (httpcore.ConnectError, httpx.ConnectError),
-    (httpcore.ReadError, httpx.ReadError),
-    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+@pytest.mark.parametrize(("error", "sending", "expected"), [
+    (TimeoutError("timed out"), False, httpx.ReadTimeout),
+    (TimeoutError("timed out"), True, httpx.WriteTimeout),
+    (ConnectionResetError(104, "Connection reset by peer"), False, httpx.ReadError),
+    (BrokenPipeError(32, "Broken pipe"), True, httpx.WriteError),
+    (http.client.IncompleteRead(b"abc", 10), False, httpx.RemoteProtocolError),
+    (http.client.RemoteDisconnected("Remote end closed connection"), False,
+     httpx.RemoteProtocolError),
+    (http.client.LineTooLong("header line"), False, httpx.RemoteProtocolError),
 ])
-def test_an_httpcore_error_becomes_the_httpx_error_of_its_name(core, expected) -> None:
-    original = core("what went wrong")
-    translated = as_httpx_error(original)
+def test_what_the_socket_and_http_client_raise_becomes_the_httpx_error_of_its_kind(
+    error: Exception, sending: bool, expected: type[Exception],
+) -> None:
+    translated = as_httpx_error(error, sending=sending)
     assert type(translated) is expected
-    assert str(translated) == "what went wrong" and translated.__cause__ is original
+    assert str(translated).startswith(type(error).__name__)  # what happened stays told
 
 
 def test_an_error_of_another_kind_is_left_as_it_is() -> None:
     error = ValueError("not the network's")
     assert as_httpx_error(error) is error
+    timeout = httpx.PoolTimeout("already httpx's")
+    assert as_httpx_error(timeout) is timeout
+
+
+def _closing_after_each_answer(ports: list[int]) -> object:
+    """A handler that answers as if it kept the connection (no Connection: close), then
+    hangs up: the client finds its idle connection closed at the next request."""
+    def handle(handler: RequestHandler) -> None:
+        ports.append(handler.client_address[1])
+        handler.send_route(Route(b"ok", headers=HTML))
+        handler.close_connection = True
+    return handle
+
+
+def test_an_idle_connection_the_site_closed_is_not_reused() -> None:
+    ports: list[int] = []
+    with LoopbackServer({"/p": _closing_after_each_answer(ports)}) as site, \
+            HttpClient(LOOPBACK_HTTP, sleep=lambda _: None) as client:
+        assert client.get(site.url("/p"), max_bytes=100).body == b"ok"
+        assert eventually(lambda: len(ports) == 1)
+        threading.Event().wait(0.2)  # the site's FIN arrives
+        assert client.get(site.url("/p"), max_bytes=100).body == b"ok"
+        assert site.requests["/p"] == 2 and len(set(ports)) == 2
+
+
+def test_a_request_on_a_connection_closed_under_it_goes_again_on_a_fresh_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The site closes the idle connection just after the check that it is open (as a
+    # keep-alive timeout can): the request is sent again on a new connection, not failed, and
+    # not counted as one of the client's retries.
+    monkeypatch.setattr(GuardedConnection, "dropped", lambda self: False)
+    ports: list[int] = []
+    no_retries = dataclasses.replace(LOOPBACK_HTTP, retries=0)
+    with LoopbackServer({"/p": _closing_after_each_answer(ports)}) as site, \
+            HttpClient(no_retries, sleep=lambda _: None) as client:
+        assert client.get(site.url("/p"), max_bytes=100).body == b"ok"
+        threading.Event().wait(0.2)
+        assert client.get(site.url("/p"), max_bytes=100).body == b"ok"
+        assert site.requests["/p"] == 2 and len(set(ports)) == 2
+
+
+def test_a_site_gets_at_most_max_connections_at_once_and_a_wait_has_the_deadline() -> None:
+    settings = dataclasses.replace(LOOPBACK_HTTP, max_connections=1, deadline=0.5, retries=0)
+    release = threading.Event()
+
+    def held(handler: RequestHandler) -> None:
+        release.wait(10)
+        handler.send_route(Route(b"late", headers=HTML))
+
+    with LoopbackServer({"/held": held, "/p": Route(b"ok", headers=HTML)}) as site, \
+            HttpClient(settings) as client:
+        def ask_held() -> None:
+            with contextlib.suppress(FetchError):  # past its own deadline by then
+                client.get(site.url("/held"), max_bytes=100)
+
+        first = threading.Thread(target=ask_held)
+        first.start()
+        try:
+            assert eventually(lambda: site.requests["/held"] == 1)
+            with pytest.raises(FetchError) as waited:
+                client.get(site.url("/p"), max_bytes=100)
+        finally:
+            release.set()
+            first.join(10)
+        assert (waited.value.reason, site.requests["/p"]) == ("timeout", 0)
+        assert "no connection to 127.0.0.1 free within 0.5s" in str(waited.value)
+        assert client.get(site.url("/p"), max_bytes=100).body == b"ok"  # its turn came
 
 
 def test_a_body_cut_short_is_a_connection_error_and_retried() -> None:
@@ -53,7 +128,7 @@ def test_a_body_cut_short_is_a_connection_error_and_retried() -> None:
             client.get(site.url("/page"), max_bytes=1 << 20)
         assert site.requests["/page"] == LOOPBACK_HTTP.retries + 1
     assert failed.value.reason == "connection_error"
-    assert "RemoteProtocolError" in str(failed.value)
+    assert str(failed.value).startswith("RemoteProtocolError: IncompleteRead")
 
 
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="counts sockets in /proc/net/tcp")
@@ -79,3 +154,67 @@ def test_past_the_cap_the_least_recently_used_idle_sites_are_closed_until_it_hol
             assert eventually(lambda: open_to({2, 3, 0}))
             client.get(sites[4].url("/p"), max_bytes=1024)
             assert eventually(lambda: open_to({3, 0, 4}))
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for the name "localhost" alone, and its key."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    folder = tmp_path_factory.mktemp("tls")
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return folder / "cert.pem", folder / "key.pem"
+
+
+def test_an_https_site_is_reached_over_tls_and_its_certificate_checked(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import ssl
+
+    cert, key = certificate
+    ports: list[int] = []
+
+    def page(handler: RequestHandler) -> None:
+        ports.append(handler.client_address[1])
+        handler.send_route(Route(b"over tls", headers=HTML))
+
+    site = LoopbackServer({"/p": page})
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_side.load_cert_chain(cert, key)
+    site._httpd.socket = server_side.wrap_socket(site._httpd.socket, server_side=True)
+    with site:
+        port = int(site.base_url.rsplit(":", 1)[1])
+        with HttpClient(LOOPBACK_HTTP, sleep=lambda _: None) as client:  # the usual trust
+            unknown = pytest.raises(FetchError)
+            with unknown:
+                client.get(f"https://localhost:{port}/p", max_bytes=100)
+        assert unknown.excinfo.value.reason == "connection_error"
+        assert "CERTIFICATE_VERIFY_FAILED" in str(unknown.excinfo.value)
+        monkeypatch.setattr(httpx, "create_ssl_context",
+                            lambda: ssl.create_default_context(cafile=str(cert)))
+        with HttpClient(LOOPBACK_HTTP, sleep=lambda _: None) as client:
+            bodies = [client.get(f"https://localhost:{port}/p", max_bytes=100).body
+                      for _ in range(2)]
+            with pytest.raises(FetchError) as other_name:  # trusted, but not for this name
+                client.get(f"https://127.0.0.1:{port}/p", max_bytes=100)
+    assert bodies == [b"over tls"] * 2 and len(set(ports)) == 1  # one connection, kept
+    assert "IP address mismatch" in str(other_name.value)

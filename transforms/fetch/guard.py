@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import Any
-
-import httpcore
 
 
 def is_public_address(address: str) -> bool:
@@ -49,37 +46,21 @@ def resolve_allowed(host: str, port: int, *, allow_private_networks: bool) -> li
     return addresses
 
 
-class GuardedBackend(httpcore.NetworkBackend):
-    """Resolves names itself and connects only to addresses it has checked.
+def connect_allowed(host: str, port: int, *, timeout: float,
+                    allow_private_networks: bool) -> socket.socket:
+    """A socket connected to one of the addresses `host` resolves to, all of them checked
+    first (resolve_allowed), tried in the resolver's order.
 
     The check sits in the connection layer, so it covers every hop of a redirect chain and
     cannot be raced by a second DNS answer (rebinding): the socket goes to the address checked.
-    TLS still verifies the certificate against the host name of the request.
+    TLS, wrapped around it, still verifies the certificate against the host name.
     """
-
-    def __init__(self, allow_private_networks: bool) -> None:
-        self._allow_private_networks = allow_private_networks
-        self._inner = httpcore.SyncBackend()
-
-    def connect_tcp(
-        self, host: str, port: int, timeout: float | None = None,
-        local_address: str | None = None, socket_options: Any = None,
-    ) -> httpcore.NetworkStream:
-        addresses = resolve_allowed(
-            host, port, allow_private_networks=self._allow_private_networks
-        )
-        last_error: Exception | None = None
-        for address in addresses:
-            try:
-                return self._inner.connect_tcp(address, port, timeout, local_address,
-                                               socket_options)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last_error = exc
-        assert last_error is not None
-        raise last_error
-
-    def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
-        raise AddressRefused("blocked_address", "unix sockets are never fetched")
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
+    addresses = resolve_allowed(host, port, allow_private_networks=allow_private_networks)
+    last_error: OSError | None = None
+    for address in addresses:
+        try:
+            return socket.create_connection((address, port), timeout)
+        except OSError as exc:
+            last_error = exc
+    assert last_error is not None
+    raise last_error

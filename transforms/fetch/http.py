@@ -12,6 +12,7 @@ whose `reason` is a dead-letter reason code; feedparser and trafilatura never to
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import email.utils
 import random
@@ -22,7 +23,6 @@ from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
 
 import brotli
-import httpcore
 import httpx
 
 from transforms.fetch.decoding import (
@@ -31,8 +31,8 @@ from transforms.fetch.decoding import (
     DecodedTooLarge,
     UnsupportedEncoding,
 )
-from transforms.fetch.guard import AddressRefused, GuardedBackend
-from transforms.fetch.pool import PoolPerSite
+from transforms.fetch.guard import AddressRefused
+from transforms.fetch.pool import Exchange, GuardedConnection, PoolPerSite, Timeouts
 
 DEFAULT_USER_AGENT = "newsbeam/0.1 (+https://github.com/newsbeam/newsbeam)"
 
@@ -133,20 +133,21 @@ class HttpClient:
     ) -> None:
         self.settings = settings
         self._sleep = sleep
-        # Connections go through the address guard, from one pool per site.
-        ssl_context = httpx.create_ssl_context()
-        backend = GuardedBackend(settings.allow_private_networks)
-        self._pools = PoolPerSite(
-            lambda: httpcore.ConnectionPool(
-                ssl_context=ssl_context, max_connections=settings.max_connections,
-                network_backend=backend,
-            ),
-            max_sockets=settings.max_connections,
-        )
-        self._timeouts = {"connect": settings.connect_timeout, "read": settings.read_timeout,
-                          "write": settings.read_timeout, "pool": settings.deadline}
-        self._identity = [(b"User-Agent", settings.user_agent.encode("ascii")),
-                          (b"Accept-Encoding", ACCEPT_ENCODING.encode("ascii"))]
+        # Connections go through the address guard, kept per site.
+        tls = httpx.create_ssl_context()
+        timeouts = Timeouts(connect=settings.connect_timeout, read=settings.read_timeout,
+                            pool=settings.deadline)
+
+        def connection(scheme: str, host: str, port: int) -> GuardedConnection:
+            return GuardedConnection(host, port, timeouts=timeouts,
+                                     allow_private_networks=settings.allow_private_networks,
+                                     tls=tls if scheme == "https" else None)
+
+        self._pools = PoolPerSite(connection, max_sockets=settings.max_connections,
+                                  per_site=settings.max_connections,
+                                  pool_timeout=settings.deadline)
+        self._identity = [("User-Agent", settings.user_agent),
+                          ("Accept-Encoding", ACCEPT_ENCODING)]
 
     def close(self) -> None:
         self._pools.close()
@@ -202,8 +203,7 @@ class HttpClient:
         for _hop in range(self.settings.max_redirects + 1):
             seen.add(current)
             try:
-                response = self._pools.handle_request(
-                    self._request(current, accept, headers, cookies))
+                response = self._send(current, accept, headers, cookies)
                 try:
                     status = response.status
                     answer = _headers(response.headers)
@@ -267,32 +267,30 @@ class HttpClient:
             f"more than {self.settings.max_redirects} redirects", url=url,
         )
 
-    def _request(self, url: str, accept: str, headers: Mapping[str, str],
-                 cookies: httpx.Cookies | None) -> httpcore.Request:
-        """The GET of one hop: newsbeam's identity, `accept`, the caller's `headers` and the
-        cookies set earlier along the same redirects."""
+    def _send(self, url: str, accept: str, headers: Mapping[str, str],
+              cookies: httpx.Cookies | None) -> Exchange:
+        """The GET of one hop, sent: newsbeam's identity, `accept`, the caller's `headers` and
+        the cookies set earlier along the same redirects."""
         parsed = httpx.URL(url)  # IDNA and the URL's checks, as httpx does them
-        host = parsed.raw_host
-        if parsed.port is not None:
-            host += b":%d" % parsed.port
-        fields = [(b"Host", host), *self._identity, (b"Accept", accept.encode("latin-1"))]
+        host = parsed.raw_host.decode("ascii")
+        scheme = parsed.scheme
+        port = parsed.port or (443 if scheme == "https" else 80)
+        authority = host if parsed.port is None else f"{host}:{parsed.port}"
+        fields = [("Host", authority), *self._identity, ("Accept", accept)]
         if parsed.userinfo:  # a feed's credentials in its URL: HTTP Basic, as httpx sends them
             secret = f"{parsed.username}:{parsed.password}".encode()
-            fields.append((b"Authorization", b"Basic " + base64.b64encode(secret)))
-        fields += [(name.encode("latin-1"), _header_bytes(value))
-                   for name, value in headers.items()]
+            fields.append(("Authorization", "Basic " + base64.b64encode(secret).decode()))
+        fields += headers.items()
         if cookies:
             carrier = httpx.Request("GET", parsed)
             cookies.set_cookie_header(carrier)  # those the cookie rules send to this URL
             if "cookie" in carrier.headers:
-                fields.append((b"Cookie", carrier.headers["cookie"].encode("latin-1")))
-        return httpcore.Request(
-            "GET", httpcore.URL(scheme=parsed.raw_scheme, host=parsed.raw_host,
-                                port=parsed.port, target=parsed.raw_path),
-            headers=fields, extensions={"timeout": self._timeouts})
+                fields.append(("Cookie", carrier.headers["cookie"]))
+        return self._pools.request((scheme, host, port), parsed.raw_path.decode("ascii"),
+                                   fields)
 
     def _read_capped(
-        self, response: httpcore.Response, status: int, headers: Mapping[str, str], url: str,
+        self, response: Exchange, status: int, headers: Mapping[str, str], url: str,
         max_bytes: int, started: float,
     ) -> bytes:
         declared = headers.get("content-length")
@@ -329,27 +327,18 @@ class HttpClient:
         return b"".join(chunks)
 
 
-def _headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    """A response's headers by lower-case name, repeated ones joined with ", " (as httpx's
-    Headers.items() gives them); values are UTF-8 where they decode as such, else Latin-1."""
+def _headers(raw: list[tuple[str, str]]) -> dict[str, str]:
+    """A response's headers (as http.client reads them: Latin-1) by lower-case name,
+    repeated ones joined with ", " (as httpx's Headers.items() gives them); values are UTF-8
+    where their bytes decode as such, else Latin-1."""
     headers: dict[str, str] = {}
     for name, value in raw:
-        key = name.decode("latin-1").lower()
-        try:
-            text = value.decode("utf-8")
-        except UnicodeDecodeError:
-            text = value.decode("latin-1")
-        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        key = name.lower()
+        if not value.isascii():
+            with contextlib.suppress(UnicodeDecodeError):
+                value = value.encode("latin-1").decode("utf-8")
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
     return headers
-
-
-def _header_bytes(value: str) -> bytes:
-    """A request header's value as bytes: Latin-1, as HTTP has it, or UTF-8 for what Latin-1
-    cannot hold (an ETag a server sent in UTF-8 goes back as it came)."""
-    try:
-        return value.encode("latin-1")
-    except UnicodeEncodeError:
-        return value.encode("utf-8")
 
 
 def _response(url: str, status: int, headers: dict[str, str], body: bytes) -> Response:
@@ -358,12 +347,13 @@ def _response(url: str, status: int, headers: dict[str, str], body: bytes) -> Re
 
 
 def _kept_cookies(cookies: httpx.Cookies | None, url: str,
-                  response: httpcore.Response) -> httpx.Cookies:
+                  response: Exchange) -> httpx.Cookies:
     """The cookies of one request's redirects, with those `response` (to a GET of `url`) sets,
     by the cookie rules of Python's cookie jar, as httpx applies them. None is kept between
     requests: a poll carries no trace of the last."""
     kept = cookies if cookies is not None else httpx.Cookies()
-    kept.extract_cookies(httpx.Response(response.status, headers=response.headers,
+    raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers]
+    kept.extract_cookies(httpx.Response(response.status, headers=raw,
                                         request=httpx.Request("GET", url)))
     return kept
 

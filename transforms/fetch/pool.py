@@ -1,149 +1,305 @@
-"""Connection pools, one per site, that the HTTP client sends its requests through.
+"""Connections kept per site (scheme, host and port), over which the HTTP client sends its
+requests: Python's `http.client`, its sockets opened through the address guard.
 
-An httpcore pool walks all of its connections on every request and response, and for each
-idle one all of them again, polling its socket. With the dozens of sites one worker fetches
-from at once, that walk took much of the client's CPU per request (benchmarks/README.md). A
-pool per site walks only the site's own few connections. When the pools hold more than
-`max_sockets` connections, those of sites with no request in progress are closed, least
-recently used first, so a worker that reaches thousands of sites does not keep a socket open
-to each.
-
-Requests and responses are httpcore's, over httpcore's public pools, whose connections go
-through the network backend given (the address guard): httpx 0.29's own HTTPTransport takes no
-network backend (encode/httpx discussion 3180, pull request 3749). The client calls the pools
-directly rather than through an httpx.Client, whose per-request work (URL merging, a cookie
-jar, hooks, response wrapping) was much of the CPU a 304 cost (benchmarks/README.md,
-poll_scale). Errors come out as httpx's classes, which the client
+`http.client` parses a response in far less CPU than httpcore and h11 did (a 304 of an
+unchanged feed cost about twice as much through them: benchmarks/README.md, poll_scale), and
+polls of unchanged feeds are most of what a stream does all day. What a pool must do around
+it is done here: an idle connection is reused (after checking that the site has not closed
+it), a request that finds its reused connection closed under it goes again on a fresh one,
+no site gets more than `per_site` connections at once, and when the pools hold more than
+`max_sockets` sockets, the idle ones of the sites least recently asked are closed. Errors come
+out as httpx's classes (ConnectTimeout, ReadError, RemoteProtocolError, ...), which the client
 catches.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import http.client
+import select
+import socket
+import ssl
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from typing import Any
 
-import httpcore
 import httpx
 
-# httpcore's errors as the httpx errors of the same name (ConnectTimeout, ReadError, ...),
-# which is what httpx's own transport raises and what callers catch.
-_HTTPX_ERRORS: dict[type[Exception], type[httpx.TransportError]] = {
-    getattr(httpcore, name): getattr(httpx, name) for name in (
-        "TimeoutException", "ConnectTimeout", "ReadTimeout", "WriteTimeout", "PoolTimeout",
-        "NetworkError", "ConnectError", "ReadError", "WriteError", "ProxyError",
-        "UnsupportedProtocol", "ProtocolError", "LocalProtocolError", "RemoteProtocolError",
-    )
-}
+from transforms.fetch import guard
+
+CHUNK = 65536  # bytes asked of the socket per read of a body
 
 
-def as_httpx_error(error: Exception) -> Exception:
-    """The httpx error for an httpcore one (the most specific of its classes), else `error`."""
-    for kind in type(error).__mro__:
-        mapped = _HTTPX_ERRORS.get(kind)
-        if mapped is not None:
-            translated = mapped(str(error))
-            translated.__cause__ = error
-            return translated
-    return error
+@dataclasses.dataclass(frozen=True)
+class Timeouts:
+    """Seconds: to connect, for each read or write once connected, and to wait for a
+    connection when the site already has its most."""
+
+    connect: float
+    read: float
+    pool: float
+
+
+class GuardedConnection(http.client.HTTPConnection):
+    """An HTTP/1.1 connection whose socket goes to an address the guard resolved and allowed
+    (every hop of a redirect chain included, and no second DNS answer can steer it), wrapped
+    in TLS for https, the certificate checked against the host name."""
+
+    def __init__(self, host: str, port: int, *, timeouts: Timeouts,
+                 allow_private_networks: bool, tls: ssl.SSLContext | None) -> None:
+        super().__init__(host, port, timeout=timeouts.read)
+        self._timeouts = timeouts
+        self._allow_private_networks = allow_private_networks
+        self._tls = tls
+
+    def connect(self) -> None:
+        try:
+            sock = guard.connect_allowed(self.host, self.port, timeout=self._timeouts.connect,
+                                         allow_private_networks=self._allow_private_networks)
+        except TimeoutError as error:
+            raise httpx.ConnectTimeout(_described(error)) from error
+        except OSError as error:
+            raise httpx.ConnectError(_described(error)) from error
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.settimeout(self._timeouts.read)
+            self.sock = (self._tls.wrap_socket(sock, server_hostname=self.host)
+                         if self._tls is not None else sock)
+        except ssl.SSLError as error:
+            sock.close()
+            raise httpx.ConnectError(_described(error)) from error
+        except BaseException:
+            sock.close()
+            raise
+
+    def dropped(self) -> bool:
+        """True when the site has closed this idle connection (or sent what no request asked
+        for): a readable idle socket has nothing good to say."""
+        if self.sock is None:
+            return True
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
 
 
 @dataclasses.dataclass
 class _Site:
-    pool: httpcore.ConnectionPool
+    idle: list[GuardedConnection] = dataclasses.field(default_factory=list)
     in_progress: int = 0  # requests sent and not yet read to the end (or failed)
 
 
+Key = tuple[str, str, int]  # scheme, host (ASCII), port
+
+
 class PoolPerSite:
-    """One httpcore pool per site (scheme, host and port), made by `new_pool`, with at most
-    about `max_sockets` connections kept in all."""
+    """Connections per site, made by `new_connection(scheme, host, port)`; at most `per_site`
+    in use for one site, and about `max_sockets` kept in all."""
 
-    def __init__(self, new_pool: Callable[[], httpcore.ConnectionPool], max_sockets: int):
-        self._new_pool = new_pool
+    def __init__(self, new_connection: Callable[[str, str, int], GuardedConnection], *,
+                 max_sockets: int, per_site: int, pool_timeout: float) -> None:
+        self._new_connection = new_connection
         self._max_sockets = max_sockets
-        self._lock = threading.Lock()
-        self._sites: OrderedDict[tuple[bytes, bytes, int | None], _Site] = OrderedDict()
+        self._per_site = per_site
+        self._pool_timeout = pool_timeout
+        self._lock = threading.Condition()
+        self._sites: OrderedDict[Key, _Site] = OrderedDict()
 
-    def handle_request(self, request: httpcore.Request) -> httpcore.Response:
-        """Send `request` through its site's pool. The response's body is to be read from its
-        stream, and the response closed; errors are raised as httpx's."""
-        url = request.url
-        key = (url.scheme, url.host, url.port)
-        closing: list[httpcore.ConnectionPool] = []
+    def request(self, key: Key, target: str, headers: list[tuple[str, str]]) -> Exchange:
+        """Send a GET of `target` to the site `key` names, with exactly `headers`. The response
+        is to be read from the Exchange, and the Exchange closed."""
+        site, closing = self._take_turn(key)
+        for connection in closing:
+            connection.close()
+        try:
+            while True:
+                connection, reused = self._connection(key, site)
+                try:
+                    response = _send(connection, target, headers)
+                except _ClosedUnderUs as closed:
+                    connection.close()
+                    if reused:  # the site closed it while it was idle: again, on a fresh one
+                        continue
+                    raise closed.error from closed.__cause__
+                except BaseException:
+                    connection.close()
+                    raise
+                return Exchange(response, connection, lambda c: self._release(key, site, c))
+        except BaseException:
+            self._release(key, site, None)
+            raise
+
+    def _take_turn(self, key: Key) -> tuple[_Site, list[GuardedConnection]]:
+        """The site, with one more request in progress (waiting while it has `per_site`), and
+        the idle connections to close to make room, if it is new."""
         with self._lock:
             site = self._sites.get(key)
+            closing: list[GuardedConnection] = []
             if site is None:
-                site = self._sites[key] = _Site(self._new_pool(), in_progress=1)
                 closing = self._forget_idle_sites()
-            else:
-                self._sites.move_to_end(key)  # least recently used first
-                site.in_progress += 1
-        for pool in closing:
-            pool.close()
-        try:
-            response = site.pool.handle_request(request)
-        except Exception as error:
-            self._done(site)
-            raise as_httpx_error(error) from error
-        except BaseException:
-            self._done(site)
-            raise
-        response.stream = _ReleasedOnClose(response.stream, lambda: self._done(site))
-        return response
+                site = self._sites[key] = _Site()
+            if not self._lock.wait_for(lambda: site.in_progress < self._per_site,
+                                       self._pool_timeout):
+                raise httpx.PoolTimeout(f"no connection to {key[1]} free within"
+                                        f" {self._pool_timeout:g}s")
+            self._sites[key] = site  # back, if forgotten while it waited (its idle closed)
+            self._sites.move_to_end(key)  # least recently used first
+            site.in_progress += 1
+            return site, closing
 
-    def _done(self, site: _Site) -> None:
+    def _connection(self, key: Key, site: _Site) -> tuple[GuardedConnection, bool]:
+        """An idle connection of the site's that is still open, or a new one (not yet
+        connected: that happens as the request is sent); whether it was reused."""
+        while True:
+            with self._lock:
+                connection = site.idle.pop() if site.idle else None
+            if connection is None:
+                return self._new_connection(*key), False
+            if not connection.dropped():
+                return connection, True
+            connection.close()
+
+    def _release(self, key: Key, site: _Site, connection: GuardedConnection | None) -> None:
+        """A request is done; its connection, if reusable, goes back to the site's idle ones."""
         with self._lock:
             site.in_progress -= 1
+            if connection is not None and self._sites.get(key) is site:
+                site.idle.append(connection)
+                connection = None
+            self._lock.notify_all()
+        if connection is not None:
+            connection.close()
 
-    def _forget_idle_sites(self) -> list[httpcore.ConnectionPool]:
-        """Forget the sites with no request in progress whose pools hold no socket, and the
-        least recently used of those holding some while the pools hold too many; return the
-        pools to close, for the caller to close outside the lock. Runs when a site is added,
-        so a worker that reaches ever more sites keeps a bounded number of them."""
-        sockets = sum(len(site.pool.connections) for site in self._sites.values())
-        closing = []
+    def _forget_idle_sites(self) -> list[GuardedConnection]:
+        """Forget the sites with no request in progress that hold no socket, and the least
+        recently used of those holding some while the pools hold too many; return their
+        connections, for the caller to close outside the lock. Runs when a site is added, so
+        a worker that reaches ever more sites keeps a bounded number of them."""
+        sockets = sum(len(site.idle) + site.in_progress for site in self._sites.values())
+        closing: list[GuardedConnection] = []
         for key, site in list(self._sites.items()):
-            held = len(site.pool.connections)
+            held = len(site.idle)
             if site.in_progress or (held and sockets <= self._max_sockets):
                 continue
             del self._sites[key]
-            if held:
-                sockets -= held
-                closing.append(site.pool)
+            sockets -= held
+            closing += site.idle
         return closing
 
     def close(self) -> None:
         with self._lock:
-            pools = [site.pool for site in self._sites.values()]
+            connections = [c for site in self._sites.values() for c in site.idle]
             self._sites.clear()
-        for pool in pools:
-            pool.close()
+        for connection in connections:
+            connection.close()
 
 
-class _ReleasedOnClose:
-    """A response body stream, its errors as httpx's, that calls `release` once when it is
-    closed."""
+class _ClosedUnderUs(Exception):  # noqa: N818
+    """The connection was found closed or reset as the request went out or its answer was
+    awaited: on a reused connection, the site had closed it while idle."""
 
-    def __init__(self, stream: Any, release: Callable[[], None]) -> None:
-        self._stream = stream
-        self._release: Callable[[], None] | None = release
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error  # as httpx's, to raise if the connection was a fresh one
 
-    def __iter__(self) -> Iterator[bytes]:
+
+def _send(connection: GuardedConnection, target: str,
+          headers: list[tuple[str, str]]) -> http.client.HTTPResponse:
+    """Send the GET (connecting first, if the connection is new) and read the response's
+    head."""
+    sending = True
+    try:
         try:
-            yield from self._stream
-        except Exception as error:
-            translated = as_httpx_error(error)
-            if translated is error:
-                raise
-            raise translated from error
+            connection.putrequest("GET", target, skip_host=True, skip_accept_encoding=True)
+            for name, value in headers:
+                connection.putheader(name, _header_bytes(value))
+        except ValueError as error:  # a header http.client will not send (a CR or LF in it)
+            raise httpx.LocalProtocolError(str(error)) from error
+        connection.endheaders()
+        sending = False
+        return connection.getresponse()
+    except ConnectionError as error:  # RemoteDisconnected too: nothing of an answer came
+        raise _ClosedUnderUs(as_httpx_error(error, sending=sending)) from error
+    except Exception as error:
+        translated = as_httpx_error(error, sending=sending)
+        if translated is error:
+            raise
+        raise translated from error
+
+
+def _header_bytes(value: str) -> bytes:
+    """A request header's value as bytes: Latin-1, as HTTP has it, or UTF-8 for what Latin-1
+    cannot hold (an ETag a server sent in UTF-8 goes back as it came)."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
+
+
+class Exchange:
+    """A response whose head has arrived: its status and headers (names and values as sent,
+    values read as Latin-1), its body to read once; closing it hands its connection back when
+    the body was read to the end and the site keeps the connection open."""
+
+    def __init__(self, response: http.client.HTTPResponse, connection: GuardedConnection,
+                 release: Callable[[GuardedConnection | None], None]) -> None:
+        self.status = response.status
+        self.headers = response.getheaders()
+        self._response = response
+        self._connection = connection
+        self._release: Callable[[GuardedConnection | None], None] | None = release
+
+    def iter_stream(self) -> Iterator[bytes]:
+        """The body as it arrives, in chunks of at most CHUNK bytes."""
+        response = self._response
+        while not response.isclosed():
+            if response.length == 0:  # all it said it would send has come: done with it
+                response.close()
+                return
+            try:
+                chunk = response.read1(CHUNK)
+            except Exception as error:
+                raise as_httpx_error(error) from error
+            if not chunk:
+                if response.length:  # the site hung up before all it said it would send
+                    raise httpx.RemoteProtocolError(
+                        f"IncompleteRead: the body ended {response.length} bytes short")
+                return
+            yield chunk
+
+    def read(self) -> bytes:
+        return b"".join(self.iter_stream())
 
     def close(self) -> None:
-        try:
-            if hasattr(self._stream, "close"):
-                self._stream.close()
-        finally:
-            release, self._release = self._release, None
-            if release is not None:
-                release()
+        release, self._release = self._release, None
+        if release is None:
+            return
+        reusable = (self._response.isclosed() and not self._response.will_close
+                    and self._connection.sock is not None)
+        if not reusable:
+            self._response.close()
+            self._connection.close()
+        release(self._connection if reusable else None)
+
+
+def as_httpx_error(error: BaseException, *, sending: bool = False) -> BaseException:
+    """The httpx error for what the socket or http.client raised (a timeout, a reset, a
+    response that breaks HTTP/1.1), else `error` itself. `sending`: raised before any of the
+    response arrived."""
+    translated: httpx.TransportError
+    if isinstance(error, httpx.HTTPError):
+        return error
+    if isinstance(error, TimeoutError):
+        translated = (httpx.WriteTimeout if sending else httpx.ReadTimeout)(_described(error))
+    elif isinstance(error, http.client.HTTPException):  # RemoteDisconnected, IncompleteRead
+        translated = httpx.RemoteProtocolError(_described(error))
+    elif isinstance(error, OSError):
+        translated = (httpx.WriteError if sending else httpx.ReadError)(_described(error))
+    else:
+        return error
+    return translated
+
+
+def _described(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
