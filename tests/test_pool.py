@@ -218,3 +218,70 @@ def test_an_https_site_is_reached_over_tls_and_its_certificate_checked(
                 client.get(f"https://127.0.0.1:{port}/p", max_bytes=100)
     assert bodies == [b"over tls"] * 2 and len(set(ports)) == 1  # one connection, kept
     assert "IP address mismatch" in str(other_name.value)
+
+
+def _raw(answer: bytes, ports: list[int] | None = None) -> object:
+    """A handler that writes `answer`, bytes as they go on the wire, and keeps the
+    connection open for the next request."""
+    def handle(handler: RequestHandler) -> None:
+        if ports is not None:
+            ports.append(handler.client_address[1])
+        handler.wfile.write(answer)
+        handler.wfile.flush()
+    return handle
+
+
+def test_informational_answers_are_skipped_for_the_answer_behind_them() -> None:
+    ports: list[int] = []
+    answer = (b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
+              b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 2\r\n\r\nok")
+    with LoopbackServer({"/p": _raw(answer, ports)}) as site, \
+            HttpClient(LOOPBACK_HTTP, sleep=lambda _: None) as client:
+        bodies = [client.get(site.url("/p"), max_bytes=100).body for _ in range(2)]
+    assert bodies == [b"ok", b"ok"] and len(set(ports)) == 1
+
+
+def test_an_endless_chunked_trailer_is_refused_not_read() -> None:
+    # Once the last chunk is in, http.client reads a trailer's lines with no bound of its
+    # own, inside one read: neither the deadline nor the byte cap would get a say.
+    def endless_trailer(handler: RequestHandler) -> None:
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                            b"Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n")
+        with contextlib.suppress(OSError):
+            for _ in range(20_000):  # 20 MB, then it gives up
+                handler.wfile.write(b"X-Trailer: " + b"a" * 1000 + b"\r\n")
+        handler.close_connection = True
+
+    with LoopbackServer({"/p": endless_trailer}) as site, \
+            HttpClient(dataclasses.replace(LOOPBACK_HTTP, retries=0)) as client, \
+            pytest.raises(FetchError) as refused:
+        client.get(site.url("/p"), max_bytes=1000)
+    assert refused.value.reason == "connection_error"
+    assert "the response's head or trailer is too long" in str(refused.value)
+
+
+def test_a_head_over_its_limit_is_refused() -> None:
+    fields = b"".join(b"X-Field-%d: %s\r\n" % (n, b"v" * 8000) for n in range(20))
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" + fields + b"\r\nok"
+    with LoopbackServer({"/p": _raw(answer)}) as site, \
+            HttpClient(dataclasses.replace(LOOPBACK_HTTP, retries=0)) as client, \
+            pytest.raises(FetchError) as refused:
+        client.get(site.url("/p"), max_bytes=1000)
+    assert refused.value.reason == "connection_error"
+    assert "the response's head or trailer is too long" in str(refused.value)
+
+
+def test_a_connection_whose_body_was_cut_short_is_not_kept() -> None:
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 100\r\n\r\nshort"
+
+    def cut_short(handler: RequestHandler) -> None:
+        _raw(answer)(handler)  # type: ignore[operator]
+        handler.close_connection = True
+
+    with LoopbackServer({"/p": cut_short, "/ok": Route(b"ok", headers=HTML)}) as site, \
+            HttpClient(dataclasses.replace(LOOPBACK_HTTP, retries=0)) as client:
+        assert client.get(site.url("/ok"), max_bytes=100).body == b"ok"
+        assert sum(len(s.idle) for s in client._pools._sites.values()) == 1  # kept
+        with pytest.raises(FetchError):
+            client.get(site.url("/p"), max_bytes=1000)
+        assert sum(len(s.idle) for s in client._pools._sites.values()) == 0

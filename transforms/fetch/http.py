@@ -135,8 +135,7 @@ class HttpClient:
         self._sleep = sleep
         # Connections go through the address guard, kept per site.
         tls = httpx.create_ssl_context()
-        timeouts = Timeouts(connect=settings.connect_timeout, read=settings.read_timeout,
-                            pool=settings.deadline)
+        timeouts = Timeouts(connect=settings.connect_timeout, read=settings.read_timeout)
 
         def connection(scheme: str, host: str, port: int) -> GuardedConnection:
             return GuardedConnection(host, port, timeouts=timeouts,
@@ -275,7 +274,8 @@ class HttpClient:
         host = parsed.raw_host.decode("ascii")
         scheme = parsed.scheme
         port = parsed.port or (443 if scheme == "https" else 80)
-        authority = host if parsed.port is None else f"{host}:{parsed.port}"
+        bracketed = f"[{host}]" if ":" in host else host  # an IPv6 address
+        authority = bracketed if parsed.port is None else f"{bracketed}:{parsed.port}"
         fields = [("Host", authority), *self._identity, ("Accept", accept)]
         if parsed.userinfo:  # a feed's credentials in its URL: HTTP Basic, as httpx sends them
             secret = f"{parsed.username}:{parsed.password}".encode()

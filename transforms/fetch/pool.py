@@ -22,22 +22,86 @@ import ssl
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 
 from transforms.fetch import guard
 
 CHUNK = 65536  # bytes asked of the socket per read of a body
+# A response's head (status line and header fields), and a chunked body's trailer, are read
+# line by line; past these many bytes the response is refused (h11 refused a head over 16 KiB).
+HEAD_LIMIT = 64 * 1024
+TRAILER_LIMIT = 16 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
 class Timeouts:
-    """Seconds: to connect, for each read or write once connected, and to wait for a
-    connection when the site already has its most."""
+    """Seconds: to connect (the TLS handshake included), and for each read or write once
+    connected."""
 
     connect: float
     read: float
-    pool: float
+
+
+class _LineBudget:
+    """A response's reader whose lines count against a budget while one is set: http.client
+    reads a head's (and a trailer's) lines without bound on their total."""
+
+    def __init__(self, reader: Any) -> None:
+        self._reader = reader
+        self.budget: int | None = None
+
+    def readline(self, limit: int = -1) -> bytes:
+        line: bytes = self._reader.readline(limit)
+        if self.budget is not None:
+            self.budget -= len(line)
+            if self.budget < 0:
+                raise http.client.HTTPException("the response's head or trailer is too long")
+        return line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reader, name)
+
+
+class _Response(http.client.HTTPResponse):
+    """http.client's response with the limits h11 kept: a bounded head and trailer, and
+    informational answers (102, 103 Early Hints) skipped rather than taken as the answer.
+
+    Overrides http.client's private _read_status and _read_and_discard_trailer, as they are
+    in Python 3.11 and 3.12 (pyproject.toml's range); tests/test_pool.py pins each."""
+
+    def __init__(self, sock: socket.socket, debuglevel: int = 0,
+                 method: str | None = None, url: str | None = None) -> None:
+        super().__init__(sock, debuglevel, method, url)
+        self._lines = _LineBudget(self.fp)
+        self.fp = self._lines  # type: ignore[assignment]
+        self.trailer_cut = False  # the site hung up inside a chunked body's trailer
+
+    def begin(self) -> None:
+        self._lines.budget = HEAD_LIMIT
+        super().begin()
+        self._lines.budget = None
+
+    def _read_status(self) -> tuple[str, int, str]:
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not 101 < status < 200:  # 100 Continue: begin() skips it itself
+                return version, status, reason
+            http.client.parse_headers(self.fp)  # an informational answer's own head
+
+    def _read_and_discard_trailer(self) -> None:
+        self._lines.budget = TRAILER_LIMIT
+        try:
+            while True:
+                line = self._lines.readline(TRAILER_LIMIT + 1)
+                if not line:
+                    self.trailer_cut = True
+                    return
+                if line in (b"\r\n", b"\n"):
+                    return
+        finally:
+            self._lines.budget = None
 
 
 class GuardedConnection(http.client.HTTPConnection):
@@ -48,6 +112,7 @@ class GuardedConnection(http.client.HTTPConnection):
     def __init__(self, host: str, port: int, *, timeouts: Timeouts,
                  allow_private_networks: bool, tls: ssl.SSLContext | None) -> None:
         super().__init__(host, port, timeout=timeouts.read)
+        self.response_class = _Response
         self._timeouts = timeouts
         self._allow_private_networks = allow_private_networks
         self._tls = tls
@@ -62,32 +127,38 @@ class GuardedConnection(http.client.HTTPConnection):
             raise httpx.ConnectError(_described(error)) from error
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._tls is not None:  # the handshake, within the connect timeout
+                sock = self._tls.wrap_socket(sock, server_hostname=self.host)
             sock.settimeout(self._timeouts.read)
-            self.sock = (self._tls.wrap_socket(sock, server_hostname=self.host)
-                         if self._tls is not None else sock)
-        except ssl.SSLError as error:
+        except BaseException as error:
             sock.close()
-            raise httpx.ConnectError(_described(error)) from error
-        except BaseException:
-            sock.close()
+            if isinstance(error, TimeoutError):
+                raise httpx.ConnectTimeout(_described(error)) from error
+            if isinstance(error, OSError):  # ssl.SSLError among them
+                raise httpx.ConnectError(_described(error)) from error
             raise
+        self.sock = sock
 
     def dropped(self) -> bool:
         """True when the site has closed this idle connection (or sent what no request asked
         for): a readable idle socket has nothing good to say."""
         if self.sock is None:
             return True
+        if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
+            return True  # decrypted already, so the socket itself may not show it
+        poller = select.poll()  # not select(): it fails past file descriptor 1023
+        poller.register(self.sock, select.POLLIN)
         try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
-        except (OSError, ValueError):
+            return bool(poller.poll(0))
+        except OSError:
             return True
-        return bool(readable)
 
 
 @dataclasses.dataclass
 class _Site:
     idle: list[GuardedConnection] = dataclasses.field(default_factory=list)
     in_progress: int = 0  # requests sent and not yet read to the end (or failed)
+    waiting: int = 0  # requests waiting for their turn: the site is not forgotten meanwhile
 
 
 Key = tuple[str, str, int]  # scheme, host (ASCII), port
@@ -139,11 +210,15 @@ class PoolPerSite:
             if site is None:
                 closing = self._forget_idle_sites()
                 site = self._sites[key] = _Site()
-            if not self._lock.wait_for(lambda: site.in_progress < self._per_site,
-                                       self._pool_timeout):
+            site.waiting += 1
+            try:
+                free = self._lock.wait_for(lambda: site.in_progress < self._per_site,
+                                           self._pool_timeout)
+            finally:
+                site.waiting -= 1
+            if not free:
                 raise httpx.PoolTimeout(f"no connection to {key[1]} free within"
                                         f" {self._pool_timeout:g}s")
-            self._sites[key] = site  # back, if forgotten while it waited (its idle closed)
             self._sites.move_to_end(key)  # least recently used first
             site.in_progress += 1
             return site, closing
@@ -180,16 +255,19 @@ class PoolPerSite:
         closing: list[GuardedConnection] = []
         for key, site in list(self._sites.items()):
             held = len(site.idle)
-            if site.in_progress or (held and sockets <= self._max_sockets):
+            if site.in_progress or site.waiting or (held and sockets <= self._max_sockets):
                 continue
             del self._sites[key]
             sockets -= held
             closing += site.idle
+            site.idle = []
         return closing
 
     def close(self) -> None:
         with self._lock:
             connections = [c for site in self._sites.values() for c in site.idle]
+            for site in self._sites.values():
+                site.idle = []
             self._sites.clear()
         for connection in connections:
             connection.close()
@@ -205,7 +283,7 @@ class _ClosedUnderUs(Exception):  # noqa: N818
 
 
 def _send(connection: GuardedConnection, target: str,
-          headers: list[tuple[str, str]]) -> http.client.HTTPResponse:
+          headers: list[tuple[str, str]]) -> _Response:
     """Send the GET (connecting first, if the connection is new) and read the response's
     head."""
     sending = True
@@ -218,8 +296,9 @@ def _send(connection: GuardedConnection, target: str,
             raise httpx.LocalProtocolError(str(error)) from error
         connection.endheaders()
         sending = False
-        return connection.getresponse()
-    except ConnectionError as error:  # RemoteDisconnected too: nothing of an answer came
+        response: _Response = connection.getresponse()  # type: ignore[assignment]
+        return response
+    except ConnectionError as error:  # RemoteDisconnected too: no whole head came
         raise _ClosedUnderUs(as_httpx_error(error, sending=sending)) from error
     except Exception as error:
         translated = as_httpx_error(error, sending=sending)
@@ -242,13 +321,14 @@ class Exchange:
     values read as Latin-1), its body to read once; closing it hands its connection back when
     the body was read to the end and the site keeps the connection open."""
 
-    def __init__(self, response: http.client.HTTPResponse, connection: GuardedConnection,
+    def __init__(self, response: _Response, connection: GuardedConnection,
                  release: Callable[[GuardedConnection | None], None]) -> None:
         self.status = response.status
         self.headers = response.getheaders()
         self._response = response
         self._connection = connection
         self._release: Callable[[GuardedConnection | None], None] | None = release
+        self._complete = False  # the body was read to its end, as its framing says
 
     def iter_stream(self) -> Iterator[bytes]:
         """The body as it arrives, in chunks of at most CHUNK bytes."""
@@ -256,15 +336,21 @@ class Exchange:
         while not response.isclosed():
             if response.length == 0:  # all it said it would send has come: done with it
                 response.close()
+                self._complete = True
                 return
             try:
                 chunk = response.read1(CHUNK)
             except Exception as error:
-                raise as_httpx_error(error) from error
+                translated = as_httpx_error(error)
+                if translated is error:
+                    raise
+                raise translated from error
             if not chunk:
                 if response.length:  # the site hung up before all it said it would send
                     raise httpx.RemoteProtocolError(
                         f"IncompleteRead: the body ended {response.length} bytes short")
+                # The end of a chunked body (or of one read to the connection's close).
+                self._complete = response.chunked and not response.trailer_cut
                 return
             yield chunk
 
@@ -275,12 +361,14 @@ class Exchange:
         release, self._release = self._release, None
         if release is None:
             return
-        reusable = (self._response.isclosed() and not self._response.will_close
+        reusable = (self._complete and not self._response.will_close
                     and self._connection.sock is not None)
-        if not reusable:
-            self._response.close()
-            self._connection.close()
-        release(self._connection if reusable else None)
+        try:
+            if not reusable:
+                self._response.close()
+                self._connection.close()
+        finally:
+            release(self._connection if reusable else None)
 
 
 def as_httpx_error(error: BaseException, *, sending: bool = False) -> BaseException:
