@@ -129,3 +129,21 @@ def test_state_is_only_committed_after_outputs_are_written(
     assert len(ids) == 6 and set(ids.values()) == {1}
     staging = out / STAGING_FOLDER
     assert not staging.exists() or not any(staging.iterdir())  # nothing left half-committed
+
+
+def test_only_the_files_of_runs_not_committed_are_read_again(tmp_path: Path) -> None:
+    # A folder a schedule has written to for months holds every record since: a run start
+    # reads the files of runs that died before committing, not those of every run before.
+    from pipeline.job.incremental import recover_unfinished_runs
+
+    out = tmp_path / "out"
+    out.mkdir()
+    store = open_state(f"sqlite:{tmp_path / 'state.db'}")
+    store.commit("20261201T000000000Z", {}, ["old-1"])
+    # Unreadable as records: were it read, the recovery would fail on it.
+    (out / "articles-20261201T000000000Z-00000-of-00001.jsonl").write_text("not json\n")
+    (out / "articles-20261202T000000000Z-00000-of-00001.jsonl").write_text(
+        json.dumps({"id": "died-1"}) + "\n" + json.dumps({"id": "died-2"}) + "\n")
+    assert recover_unfinished_runs(str(out), store) == ["20261202T000000000Z"]
+    assert store.seen(["old-1", "died-1", "died-2"]) == {"old-1", "died-1", "died-2"}
+    store.close()

@@ -25,7 +25,8 @@ from transforms.sinks import (
     leftover_temporaries,
     present_in_sink,
     read_rows,
-    record_ids_by_run,
+    record_files_by_run,
+    record_ids,
     run_prefix,
 )
 from transforms.state import StateStore
@@ -56,7 +57,9 @@ def recover_unfinished_runs(out: str, store: StateStore) -> list[str]:
     same articles again. Their feed validators are lost, which only costs a full feed fetch.
     """
     committed = store.committed_runs()
-    orphans = {run_id: ids for run_id, ids in record_ids_by_run(out).items()
+    # Only the files of runs not committed are read: a folder a schedule has written to for
+    # months holds every record since.
+    orphans = {run_id: record_ids(paths) for run_id, paths in record_files_by_run(out).items()
                if run_id not in committed}
     for run_id, ids in sorted(orphans.items()):
         log.warning("run %s wrote %d records but did not commit them; committing now",

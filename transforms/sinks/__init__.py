@@ -11,7 +11,8 @@ if TYPE_CHECKING:
         DEAD_LETTERS_PREFIX as DEAD_LETTERS_PREFIX,
         FEED_HEALTH_PREFIX as FEED_HEALTH_PREFIX,
         RECORDS_PREFIX as RECORDS_PREFIX,
-        record_ids_by_run as record_ids_by_run,
+        record_files_by_run as record_files_by_run,
+        record_ids as record_ids,
         run_prefix as run_prefix,
     )
     from transforms.sinks.uris import (

@@ -33,15 +33,19 @@ def run_prefix(prefix: str, run_id: str | None) -> str:
     return f"{prefix}-{run_id}" if run_id else prefix
 
 
-def record_ids_by_run(directory: str) -> dict[str, list[str]]:
-    """The ids in each run's JSON Lines record files in `directory`, by run id."""
+def record_files_by_run(directory: str) -> dict[str, list[str]]:
+    """The JSON Lines record files in `directory`, by the run id in their names."""
     found: dict[str, list[str]] = {}
     for path in matching_paths(FileSystems.join(directory, f"{RECORDS_PREFIX}-*{JSONL_SUFFIX}")):
         match = _RECORDS_FILE.match(path.rsplit("/", 1)[-1])
         if match:
-            found.setdefault(match["run_id"], []).extend(
-                json.loads(line)["id"] for line in read_lines(path))
+            found.setdefault(match["run_id"], []).append(path)
     return found
+
+
+def record_ids(paths: list[str]) -> list[str]:
+    """The ids of the records in these JSON Lines files."""
+    return [json.loads(line)["id"] for path in paths for line in read_lines(path)]
 
 
 @dataclasses.dataclass(eq=False)
