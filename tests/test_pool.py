@@ -16,7 +16,7 @@ import pytest
 from pipeline.demo.loopback import LoopbackServer, RequestHandler, Route
 from tests.helpers import LOOPBACK_HTTP, established_to, eventually
 from transforms.fetch import FetchError, HttpClient
-from transforms.fetch.pool import GuardedConnection, as_httpx_error
+from transforms.fetch.pool import GuardedConnection, Timeouts, as_httpx_error
 
 HTML = {"Content-Type": "text/html"}
 
@@ -30,13 +30,16 @@ HTML = {"Content-Type": "text/html"}
     (http.client.RemoteDisconnected("Remote end closed connection"), False,
      httpx.RemoteProtocolError),
     (http.client.LineTooLong("header line"), False, httpx.RemoteProtocolError),
+    (TimeoutError(), False, httpx.ReadTimeout),
 ])
 def test_what_the_socket_and_http_client_raise_becomes_the_httpx_error_of_its_kind(
     error: Exception, sending: bool, expected: type[Exception],
 ) -> None:
     translated = as_httpx_error(error, sending=sending)
     assert type(translated) is expected
-    assert str(translated).startswith(type(error).__name__)  # what happened stays told
+    said = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    assert str(translated) == said  # what happened stays told
+    assert type(as_httpx_error(error)) is type(as_httpx_error(error, sending=False))
 
 
 def test_an_error_of_another_kind_is_left_as_it_is() -> None:
@@ -85,7 +88,7 @@ def test_a_request_on_a_connection_closed_under_it_goes_again_on_a_fresh_one(
 
 
 def test_a_site_gets_at_most_max_connections_at_once_and_a_wait_has_the_deadline() -> None:
-    settings = dataclasses.replace(LOOPBACK_HTTP, max_connections=1, deadline=0.5, retries=0)
+    settings = dataclasses.replace(LOOPBACK_HTTP, max_connections=2, deadline=0.5, retries=0)
     release = threading.Event()
 
     def held(handler: RequestHandler) -> None:
@@ -98,15 +101,17 @@ def test_a_site_gets_at_most_max_connections_at_once_and_a_wait_has_the_deadline
             with contextlib.suppress(FetchError):  # past its own deadline by then
                 client.get(site.url("/held"), max_bytes=100)
 
-        first = threading.Thread(target=ask_held)
-        first.start()
+        holding = [threading.Thread(target=ask_held) for _ in range(2)]
+        for thread in holding:
+            thread.start()
         try:
-            assert eventually(lambda: site.requests["/held"] == 1)
+            assert eventually(lambda: site.requests["/held"] == 2)
             with pytest.raises(FetchError) as waited:
                 client.get(site.url("/p"), max_bytes=100)
         finally:
             release.set()
-            first.join(10)
+            for thread in holding:
+                thread.join(10)
         assert (waited.value.reason, site.requests["/p"]) == ("timeout", 0)
         assert "no connection to 127.0.0.1 free within 0.5s" in str(waited.value)
         assert client.get(site.url("/p"), max_bytes=100).body == b"ok"  # its turn came
@@ -285,3 +290,35 @@ def test_a_connection_whose_body_was_cut_short_is_not_kept() -> None:
         with pytest.raises(FetchError):
             client.get(site.url("/p"), max_bytes=1000)
         assert sum(len(s.idle) for s in client._pools._sites.values()) == 0
+
+
+def test_a_chunked_body_with_its_trailer_leaves_its_connection_for_the_next_request() -> None:
+    ports: list[int] = []
+    answer = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n"
+              b"2\r\nok\r\n3\r\n!!!\r\n0\r\nX-Checksum: 1\r\n\r\n")
+    with LoopbackServer({"/p": _raw(answer, ports)}) as site, \
+            HttpClient(LOOPBACK_HTTP, sleep=lambda _: None) as client:
+        bodies = [client.get(site.url("/p"), max_bytes=100).body for _ in range(3)]
+    assert bodies == [b"ok!!!"] * 3 and len(set(ports)) == 1
+
+
+def test_an_idle_connection_is_dropped_once_the_site_hangs_up_and_not_before() -> None:
+    hang_up = threading.Event()
+
+    def answer_then_hang_up(handler: RequestHandler) -> None:
+        handler.send_route(Route(b"ok", headers=HTML))
+        hang_up.wait(10)
+        handler.close_connection = True
+
+    with LoopbackServer({"/p": answer_then_hang_up}) as site:
+        port = int(site.base_url.rsplit(":", 1)[1])
+        timeouts = Timeouts(connect=2.0, read=2.0)
+        connection = GuardedConnection("127.0.0.1", port, timeouts=timeouts,
+                                       allow_private_networks=True, tls=None)
+        assert connection.dropped()  # not connected yet: nothing to reuse
+        connection.request("GET", "/p")
+        assert connection.getresponse().read() == b"ok"
+        assert not connection.dropped()  # idle, and open
+        hang_up.set()
+        assert eventually(connection.dropped)
+        connection.close()

@@ -71,9 +71,8 @@ class _Response(http.client.HTTPResponse):
     Overrides http.client's private _read_status and _read_and_discard_trailer, as they are
     in Python 3.11 and 3.12 (pyproject.toml's range); tests/test_pool.py pins each."""
 
-    def __init__(self, sock: socket.socket, debuglevel: int = 0,
-                 method: str | None = None, url: str | None = None) -> None:
-        super().__init__(sock, debuglevel, method, url)
+    def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
+        super().__init__(sock, *args, **kwargs)
         self._lines = _LineBudget(self.fp)
         self.fp = self._lines  # type: ignore[assignment]
         self.trailer_cut = False  # the site hung up inside a chunked body's trailer
@@ -111,7 +110,7 @@ class GuardedConnection(http.client.HTTPConnection):
 
     def __init__(self, host: str, port: int, *, timeouts: Timeouts,
                  allow_private_networks: bool, tls: ssl.SSLContext | None) -> None:
-        super().__init__(host, port, timeout=timeouts.read)
+        super().__init__(host, port)  # its timeout goes unused: connect() sets the socket's
         self.response_class = _Response
         self._timeouts = timeouts
         self._allow_private_networks = allow_private_networks
