@@ -1,9 +1,9 @@
 """Connections kept per site (scheme, host and port), over which the HTTP client sends its
 requests: Python's `http.client`, its sockets opened through the address guard.
 
-`http.client` parses a response in far less CPU than httpcore and h11 did (a 304 of an
-unchanged feed cost about twice as much through them: benchmarks/README.md, poll_scale), and
-polls of unchanged feeds are most of what a stream does all day. What a pool must do around
+`http.client` parses a response in far less CPU than httpcore and h11 did (benchmarks/README.md,
+issue 26's fifth stop), and polls of unchanged feeds are most of what a stream does all day.
+What a pool must do around
 it is done here: an idle connection is reused (after checking that the site has not closed
 it), a request that finds its reused connection closed under it goes again on a fresh one,
 no site gets more than `per_site` connections at once, and when the pools hold more than
