@@ -238,7 +238,8 @@ def _raw(answer: bytes, ports: list[int] | None = None) -> object:
 
 def test_informational_answers_are_skipped_for_the_answer_behind_them() -> None:
     ports: list[int] = []
-    answer = (b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
+    answer = (b"HTTP/1.1 102 Processing\r\n\r\n"
+              b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
               b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 2\r\n\r\nok")
     with LoopbackServer({"/p": _raw(answer, ports)}) as site, \
             HttpClient(LOOPBACK_HTTP, sleep=lambda _: None) as client:
@@ -296,10 +297,38 @@ def test_a_chunked_body_with_its_trailer_leaves_its_connection_for_the_next_requ
     ports: list[int] = []
     answer = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n"
               b"2\r\nok\r\n3\r\n!!!\r\n0\r\nX-Checksum: 1\r\n\r\n")
-    with LoopbackServer({"/p": _raw(answer, ports)}) as site, \
+    bare = answer.replace(b"X-Checksum: 1\r\n\r\n", b"\n")  # a trailer ended by a bare LF
+    with LoopbackServer({"/p": _raw(answer, ports), "/bare": _raw(bare, ports)}) as site, \
             HttpClient(LOOPBACK_HTTP, sleep=lambda _: None) as client:
-        bodies = [client.get(site.url("/p"), max_bytes=100).body for _ in range(3)]
+        bodies = [client.get(site.url(path), max_bytes=100).body
+                  for path in ("/p", "/bare", "/p")]
     assert bodies == [b"ok!!!"] * 3 and len(set(ports)) == 1
+
+
+def test_a_site_that_hangs_up_inside_a_trailer_leaves_no_connection_kept() -> None:
+    answer = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n"
+              b"2\r\nok\r\n0\r\nX-Checksum: 1\r\n")  # no blank line: the trailer is cut
+
+    def cut_in_trailer(handler: RequestHandler) -> None:
+        _raw(answer)(handler)  # type: ignore[operator]
+        handler.close_connection = True
+
+    with LoopbackServer({"/p": cut_in_trailer}) as site, \
+            HttpClient(dataclasses.replace(LOOPBACK_HTTP, retries=0)) as client:
+        assert client.get(site.url("/p"), max_bytes=100).body == b"ok"
+        assert sum(len(s.idle) for s in client._pools._sites.values()) == 0
+
+
+def test_a_head_of_exactly_its_limit_is_read() -> None:
+    from transforms.fetch.pool import HEAD_LIMIT
+
+    start = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 2\r\n"
+    padding = HEAD_LIMIT - len(start) - len(b"X-Pad: \r\n\r\n")
+    answer = start + b"X-Pad: " + b"p" * padding + b"\r\n\r\nok"
+    assert len(answer) == HEAD_LIMIT + 2
+    with LoopbackServer({"/p": _raw(answer)}) as site, \
+            HttpClient(dataclasses.replace(LOOPBACK_HTTP, retries=0)) as client:
+        assert client.get(site.url("/p"), max_bytes=100).body == b"ok"
 
 
 def test_an_idle_connection_is_dropped_once_the_site_hangs_up_and_not_before() -> None:
