@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import http.client
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -49,7 +50,7 @@ def test_an_error_of_another_kind_is_left_as_it_is() -> None:
     assert as_httpx_error(timeout) is timeout
 
 
-def _closing_after_each_answer(ports: list[int]) -> object:
+def _closing_after_each_answer(ports: list[int]) -> Callable[[RequestHandler], None]:
     """A handler that answers as if it kept the connection (no Connection: close), then
     hangs up: the client finds its idle connection closed at the next request."""
     def handle(handler: RequestHandler) -> None:
@@ -225,7 +226,7 @@ def test_an_https_site_is_reached_over_tls_and_its_certificate_checked(
     assert "IP address mismatch" in str(other_name.value)
 
 
-def _raw(answer: bytes, ports: list[int] | None = None) -> object:
+def _raw(answer: bytes, ports: list[int] | None = None) -> Callable[[RequestHandler], None]:
     """A handler that writes `answer`, bytes as they go on the wire, and keeps the
     connection open for the next request."""
     def handle(handler: RequestHandler) -> None:
@@ -234,6 +235,20 @@ def _raw(answer: bytes, ports: list[int] | None = None) -> object:
         handler.wfile.write(answer)
         handler.wfile.flush()
     return handle
+
+
+def _kept(client: HttpClient) -> int:
+    """The idle connections the client keeps, all sites together."""
+    return sum(len(site.idle) for site in client._pools._sites.values())
+
+
+def _assert_refused_as_too_long(handler: Callable[[RequestHandler], None]) -> None:
+    with LoopbackServer({"/p": handler}) as site, \
+            HttpClient(dataclasses.replace(LOOPBACK_HTTP, retries=0)) as client, \
+            pytest.raises(FetchError) as refused:
+        client.get(site.url("/p"), max_bytes=1000)
+    assert refused.value.reason == "connection_error"
+    assert "the response's head or trailer is too long" in str(refused.value)
 
 
 def test_informational_answers_are_skipped_for_the_answer_behind_them() -> None:
@@ -258,39 +273,29 @@ def test_an_endless_chunked_trailer_is_refused_not_read() -> None:
                 handler.wfile.write(b"X-Trailer: " + b"a" * 1000 + b"\r\n")
         handler.close_connection = True
 
-    with LoopbackServer({"/p": endless_trailer}) as site, \
-            HttpClient(dataclasses.replace(LOOPBACK_HTTP, retries=0)) as client, \
-            pytest.raises(FetchError) as refused:
-        client.get(site.url("/p"), max_bytes=1000)
-    assert refused.value.reason == "connection_error"
-    assert "the response's head or trailer is too long" in str(refused.value)
+    _assert_refused_as_too_long(endless_trailer)
 
 
 def test_a_head_over_its_limit_is_refused() -> None:
     fields = b"".join(b"X-Field-%d: %s\r\n" % (n, b"v" * 8000) for n in range(20))
     answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" + fields + b"\r\nok"
-    with LoopbackServer({"/p": _raw(answer)}) as site, \
-            HttpClient(dataclasses.replace(LOOPBACK_HTTP, retries=0)) as client, \
-            pytest.raises(FetchError) as refused:
-        client.get(site.url("/p"), max_bytes=1000)
-    assert refused.value.reason == "connection_error"
-    assert "the response's head or trailer is too long" in str(refused.value)
+    _assert_refused_as_too_long(_raw(answer))
 
 
 def test_a_connection_whose_body_was_cut_short_is_not_kept() -> None:
     answer = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 100\r\n\r\nshort"
 
     def cut_short(handler: RequestHandler) -> None:
-        _raw(answer)(handler)  # type: ignore[operator]
+        _raw(answer)(handler)
         handler.close_connection = True
 
     with LoopbackServer({"/p": cut_short, "/ok": Route(b"ok", headers=HTML)}) as site, \
             HttpClient(dataclasses.replace(LOOPBACK_HTTP, retries=0)) as client:
         assert client.get(site.url("/ok"), max_bytes=100).body == b"ok"
-        assert sum(len(s.idle) for s in client._pools._sites.values()) == 1  # kept
+        assert _kept(client) == 1  # kept
         with pytest.raises(FetchError):
             client.get(site.url("/p"), max_bytes=1000)
-        assert sum(len(s.idle) for s in client._pools._sites.values()) == 0
+        assert _kept(client) == 0
 
 
 def test_a_chunked_body_with_its_trailer_leaves_its_connection_for_the_next_request() -> None:
@@ -310,13 +315,13 @@ def test_a_site_that_hangs_up_inside_a_trailer_leaves_no_connection_kept() -> No
               b"2\r\nok\r\n0\r\nX-Checksum: 1\r\n")  # no blank line: the trailer is cut
 
     def cut_in_trailer(handler: RequestHandler) -> None:
-        _raw(answer)(handler)  # type: ignore[operator]
+        _raw(answer)(handler)
         handler.close_connection = True
 
     with LoopbackServer({"/p": cut_in_trailer}) as site, \
             HttpClient(dataclasses.replace(LOOPBACK_HTTP, retries=0)) as client:
         assert client.get(site.url("/p"), max_bytes=100).body == b"ok"
-        assert sum(len(s.idle) for s in client._pools._sites.values()) == 0
+        assert _kept(client) == 0
 
 
 def test_a_head_of_exactly_its_limit_is_read() -> None:
