@@ -261,6 +261,35 @@ def test_all_hosts_together_get_at_most_the_workers() -> None:
     assert meter.peak == 1
 
 
+def test_hosts_take_turns_when_their_lanes_outnumber_the_threads() -> None:
+    # Two threads, four hosts of three requests each: a host's lane gives its thread up after
+    # each request, so no host waits for the first ones to finish all theirs.
+    lanes = HostLanes(Politeness(per_host=1, workers=2))
+    meter, started = ConcurrencyMeter(), []
+
+    def request(host: str, n: int):  # noqa: ANN202
+        def work(gate: HostGate) -> None:
+            gate.wait_turn()
+            started.append((host, n))
+            with meter:
+                time.sleep(0.01)
+        return work
+
+    hosts = ("a", "b", "c", "d")
+    try:
+        futures = [lanes.submit_all(host, [request(host, n) for n in range(3)])
+                   for host in hosts]
+        for future in futures:
+            future.result(timeout=10)
+    finally:
+        lanes.shutdown()
+    first = {host: started.index((host, 0)) for host in hosts}
+    last = {host: started.index((host, 2)) for host in hosts}
+    assert max(first.values()) < min(last.values())
+    assert meter.peak == 2 and len(started) == 12
+    assert [n for host, n in started if host == "a"] == [0, 1, 2]  # a host's own in order
+
+
 def test_a_spaced_host_keeps_its_spacing_between_bursts_of_work() -> None:
     lanes = HostLanes(Politeness(per_host=2, min_interval=0.3))
     meter, names = ConcurrencyMeter(), []

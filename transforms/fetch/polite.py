@@ -119,7 +119,14 @@ class _Host:
 
 
 class HostLanes:
-    """One process's thread pool, working off each host's queue in at most `per_host` lanes."""
+    """One process's thread pool, working off each host's queue in at most `per_host` lanes.
+
+    When more lanes are open than the pool has threads, a lane gives its thread up after each
+    piece of work and queues again behind the lanes waiting for one: the hosts take turns.
+    Otherwise the first hosts' lanes would hold the threads until their queues ran dry, and
+    the hosts left at the end, too few to fill the threads within their limits, would run
+    with threads idle.
+    """
 
     def __init__(self, politeness: Politeness) -> None:
         self.politeness = politeness
@@ -128,6 +135,8 @@ class HostLanes:
         )
         self._lock = threading.Lock()
         self._hosts: dict[str, _Host] = {}
+        self._waiting_lanes = 0  # lanes submitted to the pool and not yet on a thread
+        self._closing = False  # once shutting down, lanes keep their threads to the end
 
     def submit(self, host: str, work: Callable[[HostGate], None]) -> Future[None]:
         """Queue `work(gate)` for `host`; it must call gate.wait_turn() before each request it
@@ -147,16 +156,20 @@ class HostLanes:
             if state is None:
                 state = self._hosts[host] = _Host(HostGate(self.politeness.min_interval))
             state.queue.extend((work, batch) for work in works)
-            starting = min(self.politeness.per_host - state.lanes, len(works))
-            state.lanes += max(starting, 0)
+            starting = max(min(self.politeness.per_host - state.lanes, len(works)), 0)
+            state.lanes += starting
+            self._waiting_lanes += starting
         for _ in range(starting):
             self._pool.submit(self._lane, host, state)
         return batch.future
 
     def _lane(self, host: str, state: _Host) -> None:
+        with self._lock:
+            self._waiting_lanes -= 1
         ran: _Batch | None = None  # the batch of the work this lane ran last, to count down
         while True:
             settled = work = None
+            give_way = False
             with self._lock:
                 if ran is not None:
                     ran.remaining -= 1
@@ -165,10 +178,22 @@ class HostLanes:
                     state.lanes -= 1
                     if not state.lanes and not state.gate.spacing:
                         del self._hosts[host]  # nothing to remember about an unspaced host
+                elif ran is not None and self._waiting_lanes and not self._closing:
+                    give_way = True  # other lanes wait for a thread: queue up behind them
+                    self._waiting_lanes += 1
                 else:
                     work, ran = state.queue.popleft()
             if settled is not None:
                 settled.settle()
+            if give_way:
+                try:
+                    self._pool.submit(self._lane, host, state)
+                    return
+                except RuntimeError:  # shut down meanwhile: the lane keeps its thread
+                    with self._lock:
+                        self._waiting_lanes -= 1
+                    ran = None  # counted down already
+                    continue
             if work is None or ran is None:
                 return
             try:
@@ -178,4 +203,6 @@ class HostLanes:
                     ran.error = error
 
     def shutdown(self) -> None:
+        with self._lock:
+            self._closing = True
         self._pool.shutdown(wait=True, cancel_futures=True)
