@@ -411,7 +411,7 @@ def test_a_run_failing_after_its_commit_says_so_and_its_rerun_finds_nothing_new(
         (tmp_path / "feeds.yaml").write_text(f"feeds:\n  - url: {site.url('/feed.xml')}\n")
         argv = ["run", "--feeds", str(tmp_path / "feeds.yaml"), *argv_tail]
         with monkeypatch.context() as patched:
-            patched.setattr(track, "health_rows", health_store_away)
+            patched.setattr(track, "fold_health", health_store_away)
             try:
                 status = main(argv)
             except SystemExit as exited:

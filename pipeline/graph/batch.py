@@ -12,7 +12,7 @@ from pipeline.graph.core import CoreConfig, feed_bytes_to_records
 from transforms.alerts import WatchTopics, alert_tally
 from transforms.core import CollectDeadLetters, CreateMany, Feed, Summarize
 from transforms.feeds import FetchFeeds
-from transforms.health import TrackFeedHealth, health_tally
+from transforms.health import TrackFeedHealth
 from transforms.sinks import (
     Sink,
     WriteAlerts,
@@ -81,10 +81,11 @@ def build_batch(
     # Each polled feed's health, kept once the run is committed (so a run that failed, whose
     # records its re-run writes again, does not count them twice).
     health = (fetched.polls, core.parsed_polls, core.records, *committed) | "FeedHealth" >> (
-        TrackFeedHealth(config.state_uri, run_id=config.run_id))
+        TrackFeedHealth(config.state_uri, run_id=config.run_id,
+                        rows=config.feed_health_sink is not None))
     if config.feed_health_sink is not None:
-        health | "WriteFeedHealth" >> WriteFeedHealth(config.feed_health_sink, config.run_id)
-    health_tallies = health | "HealthTallies" >> beam.Map(health_tally)
+        health.rows | "WriteFeedHealth" >> WriteFeedHealth(config.feed_health_sink,
+                                                           config.run_id)
     alert_tallies = []
     if config.state_uri is not None:  # a topic's usual level is in the state
         alerts = (core.records, *committed) | "Alerts" >> WatchTopics(
@@ -92,7 +93,7 @@ def build_batch(
             run_id=config.run_id)
         alerts | "WriteAlerts" >> WriteAlerts(config.alerts_sink or default, config.run_id)
         alert_tallies.append(alerts | "AlertTallies" >> beam.Map(alert_tally))
-    summary = (fetched.tallies, *core.tallies, dead_letters.tallies, health_tallies,
+    summary = (fetched.tallies, *core.tallies, dead_letters.tallies, health.tallies,
                *alert_tallies) | "Summarize" >> Summarize(summary_path(config.out,
                                                                        config.run_id))
     return BatchOutputs(records=core.records, dead_letters=dead_letters.letters,

@@ -18,7 +18,7 @@ from transforms.alerts import WatchTopics, alert_tally
 from transforms.core import CollectDeadLetters, Feed, Summarize
 from transforms.feeds import PollClock, PollFeeds
 from transforms.fetch import Grouping
-from transforms.health import TrackFeedHealth, health_tally
+from transforms.health import TrackFeedHealth
 from transforms.sinks import (
     Cut,
     IntoWindows,
@@ -106,22 +106,21 @@ def build_stream(
             config.state_uri, config.stream_id, config.launch)
     # Each feed's health, per window: its polls (by when they were made) and its records.
     health = (fetched.polls, core.parsed_polls, records) | "FeedHealth" >> TrackFeedHealth(
-        config.state_uri, window=config.window)
+        config.state_uri, window=config.window, rows=config.feed_health_sink is not None)
     if config.feed_health_sink is not None:
-        health | "WriteFeedHealth" >> WriteFeedHealth(config.feed_health_sink, config.stream_id,
-                                                      cut)
-    health_tallies = health | "HealthTallies" >> beam.Map(health_tally)
+        health.rows | "WriteFeedHealth" >> WriteFeedHealth(config.feed_health_sink,
+                                                           config.stream_id, cut)
     alert_tallies = []
     if config.state_uri is not None:  # a topic's usual level is in the state
-        # Every window that polled (its health rows) is measured, with no records too.
-        alerts = (records, health) | "Alerts" >> WatchTopics(
+        # Every window that polled (its health tallies) is measured, with no records too.
+        alerts = (records, health.tallies) | "Alerts" >> WatchTopics(
             config.state_uri, tuple(topic.name for topic in config.core.taxonomy.topics),
             window=config.window, run_id=config.stream_id)
         alerts | "WriteAlerts" >> WriteAlerts(config.alerts_sink or default, config.stream_id,
                                               cut)
         alert_tallies.append(alerts | "AlertTallies" >> beam.Map(alert_tally))
     tallies = (fetched.tallies, *core.tallies, lost.tallies, dead_letters.tallies,
-               health_tallies, *alert_tallies)
+               health.tallies, *alert_tallies)
     summaries = tallies | "Summarize" >> Summarize(window=config.window)
     summaries | "WriteSummaries" >> WriteSummaries(
         config.out, f"summary-{config.stream_id}", config.launch)

@@ -16,9 +16,10 @@ if TYPE_CHECKING:
         updated as updated,
     )
     from transforms.health.track import (
+        FeedHealthOutputs as FeedHealthOutputs,
         TrackFeedHealth as TrackFeedHealth,
-        health_rows as health_rows,
-        health_tally as health_tally,
+        fold_health as fold_health,
+        health_tallies as health_tallies,
         period_key as period_key,
     )
 

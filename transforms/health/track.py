@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.transforms import window
@@ -16,23 +16,25 @@ from apache_beam.utils.timestamp import Duration
 
 from transforms.core import (
     Composite,
-    FeedHealthRow,
     GatherOnce,
     PollObservation,
     Record,
     Tally,
 )
-from transforms.health.rules import as_row, decode, encode, updated
+from transforms.health.rules import FeedHealth, as_row, decode, encode, updated
 from transforms.state import StateStore, StateStoreFn
 
+# The tag of TrackFeedHealth's FeedHealthRow per feed, when asked for.
+ROWS = "rows"
 
-def health_rows(
+
+def fold_health(
     elements: Iterable[PollObservation | str | None], store: StateStore | None,
     now: float, period: str = "",
-) -> list[FeedHealthRow]:
-    """The row of each feed this run or window polled or wrote records of, from its last kept
-    health (in `store`, if any) and what was seen: its polls and the feed URL of each record
-    written. The new health is kept in `store`."""
+) -> list[FeedHealth]:
+    """The health of each feed this run or window polled or wrote records of, from its last
+    kept health (in `store`, if any) and what was seen: its polls and the feed URL of each
+    record written. The new health is kept in `store`."""
     polls: dict[str, list[PollObservation]] = defaultdict(list)
     new_articles: dict[str, int] = defaultdict(int)
     for element in elements:
@@ -46,15 +48,22 @@ def health_rows(
     # than their feed's poll: a feed may have new articles and no poll in a window.
     urls = sorted(set(polls) | set(new_articles))
     kept = store.feed_health(urls) if store is not None and urls else {}
-    rows, healths = [], {}
+    healths, encoded = [], {}
     for url in urls:
         previous = decode(kept[url]) if url in kept else None
         health = updated(previous, url, polls[url], new_articles[url], now, period)
-        healths[url] = encode(health)
-        rows.append(as_row(health))
-    if store is not None and healths:
-        store.save_feed_health(healths)
-    return rows
+        encoded[url] = encode(health)
+        healths.append(health)
+    if store is not None and encoded:
+        store.save_feed_health(encoded)
+    return healths
+
+
+def health_tallies(healths: Iterable[FeedHealth]) -> list[Tally]:
+    """The feeds of each class, counted in the run's (or window's) summary:
+    `health.<class>`."""
+    classes = Counter(health.health_class for health in healths)
+    return [Tally(f"health.{name}", n) for name, n in sorted(classes.items())]
 
 
 def period_key(run_id: str | None, window: Any, pane: Any) -> str:
@@ -69,16 +78,16 @@ def period_key(run_id: str | None, window: Any, pane: Any) -> str:
 class _HealthFn(StateStoreFn):
     clock: Callable[[], float] = time.time
     run_id: str | None = None
+    rows: bool = False  # output a FeedHealthRow per feed too (for a --feed-health sink)
 
     def process(self, grouped: tuple[str, Iterable[Any]], window: Any = beam.DoFn.WindowParam,
-                pane: Any = beam.DoFn.PaneInfoParam) -> Iterator[FeedHealthRow]:
-        yield from health_rows(grouped[1], self.store_if_any(), self.clock(),
-                               period_key(self.run_id, window, pane))
-
-
-def health_tally(row: FeedHealthRow) -> Tally:
-    """A feed's class, counted in the run's (or window's) summary: `health.<class>`."""
-    return Tally(f"health.{row.health_class}")
+                pane: Any = beam.DoFn.PaneInfoParam) -> Iterator[Any]:
+        healths = fold_health(grouped[1], self.store_if_any(), self.clock(),
+                              period_key(self.run_id, window, pane))
+        if self.rows:
+            for health in healths:
+                yield beam.pvalue.TaggedOutput(ROWS, as_row(health))
+        yield from health_tallies(healths)
 
 
 def _stamped_at(element: PollObservation) -> TimestampedValue:
@@ -89,19 +98,28 @@ def _feed_of(record: Record) -> str:
     return record.feed_url
 
 
+class FeedHealthOutputs(NamedTuple):
+    """What TrackFeedHealth outputs, per run (or per stream window)."""
+
+    tallies: beam.PCollection  # Tally: the feeds of each class (`health.<class>`)
+    rows: beam.PCollection | None  # FeedHealthRow per feed, with rows=True
+
+
 @dataclasses.dataclass(eq=False)
 class TrackFeedHealth(Composite):
-    """(polls, records) -> a FeedHealthRow per polled feed, once per run (or per
-    stream window: `window` seconds, the records already in those windows). With a state URI,
-    each feed's health carries over from the last run or window, and is kept for the next."""
+    """(polls, records) -> the feeds of each health class, and with `rows` a FeedHealthRow
+    per polled feed, once per run (or per stream window: `window` seconds, the records
+    already in those windows). With a state URI, each feed's health carries over from the
+    last run or window, and is kept for the next."""
 
     state_uri: str | None
     window: float | None = None
     lateness: float = 86400.0  # as the stream's other windows (transforms.sinks.IntoWindows)
     clock: Callable[[], float] = time.time
     run_id: str | None = None  # a batch run's: a retried step does not fold it in twice
+    rows: bool = False  # only a --feed-health sink needs them
 
-    def expand(self, inputs: tuple[beam.PCollection, ...]) -> beam.PCollection:
+    def expand(self, inputs: tuple[beam.PCollection, ...]) -> FeedHealthOutputs:
         """inputs: the fetch stage's polls, the parse stage's, the records, and any outputs to
         wait for (a batch run's commit): the health is kept once they are complete."""
         fetched, parsed, records, *after = inputs
@@ -117,7 +135,7 @@ class TrackFeedHealth(Composite):
                         allowed_lateness=Duration(seconds=self.lateness)))
             gathered = (((seen, feeds) | "Together" >> beam.Flatten(), *after)
                         | "Gather" >> GatherOnce())
-        return (
-            gathered
-            | "Update" >> beam.ParDo(_HealthFn(self.state_uri, self.clock, self.run_id))
-        )
+        updated = gathered | "Update" >> beam.ParDo(
+            _HealthFn(self.state_uri, self.clock, self.run_id, self.rows)
+        ).with_outputs(ROWS, main="tallies")
+        return FeedHealthOutputs(updated.tallies, updated.rows if self.rows else None)
