@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from pathlib import Path
@@ -41,6 +42,25 @@ def test_commit_then_read_back(state_uri: str) -> None:
     assert reopened.seen(["x", "y", "z"]) == {"x", "y", "z"}
     assert reopened.committed_runs() == {"run1", "run2"}
     reopened.close()
+
+
+def test_writes_on_one_connection_carry_nothing_over_from_the_last(state_uri: str) -> None:
+    # PostgreSQL's writes go through a staging table per connection: each write must find it
+    # empty, even after one that failed.
+    store = open_state(state_uri)
+    feed = "https://a.example/feed"
+    for etag in ('"one"', '"two"', '"three"'):
+        store.commit(f"run {etag}", {feed: Validators(etag, None)}, ["x"])
+    assert store.validators([feed]) == {feed: Validators('"three"', None)}
+    store.save_feed_health({feed: '{"health_class": "healthy"}'})
+    if state_uri.startswith("postgresql"):  # SQLite keeps any text
+        with pytest.raises(Exception, match="json"):
+            store.save_feed_health({feed + "?b": '{"health_class": "quiet"}', feed: "not JSON"})
+    store.save_feed_health({feed: '{"health_class": "failing"}'})
+    assert json.loads(store.feed_health([feed, feed + "?b"])[feed]) == {"health_class": "failing"}
+    assert feed + "?b" not in store.feed_health([feed, feed + "?b"])
+    assert store.seen(["x"]) == {"x"}
+    store.close()
 
 
 def test_many_ids_are_looked_up_in_batches(state_uri: str) -> None:
