@@ -110,11 +110,19 @@ EQUIVALENT: dict[str, str] = {
         "overlapping chunks ask for some ids twice; the answers are sets",
     "transforms.state.stores.xǁSqliteStateǁ__init____mutmut_1[24]":
         "the busy timeout only shows while another process holds the write lock that long",
-    "transforms.state.stores.xǁPostgresStateǁ__init____mutmut_3[6-9]": _TIMEOUTS,
-    "transforms.state.stores.xǁPostgresStateǁ__init____mutmut_4[0-3]":
-        "every statement runs inside an explicit transaction() block (or with the timeout,"
-        " see above)",
+    **dict.fromkeys((f"transforms.state.stores.xǁPostgresStateǁ__init____mutmut_{n}"
+                     for n in (18, 21, 24)), _TIMEOUTS),
+    **dict.fromkeys((f"transforms.state.stores.xǁPostgresStateǁ__init____mutmut_{n}"
+                     for n in (19, 22, 25)),
+                    "every statement runs inside an explicit transaction() block"),
+    **dict.fromkeys([*(f"transforms.state.stores.xǁPostgresStateǁcommit__mutmut_{n}"
+                       for n in (27, 29, 31, 33, 52, 54, 56)),
+                     *(f"transforms.state.stores.xǁPostgresStateǁsave_feed_health__mutmut_{n}"
+                       for n in (15, 17, 19))],
+                    "the column names go into the SQL unquoted, where case does not matter"),
     "transforms.state.stores.xǁPostgresStateǁcommitted_runs__mutmut_3":
+        "psycopg takes None as no parameters",
+    "transforms.state.stores.xǁPostgresStateǁfeed_health__mutmut_4":
         "psycopg takes None as no parameters",
     "pipeline.job.runners.x_placement__mutmut_9":
         "no environment type is not LOOPBACK, whatever stands in for it",
@@ -330,7 +338,8 @@ def mutant_diff(mutant: str, copy: Path, mutmut: str, environment: dict[str, str
 
 
 _SQL = re.compile(r"\b(SELECT|INSERT|CREATE|UPDATE|VALUES|WHERE|CONFLICT|PRAGMA|COMMENT|TEXT"
-                  r"|NULL|PRIMARY|EXCLUDED|TIMESTAMPTZ|INTEGER|CURRENT_SCHEMA)\b", re.I)
+                  r"|NULL|PRIMARY|EXCLUDED|TIMESTAMPTZ|INTEGER|CURRENT_SCHEMA|AND|ORDER BY"
+                  r"|GROUP BY)\b", re.I)
 _SPLIT_PART = re.compile(r"\.(r?split)\(([^()]*?), 1\)\[(0|-1)\]")
 
 

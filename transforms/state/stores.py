@@ -321,9 +321,8 @@ class PostgresState:
                  rows: Iterable[tuple[Any, ...]], on_conflict: str) -> None:
         """Insert `rows` into one of the store's tables, `on_conflict` deciding what becomes
         of a row whose key is there already: COPY'd into a temporary table of the same
-        columns, then inserted from it in one statement. A run's ten thousand health rows
-        take a third of the time, and a tenth of the client's CPU, of one INSERT each
-        (benchmarks/README.md)."""
+        columns, then inserted from it in one statement: for a run's health rows, far less
+        time and client CPU than an INSERT per row (benchmarks/README.md)."""
         target, names = self._t[table], ", ".join(columns)
         staged = f"newsbeam_in_{table}"
         # Made once per connection (and session), emptied by each transaction's commit.
