@@ -324,16 +324,17 @@ class PostgresState:
         columns, then inserted from it in one statement: for a run's health rows, far less
         time and client CPU than an INSERT per row (benchmarks/README.md)."""
         target, names = self._t[table], ", ".join(columns)
-        staged = f"newsbeam_in_{table}"
-        # Made once per connection (and session), emptied by each transaction's commit.
-        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staged} AS"
-                       f" SELECT {names} FROM {target} WITH NO DATA")
+        # Quoted, with hyphens: no table prefix (lower-case letters, digits and underscores)
+        # can make a store's table of that name, which the temporary one would hide.
+        staged = f'"newsbeam-staging-{table}"'
+        # Made once per connection (a session); a commit empties it, a rollback too.
+        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staged} ON COMMIT DELETE ROWS"
+                       f" AS SELECT {names} FROM {target} WITH NO DATA")
         with cursor.copy(f"COPY {staged} ({names}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
         cursor.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM {staged}"
                        f"{on_conflict}")
-        cursor.execute(f"TRUNCATE {staged}")
 
     def _rows(self, query: str, params: Any) -> list[tuple[Any, ...]]:
         with self._db.transaction():
