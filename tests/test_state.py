@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -187,3 +189,26 @@ def test_a_postgresql_state_takes_connection_options_and_every_prefix_character(
     with psycopg.connect(base, autocommit=True) as db:
         for table in ("feed_validators", "seen_articles", "runs", "stream_windows"):
             db.execute(f"DROP TABLE IF EXISTS {every}{table}")
+
+
+def test_topic_counts_keep_their_instant_whatever_the_machines_time_zone(
+    state_uri: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # SQLite compares the periods' ends as text: each must be written, and asked for, in UTC,
+    # not in the machine's zone (the tests run in UTC, where the two cannot be told apart).
+    end = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    monkeypatch.setenv("TZ", "Asia/Taipei")
+    time.tzset()
+    try:
+        store = open_state(state_uri)
+        store.save_topic_counts("run", end - timedelta(hours=3), {"trade": 2})
+        store.save_topic_counts("run", end, {"trade": 5})
+        store.save_topic_counts("run", end, {"trade": 6}, pane=0)  # a run's one pane, again
+        assert store.topic_counts("run", end - timedelta(hours=1), end + timedelta(hours=1)) == {
+            "trade": [6]}
+        assert store.topic_counts("run", end - timedelta(hours=4), end - timedelta(hours=2)) == {
+            "trade": [2]}
+        store.close()
+    finally:
+        monkeypatch.undo()
+        time.tzset()
