@@ -48,6 +48,7 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "feed_fetch": ("transforms/feeds/fetch.py", ()),
     "schedule": ("transforms/feeds/schedule.py", ()),
     "stores": ("transforms/state/stores.py", ()),
+    "upsert": ("transforms/core/upsert.py", ()),
     "records": ("transforms/records/build.py", ()),
     "runners": ("pipeline/job/runners.py", ()),
     # The command's exit statuses (the rest of the module is argument help).

@@ -132,6 +132,7 @@ if TYPE_CHECKING:
         valid_unicode as valid_unicode,
         word_count as word_count,
     )
+    from transforms.core.upsert import upsert_by_copy as upsert_by_copy
     from transforms.core.windows import (
         firing_label as firing_label,
         window_span as window_span,

@@ -1,8 +1,8 @@
 """The PostgreSQL sink: a table made from the record definition, filled by batched upserts.
 
-Rows are keyed by `id` (a record's article id, a dead letter's key): each batch is copied into a
-temporary table and merged with one INSERT ... ON CONFLICT (id) DO UPDATE, so a retried bundle
-or the same feeds run twice leave the same rows, at a good share of a plain COPY's speed.
+Rows are keyed by `id` (a record's article id, a dead letter's key): each batch is upserted by
+COPY (transforms.core.upsert_by_copy) with ON CONFLICT (id) DO UPDATE, so a retried bundle or
+the same feeds run twice leave the same rows, at a good share of a plain COPY's speed.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from transforms.core import (
     SecretError,
     lock_table_creation,
     plain_values,
+    upsert_by_copy,
     with_secret_password,
 )
 from transforms.sinks.schema import postgres_columns
@@ -116,20 +117,12 @@ def table_rows(elements: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
 def write_batch(connection: Any, table: str, elements: Sequence[Any], element: type) -> None:
     """Write one batch of records or dead letters in one transaction, upserted on id."""
     names = [name for name, _, _ in postgres_columns(element)]
-    column_list = ", ".join(names)
+    updates = ", ".join(f"{name} = excluded.{name}" for name in names if name != "id")
     with connection.transaction(), connection.cursor() as cursor:
-        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS staging_{table}"
-                       f" (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-        with cursor.copy(f"COPY staging_{table} ({column_list}) FROM STDIN") as copy:
-            for row in table_rows(elements):
-                copy.write_row(row)
-        updates = ", ".join(f"{name} = excluded.{name}" for name in names if name != "id")
-        # DISTINCT ON: a batch hardly ever holds one id twice (DedupEntries, one dead letter per
-        # lost input and stage), but the upsert must not depend on that.
-        cursor.execute(
-            f"INSERT INTO {table} ({column_list}) SELECT DISTINCT ON (id) {column_list}"
-            f" FROM staging_{table} ON CONFLICT (id) DO UPDATE SET {updates}"
-        )
+        # One row per id: a batch hardly ever holds one id twice (DedupEntries, one dead letter
+        # per lost input and stage), but the upsert must not depend on that.
+        upsert_by_copy(cursor, table, names, table_rows(elements),
+                       f"ON CONFLICT (id) DO UPDATE SET {updates}", distinct_on="id")
 
 
 @dataclasses.dataclass(eq=False)

@@ -21,6 +21,7 @@ from transforms.core import (
     Validators,
     lock_table_creation,
     redact,
+    upsert_by_copy,
     with_secret_password,
 )
 
@@ -317,25 +318,6 @@ class PostgresState:
             raise StateError(f"cannot use state database {redact(uri)}: "
                              f"{str(exc).strip().splitlines()[0]}") from exc
 
-    def _copy_in(self, cursor: Any, table: str, columns: tuple[str, ...],
-                 rows: Iterable[tuple[Any, ...]], on_conflict: str) -> None:
-        """Insert `rows` into one of the store's tables, `on_conflict` deciding what becomes
-        of a row whose key is there already: COPY'd into a temporary table of the same
-        columns, then inserted from it in one statement: for a run's health rows, far less
-        time and client CPU than an INSERT per row (benchmarks/README.md)."""
-        target, names = self._t[table], ", ".join(columns)
-        # Quoted, with hyphens: no table prefix (lower-case letters, digits and underscores)
-        # can make a store's table of that name, which the temporary one would hide.
-        staged = f'"newsbeam-staging-{table}"'
-        # Made once per connection (a session); a commit empties it, a rollback too.
-        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staged} ON COMMIT DELETE ROWS"
-                       f" AS SELECT {names} FROM {target} WITH NO DATA")
-        with cursor.copy(f"COPY {staged} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        cursor.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM {staged}"
-                       f"{on_conflict}")
-
     def _rows(self, query: str, params: Any) -> list[tuple[Any, ...]]:
         with self._db.transaction():
             return self._db.execute(query, params).fetchall()
@@ -378,15 +360,16 @@ class PostgresState:
                 cursor.execute(
                     f"INSERT INTO {self._t['stream_windows']} (stream_id, label, committed_at)"
                     " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING", (run_id, window, now))
-            self._copy_in(
-                cursor, "feed_validators", ("feed_url", "etag", "last_modified", "updated_at"),
+            upsert_by_copy(
+                cursor, self._t["feed_validators"],
+                ("feed_url", "etag", "last_modified", "updated_at"),
                 ((url, v.etag, v.last_modified, now) for url, v in validators.items()),
-                " ON CONFLICT (feed_url) DO UPDATE SET etag = excluded.etag,"
+                "ON CONFLICT (feed_url) DO UPDATE SET etag = excluded.etag,"
                 " last_modified = excluded.last_modified, updated_at = excluded.updated_at")
-            self._copy_in(
-                cursor, "seen_articles", ("id", "run_id", "first_seen"),
+            upsert_by_copy(
+                cursor, self._t["seen_articles"], ("id", "run_id", "first_seen"),
                 ((article_id, run_id, now) for article_id in id_list),
-                " ON CONFLICT (id) DO NOTHING")
+                "ON CONFLICT (id) DO NOTHING")
             cursor.execute(
                 f"INSERT INTO {self._t['runs']} (run_id, records, committed_at)"
                 " VALUES (%s, %s, %s) ON CONFLICT (run_id) DO UPDATE SET"
@@ -408,10 +391,10 @@ class PostgresState:
     def save_feed_health(self, rows: Mapping[str, str]) -> None:
         now = _now()
         with self._db.transaction(), self._db.cursor() as cursor:
-            self._copy_in(
-                cursor, "feed_health", ("feed_url", "health", "updated_at"),
+            upsert_by_copy(
+                cursor, self._t["feed_health"], ("feed_url", "health", "updated_at"),
                 ((url, health, now) for url, health in rows.items()),
-                " ON CONFLICT (feed_url) DO UPDATE SET health = excluded.health,"
+                "ON CONFLICT (feed_url) DO UPDATE SET health = excluded.health,"
                 " updated_at = excluded.updated_at")
 
     def topic_counts(self, period: str, since: datetime, before: datetime
