@@ -156,7 +156,7 @@ EQUIVALENT: dict[str, str] = {
         "the JSON text goes into a jsonb column, which stores the same value either way",
     "transforms.sinks.postgres.x_table_rows__mutmut_22":
         "the JSON text goes into a jsonb column, which stores the same value either way",
-    "transforms.sinks.postgres.x_write_batch__mutmut_1[45]":
+    "transforms.sinks.postgres.x_write_batch__mutmut_7":
         "id = excluded.id in an upsert on id changes nothing",
     "transforms.sinks.postgres.x_batches__mutmut_[34]":
         "only the batch sizes change; every element is written",
