@@ -3,17 +3,21 @@ resources are made once per process, however many DoFn instances a runner create
 
 from __future__ import annotations
 
+import copy
 import os
+import pickle
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 import apache_beam as beam
 import pytest
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline import demo
 from pipeline.cli import main
+from pipeline.job.options import NewsbeamOptions, ViewedOnce
 from pipeline.job.runners import (
     Placement,
     PlacementError,
@@ -23,6 +27,7 @@ from pipeline.job.runners import (
     placement,
     runner_name,
 )
+from pipeline.job.setup import new_pipeline
 from transforms.core import Entry, IsolationSettings, Page, article_id, canonical_url, isolation
 from transforms.extract import ExtractArticles, extract_articles
 from transforms.sinks import parse_sink
@@ -170,6 +175,60 @@ def test_one_extraction_pool_per_process_however_many_dofn_instances(
     assert probe.pools == 1  # ... one pool
     assert len(probe.worker_pids) == 2  # the configured number of processes, not a multiple
 
+
+
+def _views_made(monkeypatch: pytest.MonkeyPatch) -> list[type]:
+    """The class of every PipelineOptions view made from now on (each parses every flag)."""
+    made: list[type] = []
+    make = PipelineOptions.__init__
+
+    def counted(self: PipelineOptions, *args: object, **kwargs: object) -> None:
+        made.append(type(self))
+        make(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PipelineOptions, "__init__", counted)
+    return made
+
+
+def _forty_steps(pipeline: beam.Pipeline) -> beam.PCollection:
+    numbers = pipeline | beam.Create([0])
+    for step in range(40):
+        numbers = numbers | f"Add{step}" >> beam.Map(lambda n: n + 1)
+    return numbers
+
+
+def test_beam_makes_a_view_of_a_pipelines_options_for_every_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What ViewedOnce works around (Beam 2.77): if a new Beam stops making a view per step
+    applied, ViewedOnce can go."""
+    pipeline = beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"]))
+    made = _views_made(monkeypatch)
+    _forty_steps(pipeline)
+    assert len(made) >= 40
+
+
+def test_a_jobs_pipeline_makes_each_view_of_its_options_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pipeline = new_pipeline(PipelineOptions(["--runner=FnApiRunner", "--state=none",
+                                             "--http-user-agent=probe/1"]))
+    made = _views_made(monkeypatch)
+    with pipeline:
+        assert_that(_forty_steps(pipeline), equal_to([40]))
+    assert len(made) <= 10  # one per kind of view the runner asks for, not one per step
+    # Every view reads and writes the options' one store of values.
+    options = pipeline.options
+    assert isinstance(options, ViewedOnce)
+    assert options.view_as(NewsbeamOptions).http_user_agent == "probe/1"
+    options.view_as(StandardOptions).streaming = True
+    assert options.get_all_options()["streaming"] is True
+    assert PipelineOptions.view_as(options, StandardOptions).streaming is True  # a new view's
+    # A copy (Beam deep-copies a pipeline's options) and a pickle carry values, not views.
+    for copied in (copy.deepcopy(options), pickle.loads(pickle.dumps(options))):
+        assert "_views" not in copied.__dict__
+        assert copied.view_as(NewsbeamOptions).http_user_agent == "probe/1"
+        assert copied.view_as(StandardOptions).streaming is True
 
 
 def test_placement_names_the_runner_and_counts_a_machines_worker_processes() -> None:

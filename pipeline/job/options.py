@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -87,6 +87,34 @@ def _port(text: str) -> int:
 _non_negative_int = _at_least(int, 0)
 _non_negative = _at_least(float, 0)
 _positive = _at_least(float, 0, above=True)
+
+
+View = TypeVar("View", bound=PipelineOptions)
+
+
+class ViewedOnce(PipelineOptions):
+    """Pipeline options that make each view (`view_as(cls)`) once and hand it out again.
+
+    Beam 2.77 asks a pipeline's options for a view for every transform applied and every type
+    check of the graph (`view_as(TypeOptions)` in Pipeline.apply and is_consistent_with), about
+    900 for a batch run's graph, and each new view builds an argparse parser and parses every
+    flag again: half the time it takes to build the graph. Every view of one set of options
+    keeps its values in one shared store (Beam's `_all_options`), so a view made once reads
+    and writes the same values as a new one would. Pinned by tests/test_runners.py."""
+
+    def view_as(self, cls: type[View]) -> View:
+        views: dict[type, Any] = self.__dict__.setdefault("_views", {})
+        view: View | None = views.get(cls)
+        if view is None:
+            view = views[cls] = super().view_as(cls)
+        return view
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Beam deep-copies a pipeline's options and pickles them with transforms: the copy
+        # makes its own views (of its own store of values).
+        state = dict(super().__getstate__())
+        state.pop("_views", None)
+        return state
 
 
 class NewsbeamOptions(PipelineOptions):

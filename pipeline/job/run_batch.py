@@ -7,13 +7,19 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.graph.batch import BatchConfig, build_batch, summary_path
 from pipeline.job import incremental
-from pipeline.job.setup import launched, run_to_the_end, save_json, set_up, submitted
+from pipeline.job.setup import (
+    launched,
+    new_pipeline,
+    run_to_the_end,
+    save_json,
+    set_up,
+    submitted,
+)
 from transforms.core import Feed, format_utc
 from transforms.state import discard_stale_staging, open_state, staging_dir
 from transforms.topics import Taxonomy
@@ -48,7 +54,7 @@ def run_batch(
                 force=job.force, staging_dir=staging_dir(out, run_id) if store else None,
                 feed_health_sink=job.feed_health_sink, alerts_sink=job.alerts_sink,
             )
-            pipeline = beam.Pipeline(options=options)
+            pipeline = new_pipeline(options)
             build_batch(pipeline, feeds, config)
             details = job.details(run_id=run_id, started_at=format_utc(started),
                                   forced=job.force, recovered_runs=recovered)

@@ -7,7 +7,6 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.transforms.periodicsequence import PeriodicImpulse
@@ -17,7 +16,14 @@ from pipeline.graph.stream import StreamConfig, build_stream
 from pipeline.job import incremental
 from pipeline.job.options import StreamOptions
 from pipeline.job.runners import Placement, PlacementError
-from pipeline.job.setup import launched, run_to_the_end, save_json, set_up, submitted
+from pipeline.job.setup import (
+    launched,
+    new_pipeline,
+    run_to_the_end,
+    save_json,
+    set_up,
+    submitted,
+)
 from transforms.core import (
     ConfigError,
     Feed,
@@ -90,7 +96,7 @@ def run_stream(
         )
         started = time.time()
         stop = started + stream.stop_after if stream.stop_after else MAX_TIMESTAMP
-        pipeline = beam.Pipeline(options=options)
+        pipeline = new_pipeline(options)
         ticks = pipeline | "Ticks" >> PeriodicImpulse(
             start_timestamp=started, stop_timestamp=stop,
             fire_interval=tick_interval(feeds, stream.poll_interval))

@@ -26,6 +26,7 @@ from pipeline.job.lease import holding_lease
 from pipeline.job.options import (
     DEFAULT_RUNNER,
     NewsbeamOptions,
+    ViewedOnce,
     alerts_sink,
     feed_health_sink,
     http_settings,
@@ -108,6 +109,11 @@ def set_up(options: PipelineOptions, command: str, taxonomy: Taxonomy, out: str,
                record_sinks=record_sinks, dead_letter_sink=dead_letter_sink,
                feed_health_sink=health_sink, alerts_sink=alert_sink, core=core,
                detach=bool(newsbeam.detach), force=bool(newsbeam.force), wait=newsbeam.wait)
+
+
+def new_pipeline(options: PipelineOptions) -> beam.Pipeline:
+    """A pipeline for the job's graph, on `options` (whose views it makes once: ViewedOnce)."""
+    return beam.Pipeline(options=options.view_as(ViewedOnce))
 
 
 @contextlib.contextmanager
