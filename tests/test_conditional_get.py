@@ -15,14 +15,8 @@ from apache_beam.testing.util import assert_that, equal_to
 from pipeline.demo.loopback import LoopbackServer, RequestHandler, Route
 from tests.helpers import LOOPBACK_HTTP, test_pipeline
 from transforms.core import POLLS, Feed, PollObservation, Tally, Validators
-from transforms.feeds.fetch import (
-    FEED_ACCEPT,
-    VALIDATORS,
-    FetchFeeds,
-    conditional_headers,
-    feed_outputs,
-    poll_feed,
-)
+from transforms.feeds.fetch import VALIDATORS, FetchFeeds, feed_outputs
+from transforms.feeds.request import FEED_ACCEPT, conditional_headers, poll_feed
 from transforms.fetch import HttpClient, Response
 
 

@@ -94,8 +94,9 @@ def test_a_feed_whose_parsing_failed_is_a_dead_letter_and_a_failed_poll(
 def test_the_worker_processes_import_no_beam() -> None:
     # They import their targets' modules: Beam there would cost every worker a second and
     # tens of MiB.
-    modules = ["transforms.core.isolation", "transforms.core.workers",
-               *(target.partition(":")[0] for target in workers.TARGETS)]
+    # What the fork server imports: what the worker processes run, and the lane processes
+    # (which poll a batch run's feeds).
+    modules = ["transforms.core.isolation", *workers.FORK_SERVER_IMPORTS]
     program = ("import sys\n" + "".join(f"import {module}\n" for module in modules)
                + "print(sorted(m for m in sys.modules if m.split('.')[0] == 'apache_beam'))\n")
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,

@@ -60,7 +60,11 @@ def build_batch(
     the state store, outputs cut per run."""
     # Not reshuffled: FetchFeeds groups the feeds by host, which spreads them over workers.
     feeds_in = pipeline | "Feeds" >> CreateMany(feeds, Feed)
-    fetched = feeds_in | "FetchFeeds" >> FetchFeeds(config.core.http, config.core.politeness)
+    # Polls in lane processes, one per core the worker processes' work may use: a poll that
+    # finds nothing new is mostly Python, which one process runs on one core at a time.
+    processes = config.core.isolation.process_count
+    fetched = feeds_in | "FetchFeeds" >> FetchFeeds(
+        config.core.http, config.core.politeness, processes=processes if processes > 1 else 0)
     dedup = DedupEntries(None if config.force else config.state_uri)
     core = feed_bytes_to_records(fetched.feeds, dedup, config.core)
     dead_letters = (fetched.dead_letters, *core.dead_letters) | "DeadLetters" >> (

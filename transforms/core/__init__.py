@@ -98,6 +98,11 @@ if TYPE_CHECKING:
         ProcessPool as ProcessPool,
         TaskTimeout as TaskTimeout,
         WorkerCrashed as WorkerCrashed,
+        pipe as pipe,
+        portable as portable,
+        preload as preload,
+        resolve as resolve,
+        start_process as start_process,
     )
     from transforms.core.metrics import (
         NAMESPACE as NAMESPACE,
@@ -140,6 +145,8 @@ if TYPE_CHECKING:
     from transforms.core.workers import (
         EXTRACT_ARTICLE as EXTRACT_ARTICLE,
         PARSE_FEED as PARSE_FEED,
+        POLL_IN_LANE as POLL_IN_LANE,
+        prepare_fork_server as prepare_fork_server,
     )
 
 __getattr__, __all__ = lazy_exports(__name__, __file__)

@@ -20,9 +20,10 @@ import sys
 import threading
 import traceback
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 # "forkserver": the Beam worker that owns the pool runs threads, which a plainly forked child
@@ -87,10 +88,10 @@ def _serve(connection: Connection, targets: tuple[str, ...]) -> None:
         except Exception as error:  # sent back and raised in the parent, with its type
             # The traceback goes along as text: it is what whoever fixes the cause needs, and
             # the parent's own shows only where it waited.
-            connection.send(("error", (_portable(error), traceback.format_exc())))
+            connection.send(("error", (portable(error), traceback.format_exc())))
 
 
-def _portable(error: Exception) -> Exception:
+def portable(error: Exception) -> Exception:
     """`error` if it comes back whole from a pickle (so the parent can raise it with its type),
     else a RuntimeError with its type's name and text: an exception whose __init__ wants
     arguments it does not pass on pickles but does not unpickle."""
@@ -131,14 +132,35 @@ def _main_module_hidden() -> Iterator[None]:
             main.__dict__.update(hidden)
 
 
+_PRELOADED: list[str] = []
+
+
+def preload(modules: Iterable[str]) -> None:
+    """Have the fork server import `modules` as it starts (once per process, for the first
+    worker process of any kind), so that every process forked from it has them already."""
+    _PRELOADED.extend(module for module in modules if module not in _PRELOADED)
+    _CONTEXT.set_forkserver_preload(list(_PRELOADED))
+
+
+def pipe() -> tuple[Connection, Connection]:
+    """Both ends of a pipe to a process from `start_process`."""
+    return _CONTEXT.Pipe()
+
+
+def start_process(target: Callable[..., None], *args: Any) -> BaseProcess:
+    """A daemon process running `target(*args)`, forked by the fork server (see _CONTEXT)."""
+    process = _CONTEXT.Process(target=target, args=args, daemon=True)
+    with _main_module_hidden():
+        process.start()
+    return process
+
+
 class _Worker:
     """One worker process and the pipe to it."""
 
     def __init__(self, targets: tuple[str, ...]) -> None:
-        self._parent, child = _CONTEXT.Pipe()
-        self._process = _CONTEXT.Process(target=_serve, args=(child, targets), daemon=True)
-        with _main_module_hidden():
-            self._process.start()
+        self._parent, child = pipe()
+        self._process = start_process(_serve, child, targets)
         child.close()
         self.tasks = 0
         if not self._parent.poll(STARTUP_TIMEOUT):
@@ -203,7 +225,7 @@ class ProcessPool:
     """
 
     def __init__(self, targets: tuple[str, ...], settings: IsolationSettings) -> None:
-        _CONTEXT.set_forkserver_preload([target.partition(":")[0] for target in targets])
+        preload(target.partition(":")[0] for target in targets)
         self._targets = targets
         self._settings = settings
         self._local = threading.local()

@@ -9,11 +9,8 @@ from transforms import lazy_exports
 if TYPE_CHECKING:
     from transforms.feeds.fetch import (
         VALIDATORS as VALIDATORS,
-        FeedPoll as FeedPoll,
         FetchedFeeds as FetchedFeeds,
         FetchFeeds as FetchFeeds,
-        conditional_headers as conditional_headers,
-        poll_feed as poll_feed,
     )
     from transforms.feeds.parse import (
         FULL_TEXT_MIN_WORDS as FULL_TEXT_MIN_WORDS,
@@ -30,6 +27,13 @@ if TYPE_CHECKING:
         poll_shard as poll_shard,
         stale_tick as stale_tick,
         tick_interval as tick_interval,
+    )
+    from transforms.feeds.request import (
+        FEED_ACCEPT as FEED_ACCEPT,
+        FeedPoll as FeedPoll,
+        conditional_headers as conditional_headers,
+        poll_feed as poll_feed,
+        poll_in_lane as poll_in_lane,
     )
     from transforms.feeds.schedule import (
         max_age as max_age,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from typing import Any, NamedTuple
 
 import apache_beam as beam
@@ -12,86 +12,37 @@ import apache_beam as beam
 from transforms.core import (
     DEAD_LETTERS,
     FETCH_FEEDS,
+    POLL_IN_LANE,
     POLLS,
     TALLIES,
+    Abandoned,
     Composite,
     Feed,
-    FetchedFeed,
+    Place,
     PollObservation,
     Tally,
-    Validators,
     count,
     dead_letter,
+    per_process,
 )
-from transforms.feeds.schedule import max_age
+from transforms.feeds.request import FeedPoll, poll_feed
 from transforms.fetch import (
     DEFAULT_POLITENESS,
-    FetchError,
     HostGate,
+    HostOutcomes,
     HttpSettings,
+    LaneProcesses,
+    LaneProcessLost,
     MiB,
+    Outcome,
     PoliteFetchFn,
     Politeness,
-    Response,
     fetch_grouped_by_host,
-    is_feed_content_type,
     wait_tallies,
 )
 
 # The tag of FetchFeeds' output of (feed URL, Validators) pairs, from feeds fetched in full.
 VALIDATORS = "validators"
-
-FEED_ACCEPT = (
-    "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9,"
-    " application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
-)
-
-
-def conditional_headers(validators: Validators) -> dict[str, str]:
-    """If-None-Match / If-Modified-Since from the validators the feed's last fetch returned."""
-    headers = {}
-    if validators.etag:
-        headers["If-None-Match"] = validators.etag
-    if validators.last_modified:
-        headers["If-Modified-Since"] = validators.last_modified
-    return headers
-
-
-@dataclasses.dataclass(frozen=True)
-class FeedPoll:
-    """What one request for a feed came back with."""
-
-    fetched: FetchedFeed | None  # a full response
-    not_modified: bool  # 304: the validators sent still hold
-    error: FetchError | None
-    validators: Validators  # the server's with a full response (empty when it sent none)
-    max_age: float | None  # how long the server says its answer stays fresh, in seconds
-    polled_at: float = 0.0  # when it was asked (a full answer: its fetched_at), epoch seconds
-    seconds: float | None = None  # how long the request took, retries included
-
-
-def poll_feed(feed: Feed, validators: Validators, get: Callable[..., Response]) -> FeedPoll:
-    """Request a feed with `get` (a fetching DoFn's), conditionally when validators are known."""
-    asked, started = time.time(), time.monotonic()
-    try:
-        response = get(feed.url, accept=FEED_ACCEPT, content_type_ok=is_feed_content_type,
-                       headers=conditional_headers(validators))
-    except FetchError as error:
-        return FeedPoll(None, False, error, Validators(), None, asked,
-                        time.monotonic() - started)
-    seconds = time.monotonic() - started
-    freshness = max_age(response.headers.get("cache-control"))
-    if response.status == 304:
-        return FeedPoll(None, True, None, validators, freshness, asked, seconds)
-    fetched = FetchedFeed(
-        feed=feed, final_url=response.url, status=response.status,
-        content_type=response.content_type, body=response.body,
-        fetched_at=response.fetched_at,
-    )
-    sent = Validators(response.headers.get("etag"), response.headers.get("last-modified"))
-    return FeedPoll(fetched, False, None, sent, freshness, fetched.fetched_at.timestamp(),
-                    seconds)
-
 
 def observation(feed: Feed, poll: FeedPoll, interval: float | None = None,
                 interval_reason: str = "config") -> PollObservation:
@@ -132,14 +83,95 @@ def feed_outputs(feed: Feed, poll: FeedPoll, interval: float | None = None,
         yield dataclasses.replace(poll.fetched, poll=observed)
 
 
+
+
 @dataclasses.dataclass(eq=False)
 class _FetchFeedFn(PoliteFetchFn):
     stage = FETCH_FEEDS
+    processes: int = 0  # lane processes to poll in; 0: this process's own lanes
+    # The process's, acquired in setup() and let go of in teardown(); never pickled.
+    _lane_processes: LaneProcesses | None = dataclasses.field(
+        default=None, init=False, repr=False)
+
+    def setup(self) -> None:
+        super().setup()
+        if self.processes:
+            settings, politeness, processes = self.settings, self.politeness, self.processes
+            self._lane_processes = per_process(
+                ("lane processes", settings, politeness, processes),
+                lambda: LaneProcesses(settings, politeness, processes, (POLL_IN_LANE,)))
+            self._lane_processes.warm_up()  # while the bundle reads its groups of feeds
+
+    def teardown(self) -> None:
+        super().teardown()
+        self._lane_processes = None  # others may still use them: released, not stopped
 
     def fetch_item(self, feed: Feed, gate: HostGate) -> Iterator[Any]:
         waited = gate.wait_turn()
         yield from wait_tallies(feed.url, waited)
         yield from feed_outputs(feed, poll_feed(feed, feed.validators, self.get))
+
+    def process(
+        self,
+        group: tuple[str, Iterable[Any]],
+        window: Any = beam.DoFn.WindowParam,
+        timestamp: Any = beam.DoFn.TimestampParam,
+    ) -> Iterator[Any]:
+        if self._lane_processes is None:
+            yield from super().process(group, window, timestamp)
+            return
+        host, feeds = group[0], list(group[1])
+        place = Place(window, timestamp)
+        polled = self._lane_processes.submit_all(host, POLL_IN_LANE, feeds, self.max_bytes)
+        yield from self.started([self._when_polled(polled, host, feeds, place)])
+
+    def _when_polled(self, polled: Future[HostOutcomes], host: str, feeds: list[Feed],
+                     place: Place) -> Future[None]:
+        """Once the host's feeds are polled in its lane process, deliver each feed's outputs
+        (a poll that raised there is the feed's dead letter, as here); if the process died
+        first, poll them in this process's lanes instead. Done when all are delivered."""
+        delivered: Future[None] = Future()
+
+        def on_polled(done: Future[HostOutcomes]) -> None:
+            try:
+                try:
+                    answer = done.result()
+                except LaneProcessLost:
+                    lanes = self.resources().lanes
+                    again = lanes.submit_all(host, [self.lane_work(feed, place)
+                                                    for feed in feeds])
+                    again.add_done_callback(lambda ran: _settle(delivered, ran))
+                    return
+                self.resources().lanes.note_start(host, answer.last_start)
+                for feed, outcome in zip(feeds, answer.outcomes, strict=True):
+                    self.deliver(feed, place, _outputs_of(feed, outcome))
+            except Abandoned:  # torn down meanwhile: what is left is dropped, as in the lanes
+                delivered.set_result(None)
+            except BaseException as error:  # a bug: the bundle fails with it
+                delivered.set_exception(error)
+            else:
+                delivered.set_result(None)
+
+        polled.add_done_callback(on_polled)
+        return delivered
+
+
+def _outputs_of(feed: Feed, outcome: Outcome) -> Callable[[], Iterator[Any]]:
+    """The outputs of a feed polled in a lane process, to deliver (what poll_in_lane raised
+    there is raised in them)."""
+    def outputs() -> Iterator[Any]:
+        waited, poll = outcome.result()
+        yield from wait_tallies(feed.url, waited)
+        yield from feed_outputs(feed, poll)
+    return outputs
+
+
+def _settle(future: Future[None], ran: Future[None]) -> None:
+    error = ran.exception()
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(None)
 
 
 def _feed_url(feed: Feed) -> str:
@@ -166,16 +198,20 @@ class FetchedFeeds(NamedTuple):
 class FetchFeeds(Composite):
     """Feed -> FetchedFeeds.
 
-    Feeds are grouped by host, so a host that serves many feeds gets its politeness limits too.
+    Feeds are grouped by host, so a host that serves many feeds gets its politeness limits too,
+    in the worker's own lanes or, with `processes`, in one of its lane processes.
     Feeds carrying validators are fetched conditionally; a 304 is counted, not output.
     """
 
     settings: HttpSettings
     politeness: Politeness = DEFAULT_POLITENESS
     max_bytes: int = 5 * MiB
+    # Poll in this many lane processes per worker process (hosts spread over them, each
+    # host's limits kept in one), so polls use the machine's cores; 0: in the worker's own.
+    processes: int = 0
 
     def expand(self, feeds: beam.PCollection) -> FetchedFeeds:
-        fn = _FetchFeedFn(self.settings, self.max_bytes, self.politeness)
+        fn = _FetchFeedFn(self.settings, self.max_bytes, self.politeness, self.processes)
         fetched = fetch_grouped_by_host(feeds, _feed_url, fn, DEAD_LETTERS, VALIDATORS,
                                         TALLIES, POLLS, main="feeds")
         # Counted on the way in, apart from the fetch, whatever becomes of each feed.

@@ -46,7 +46,8 @@ from transforms.core import (
     guarded,
     per_process,
 )
-from transforms.feeds.fetch import VALIDATORS, FeedPoll, FetchedFeeds, feed_outputs, poll_feed
+from transforms.feeds.fetch import VALIDATORS, FetchedFeeds, feed_outputs
+from transforms.feeds.request import FeedPoll, poll_feed
 from transforms.feeds.schedule import poll_time, poll_wait, rss_ttl
 from transforms.fetch import (
     DEFAULT_POLITENESS,

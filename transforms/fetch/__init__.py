@@ -17,15 +17,21 @@ if TYPE_CHECKING:
         is_page_content_type as is_page_content_type,
         validate_url as validate_url,
     )
+    from transforms.fetch.lane_processes import (
+        HostOutcomes as HostOutcomes,
+        LaneProcesses as LaneProcesses,
+        LaneProcessLost as LaneProcessLost,
+        Outcome as Outcome,
+    )
     from transforms.fetch.pages import (
         FetchPages as FetchPages,
     )
     from transforms.fetch.polite import (
         DEFAULT_POLITENESS as DEFAULT_POLITENESS,
         HostGate as HostGate,
+        HostLanes as HostLanes,
         Politeness as Politeness,
         host_key as host_key,
-        wait_tallies as wait_tallies,
     )
     from transforms.fetch.polite_fetch import (
         BATCH_GROUPING as BATCH_GROUPING,
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
         Grouping as Grouping,
         PoliteFetchFn as PoliteFetchFn,
         fetch_grouped_by_host as fetch_grouped_by_host,
+        wait_tallies as wait_tallies,
     )
 
 __getattr__, __all__ = lazy_exports(__name__, __file__)

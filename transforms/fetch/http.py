@@ -20,6 +20,7 @@ import time
 import zlib
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import brotli
@@ -86,10 +87,20 @@ class FetchError(Exception):
         self.status = status
         self.retry_after = retry_after  # what the server asked for (429, 503), in seconds
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Whole through a pickle: a poll made in a lane process comes back with its error.
+        return (_remade, (type(self), self.reason, str(self), self.url, self.status,
+                          self.retry_after))
+
     @property
     def error_type(self) -> str:
         """For dead letters: the HTTP status when there was one."""
         return f"HTTP {self.status}" if self.status else type(self).__name__
+
+
+def _remade(kind: type[FetchError], reason: str, message: str, url: str, status: int | None,
+            retry_after: float | None) -> FetchError:
+    return kind(reason, message, url=url, status=status, retry_after=retry_after)
 
 
 def media_type(content_type: str) -> str:

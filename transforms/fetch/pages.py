@@ -20,12 +20,13 @@ from transforms.core import (
     dead_letter,
 )
 from transforms.fetch.http import FetchError, HttpSettings, MiB, Response, is_page_content_type
-from transforms.fetch.polite import DEFAULT_POLITENESS, HostGate, Politeness, wait_tallies
+from transforms.fetch.polite import DEFAULT_POLITENESS, HostGate, Politeness
 from transforms.fetch.polite_fetch import (
     BATCH_GROUPING,
     Grouping,
     PoliteFetchFn,
     fetch_grouped_by_host,
+    wait_tallies,
 )
 from transforms.fetch.robots import (
     ROBOTS_MAX_BYTES,

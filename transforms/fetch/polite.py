@@ -17,8 +17,6 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from urllib.parse import urlsplit
 
-from transforms.core import WAIT_TALLY, Tally
-
 
 @dataclasses.dataclass(frozen=True)
 class Politeness:
@@ -68,6 +66,19 @@ class HostGate:
                     self._next_start = max(self._next_start, self._last_start + interval)
 
     @property
+    def last_start(self) -> float | None:
+        """When the last request this gate let through started (time.monotonic), if any."""
+        return self._last_start
+
+    def note_start(self, start: float) -> None:
+        """Count a request to the host that started at `start` (time.monotonic, which every
+        process on a machine shares) without this gate: one of its lane processes'."""
+        with self._lock:
+            if self._last_start is None or start > self._last_start:
+                self._last_start = start
+                self._next_start = max(self._next_start, start + self._interval)
+
+    @property
     def spacing(self) -> bool:
         """Whether requests to the host are spaced out (then the gate must be kept)."""
         return self._interval > 0
@@ -83,13 +94,6 @@ class HostGate:
             self._sleep(start - now)
             return start - now
         return 0.0
-
-
-def wait_tallies(url: str, seconds: float) -> list[Tally]:
-    """A politeness wait before a request to `url`'s host, for the run's summary (and the
-    report): `politeness.wait_ms.<host>`, when it waited a millisecond or more."""
-    milliseconds = round(seconds * 1000)
-    return [Tally(f"{WAIT_TALLY}{host_key(url)}", milliseconds)] if milliseconds else []
 
 
 class _Batch:
@@ -162,6 +166,23 @@ class HostLanes:
         for _ in range(starting):
             self._pool.submit(self._lane, host, state)
         return batch.future
+
+    def last_start(self, host: str) -> float | None:
+        """When the last request to `host` started, if its gate is kept (a spaced host's)."""
+        with self._lock:
+            state = self._hosts.get(host)
+        return state.gate.last_start if state is not None else None
+
+    def note_start(self, host: str, start: float | None) -> None:
+        """Space the host's next request from one made elsewhere at `start` (see
+        HostGate.note_start); nothing to do for a host whose requests are not spaced."""
+        if start is None or not self.politeness.min_interval:
+            return
+        with self._lock:
+            state = self._hosts.get(host)
+            if state is None:
+                state = self._hosts[host] = _Host(HostGate(self.politeness.min_interval))
+        state.gate.note_start(start)
 
     def _lane(self, host: str, state: _Host) -> None:
         with self._lock:

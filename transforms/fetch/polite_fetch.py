@@ -16,7 +16,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from transforms.core import BackgroundFn, Place, per_process
+from transforms.core import WAIT_TALLY, BackgroundFn, Place, Tally, per_process
 from transforms.fetch.http import HttpClient, HttpSettings, Response
 from transforms.fetch.polite import HostGate, HostLanes, Politeness, host_key
 from transforms.fetch.robots import RobotsCache
@@ -52,6 +52,13 @@ def fetch_grouped_by_host(
     else:
         groups = keyed | "GroupByHost" >> beam.GroupByKey()
     return groups | "Fetch" >> beam.ParDo(fn).with_outputs(*tags, main=main)
+
+
+def wait_tallies(url: str, seconds: float) -> list[Tally]:
+    """A politeness wait before a request to `url`'s host, for the run's summary (and the
+    report): `politeness.wait_ms.<host>`, when it waited a millisecond or more."""
+    milliseconds = round(seconds * 1000)
+    return [Tally(f"{WAIT_TALLY}{host_key(url)}", milliseconds)] if milliseconds else []
 
 
 class FetchResources:
@@ -124,10 +131,11 @@ class PoliteFetchFn(BackgroundFn):
         # brought it in, so that all a poll counts is summarized in one window.
         place = Place(window, timestamp)
         lanes = self.resources().lanes
-
-        def work(item: Any) -> Callable[[HostGate], None]:
-            return lambda gate: self.deliver(item, place, lambda: self.fetch_item(item, gate))
-
         # One future per group, done when all its items are: backpressure counts hosts in
         # flight, so a large host does not hold back the start of every other host's work.
-        yield from self.started([lanes.submit_all(host, [work(item) for item in items])])
+        yield from self.started([lanes.submit_all(
+            host, [self.lane_work(item, place) for item in items])])
+
+    def lane_work(self, item: Any, place: Place) -> Callable[[HostGate], None]:
+        """`item`'s work in its host's lane: fetch_item, its outputs delivered."""
+        return lambda gate: self.deliver(item, place, lambda: self.fetch_item(item, gate))

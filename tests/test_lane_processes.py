@@ -1,0 +1,235 @@
+"""A batch run polls its feeds in lane processes: what comes back is what polling in the worker
+gives, each host's limits hold, and a lane process that dies costs time, never a feed."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future
+from pathlib import Path
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.util import assert_that, equal_to
+
+from pipeline.demo.loopback import LoopbackServer, Route
+from tests.helpers import LOOPBACK_HTTP, test_pipeline
+from tests.servers import ConcurrencyMeter, delayed
+from transforms.core import POLL_IN_LANE, Feed, Validators
+from transforms.feeds import FetchFeeds
+from transforms.feeds.fetch import _FetchFeedFn
+from transforms.fetch import (
+    FetchError,
+    HostGate,
+    HttpClient,
+    LaneProcesses,
+    LaneProcessLost,
+    MiB,
+    Politeness,
+)
+
+RSS = Route(b"<rss version='2.0'><channel><title>t</title><item><link>http://127.0.0.1/a"
+            b"</link></item></channel></rss>",
+            headers={"Content-Type": "application/rss+xml", "ETag": '"v1"'})
+NOT_MODIFIED = Route(b"", status=304)
+HOSTS = ("127.0.0.2", "127.0.0.3")
+# A test's own work for lane processes, by name, as the lane processes resolve it.
+DIE = "tests.test_lane_processes:die_in_lane"
+SLEEP = "tests.test_lane_processes:sleep_in_lane"
+
+
+def die_in_lane(item: object, gate: HostGate, client: HttpClient, context: object) -> None:
+    os._exit(3)  # a lane process killed (out of memory, a native crash) mid-work
+
+
+def sleep_in_lane(item: float, gate: HostGate, client: HttpClient, context: object) -> int:
+    gate.wait_turn()
+    time.sleep(item)
+    return os.getpid()
+
+
+@pytest.fixture
+def two_hosts() -> Iterator[list[tuple[LoopbackServer, ConcurrencyMeter]]]:
+    running = []
+    for host in HOSTS:
+        meter = ConcurrencyMeter()
+        server = LoopbackServer({}, host=host).start()
+        for n in range(6):
+            server.routes[f"/feed{n}.xml"] = delayed(RSS, 0.1, meter)
+        server.routes["/known.xml"] = delayed(NOT_MODIFIED, 0.1, meter)
+        server.routes["/text.xml"] = Route(b"<html></html>",
+                                           headers={"Content-Type": "image/png"})
+        running.append((server, meter))
+    yield running
+    for server, _ in running:
+        server.stop()
+
+
+def _feeds(sites: list[tuple[LoopbackServer, ConcurrencyMeter]]) -> list[Feed]:
+    feeds = []
+    for server, _ in sites:
+        feeds += [Feed(server.url(f"/feed{n}.xml")) for n in range(6)]
+        feeds += [Feed(server.url("/known.xml"), validators=Validators('"v1"', None)),
+                  Feed(server.url("/gone.xml")), Feed(server.url("/text.xml"))]
+    return [Feed(feed.url, index=n, validators=feed.validators) for n, feed in enumerate(feeds)]
+
+
+def _polled(feeds: list[Feed], processes: int) -> None:
+    """FetchFeeds' outputs, checked against what each kind of feed should give."""
+    fetched_urls = [feed.url for feed in feeds if "/feed" in feed.url]
+    with test_pipeline() as pipeline:
+        fetched = pipeline | beam.Create(feeds) | FetchFeeds(
+            LOOPBACK_HTTP, Politeness(per_host=2), processes=processes)
+        assert_that(fetched.feeds | beam.Map(lambda f: (f.feed.url, f.status, f.body)),
+                    equal_to([(url, 200, RSS.body) for url in fetched_urls]), label="Feeds")
+        assert_that(fetched.validators,
+                    equal_to([(url, Validators('"v1"', None)) for url in fetched_urls]),
+                    label="Validators")
+        letters = fetched.dead_letters | beam.Map(lambda d: (d.url, d.reason, d.error_type))
+        assert_that(letters, equal_to(
+            [(feed.url, "http_status", "HTTP 404") for feed in feeds if "gone" in feed.url]
+            + [(feed.url, "bad_content_type", "HTTP 200") for feed in feeds
+               if "text" in feed.url]), label="Letters")
+        counts = fetched.tallies | beam.Map(lambda t: (t.name, t.n)) | beam.CombinePerKey(sum)
+        assert_that(counts, equal_to([("feeds.configured", len(feeds)),
+                                      ("feeds.not_modified", len(HOSTS))]), label="Tallies")
+        polls = fetched.polls | beam.Map(lambda o: (o.feed_url, o.outcome, o.status))
+        assert_that(polls, equal_to(
+            [(feed.url, "not_modified", 304) for feed in feeds if "known" in feed.url]
+            + [(feed.url, "failed", 404) for feed in feeds if "gone" in feed.url]
+            + [(feed.url, "failed", 200) for feed in feeds if "text" in feed.url]),
+            label="Polls")
+
+
+@pytest.mark.slow  # starts lane processes
+@pytest.mark.parametrize("processes", [0, 2])
+def test_feeds_polled_in_lane_processes_give_what_polls_in_the_worker_give(
+    two_hosts, processes: int, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    handed: list[str] = []
+    submit_all = LaneProcesses.submit_all
+
+    def spied(self: LaneProcesses, host: str, *args: object) -> Future:
+        handed.append(host)
+        return submit_all(self, host, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(LaneProcesses, "submit_all", spied)
+    _polled(_feeds(two_hosts), processes)
+    assert sorted(handed) == (sorted(HOSTS) if processes else [])
+    for server, meter in two_hosts:
+        assert meter.peak == 2  # each host's limit reached, never passed
+        assert sum(server.requests.values()) == 9  # each feed asked for once
+
+
+@pytest.mark.slow  # starts lane processes
+def test_a_lost_lane_process_leaves_its_hosts_feeds_to_the_worker(
+    two_hosts, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def lost(self: LaneProcesses, host: str, *args: object) -> Future:
+        future: Future = Future()
+        future.set_exception(LaneProcessLost("killed"))
+        return future
+
+    monkeypatch.setattr(LaneProcesses, "submit_all", lost)
+    _polled(_feeds(two_hosts), processes=2)
+    for _, meter in two_hosts:
+        assert meter.peak == 2
+
+
+@pytest.mark.slow  # starts lane processes
+def test_a_lane_process_that_dies_fails_its_work_and_the_next_work_gets_a_fresh_one() -> None:
+    lanes = LaneProcesses(LOOPBACK_HTTP, Politeness(per_host=2), 1, (DIE, SLEEP))
+    try:
+        first = lanes.submit_all("127.0.0.2", SLEEP, [0.0]).result(timeout=60)
+        dying = lanes.submit_all("127.0.0.2", DIE, [None])
+        with pytest.raises(LaneProcessLost, match="exited"):
+            dying.result(timeout=60)
+        second = lanes.submit_all("127.0.0.2", SLEEP, [0.0]).result(timeout=60)
+        assert first.outcomes[0].result() != second.outcomes[0].result()  # a new process
+        assert lanes.pids() == [second.outcomes[0].result()]
+    finally:
+        lanes.close()
+
+
+@pytest.mark.slow  # starts lane processes
+def test_a_hosts_work_goes_to_one_lane_process_within_its_limits() -> None:
+    lanes = LaneProcesses(LOOPBACK_HTTP, Politeness(per_host=2), 2, (SLEEP,))
+    try:
+        started = time.monotonic()
+        answer = lanes.submit_all("127.0.0.2", SLEEP, [0.2] * 4).result(timeout=60)
+        took = time.monotonic() - started
+        assert len({outcome.result() for outcome in answer.outcomes}) == 1  # one process
+        assert took >= 0.4  # four of 0.2 s, two at a time
+        assert answer.last_start is None  # unspaced: nothing for the caller to space from
+    finally:
+        lanes.close()
+
+
+@pytest.mark.slow  # starts lane processes
+def test_a_spaced_hosts_last_start_comes_back_for_the_workers_own_lanes() -> None:
+    lanes = LaneProcesses(LOOPBACK_HTTP, Politeness(per_host=1, min_interval=0.3), 1,
+                          (SLEEP,))
+    try:
+        before = time.monotonic()
+        answer = lanes.submit_all("127.0.0.2", SLEEP, [0.0, 0.0]).result(timeout=60)
+    finally:
+        lanes.close()
+    assert answer.last_start is not None and answer.last_start >= before + 0.3
+    here = HostGate(0.3)
+    here.note_start(answer.last_start)
+    waited = here.wait_turn()
+    assert time.monotonic() >= answer.last_start + 0.3 and waited > 0
+
+
+def test_an_error_in_a_lane_process_comes_back_whole() -> None:
+    error = FetchError("http_status", "HTTP 503", url="http://127.0.0.2/f", status=503,
+                       retry_after=30.0)
+    again = pickle.loads(pickle.dumps(error))
+    assert (type(again), str(again), again.reason, again.url, again.status,
+            again.retry_after) == (FetchError, "HTTP 503", "http_status",
+                                   "http://127.0.0.2/f", 503, 30.0)
+
+
+def test_lane_processes_starting_the_fork_server_have_it_import_what_workers_run() -> None:
+    # Whichever kind of process starts it, the fork server imports what both kinds run: it
+    # starts once, and a worker process would otherwise import the extraction stack itself.
+    program = ("from tests.helpers import LOOPBACK_HTTP\n"
+               "from transforms.core import POLL_IN_LANE, isolation, workers\n"
+               "from transforms.fetch import LaneProcesses, Politeness\n"
+               "LaneProcesses(LOOPBACK_HTTP, Politeness(), 1, (POLL_IN_LANE,))\n"
+               "print(set(workers.FORK_SERVER_IMPORTS) <= set(isolation._PRELOADED))\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert (done.returncode, done.stdout.strip()) == (0, "True"), done.stderr
+
+
+@pytest.mark.slow  # starts lane processes
+def test_only_named_work_runs_in_lane_processes() -> None:
+    lanes = LaneProcesses(LOOPBACK_HTTP, Politeness(), 1, (POLL_IN_LANE,))
+    with pytest.raises(ValueError, match="not one of"):
+        lanes.submit_all("127.0.0.2", SLEEP, [0.0])
+    lanes.close()
+
+
+@pytest.mark.slow  # starts lane processes
+def test_the_workers_own_lanes_space_a_host_from_its_last_poll_in_a_lane_process(
+    two_hosts,
+) -> None:
+    # Its pages come next, from the worker's lanes: spaced from the host's last poll.
+    server, _ = two_hosts[0]
+    fn = _FetchFeedFn(LOOPBACK_HTTP, MiB, Politeness(min_interval=0.2), processes=1)
+    fn.setup()
+    try:
+        fn.start_bundle()
+        before = time.monotonic()
+        outputs = [*fn.process((HOSTS[0], [Feed(server.url("/feed0.xml"))]), window=None,
+                               timestamp=0), *fn.finish_bundle()]
+        last = fn.resources().lanes.last_start(HOSTS[0])
+    finally:
+        fn.teardown()
+    assert any(getattr(output, "value", None) is not None for output in outputs)
+    assert last is not None and last >= before
