@@ -19,8 +19,8 @@ from pathlib import Path
 
 from extraction_quality import page_for  # the sibling benchmark's Page builder
 
-from transforms.core import EXTRACT_ARTICLE, IsolationSettings, ProcessPool
-from transforms.core.workers import TARGETS
+from transforms.core import EXTRACT_ARTICLE, IsolationSettings
+from transforms.core.workers import started_pool
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "extraction"
 
@@ -42,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     gold = [json.loads(line) for line in (CORPUS / "gold.jsonl").open(encoding="utf-8")]
     pages = [page_for(g, gzip.decompress((CORPUS / g["html_file"]).read_bytes())) for g in gold]
-    pool = ProcessPool(TARGETS, IsolationSettings())  # the pipeline's workers, as they are
+    pool = started_pool(IsolationSettings())  # the pipeline's workers, as they are
     started = time.perf_counter()
     failed = 0
     try:
