@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -17,9 +19,9 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline.demo.loopback import LoopbackServer, Route
-from tests.helpers import LOOPBACK_HTTP, test_pipeline
+from tests.helpers import LOOPBACK_HTTP, eventually, test_pipeline
 from tests.servers import ConcurrencyMeter, delayed
-from transforms.core import POLL_IN_LANE, Feed, Validators
+from transforms.core import POLL_IN_LANE, Feed, FetchedFeed, Validators
 from transforms.feeds import FetchFeeds
 from transforms.feeds.fetch import _FetchFeedFn
 from transforms.fetch import (
@@ -29,27 +31,39 @@ from transforms.fetch import (
     LaneProcesses,
     LaneProcessLost,
     MiB,
+    PoliteFetchFn,
     Politeness,
 )
+from transforms.fetch.lane_processes import RESTARTS
 
 RSS = Route(b"<rss version='2.0'><channel><title>t</title><item><link>http://127.0.0.1/a"
             b"</link></item></channel></rss>",
             headers={"Content-Type": "application/rss+xml", "ETag": '"v1"'})
 NOT_MODIFIED = Route(b"", status=304)
-HOSTS = ("127.0.0.2", "127.0.0.3")
+HOSTS = ("127.0.0.2", "127.0.0.4")  # one for each of two lane processes (by crc32)
 # A test's own work for lane processes, by name, as the lane processes resolve it.
 DIE = "tests.test_lane_processes:die_in_lane"
 SLEEP = "tests.test_lane_processes:sleep_in_lane"
+UNPICKLABLE = "tests.test_lane_processes:unpicklable_in_lane"
 
 
 def die_in_lane(item: object, gate: HostGate, client: HttpClient, context: object) -> None:
     os._exit(3)  # a lane process killed (out of memory, a native crash) mid-work
 
 
-def sleep_in_lane(item: float, gate: HostGate, client: HttpClient, context: object) -> int:
+def sleep_in_lane(item: float, gate: HostGate, client: HttpClient,
+                  context: object) -> tuple[int, float, float]:
+    """Its turn taken, `item` seconds of work: the process, and when the work began and
+    ended (time.monotonic, the machine's)."""
     gate.wait_turn()
+    began = time.monotonic()
     time.sleep(item)
-    return os.getpid()
+    return os.getpid(), began, time.monotonic()
+
+
+def unpicklable_in_lane(item: object, gate: HostGate, client: HttpClient,
+                        context: object) -> object:
+    return threading.Lock()  # an answer that cannot go back through the pipe
 
 
 @pytest.fixture
@@ -117,9 +131,19 @@ def test_feeds_polled_in_lane_processes_give_what_polls_in_the_worker_give(
         handed.append(host)
         return submit_all(self, host, *args)  # type: ignore[arg-type]
 
+    done_here: list[str] = []
+    lane_work = PoliteFetchFn.lane_work
+
+    def counted(self: PoliteFetchFn, item: Feed, place: object) -> object:
+        done_here.append(item.url)
+        return lane_work(self, item, place)  # type: ignore[arg-type]
+
     monkeypatch.setattr(LaneProcesses, "submit_all", spied)
-    _polled(_feeds(two_hosts), processes)
+    monkeypatch.setattr(PoliteFetchFn, "lane_work", counted)
+    feeds = _feeds(two_hosts)
+    _polled(feeds, processes)
     assert sorted(handed) == (sorted(HOSTS) if processes else [])
+    assert len(done_here) == (0 if processes else len(feeds))  # none fell back
     for server, meter in two_hosts:
         assert meter.peak == 2  # each host's limit reached, never passed
         assert sum(server.requests.values()) == 9  # each feed asked for once
@@ -149,8 +173,9 @@ def test_a_lane_process_that_dies_fails_its_work_and_the_next_work_gets_a_fresh_
         with pytest.raises(LaneProcessLost, match="exited"):
             dying.result(timeout=60)
         second = lanes.submit_all("127.0.0.2", SLEEP, [0.0]).result(timeout=60)
-        assert first.outcomes[0].result() != second.outcomes[0].result()  # a new process
-        assert lanes.pids() == [second.outcomes[0].result()]
+        pid = second.outcomes[0].result()[0]
+        assert first.outcomes[0].result()[0] != pid  # a new process
+        assert lanes.pids() == [pid]
     finally:
         lanes.close()
 
@@ -159,14 +184,17 @@ def test_a_lane_process_that_dies_fails_its_work_and_the_next_work_gets_a_fresh_
 def test_a_hosts_work_goes_to_one_lane_process_within_its_limits() -> None:
     lanes = LaneProcesses(LOOPBACK_HTTP, Politeness(per_host=2), 2, (SLEEP,))
     try:
-        started = time.monotonic()
-        answer = lanes.submit_all("127.0.0.2", SLEEP, [0.2] * 4).result(timeout=60)
-        took = time.monotonic() - started
-        assert len({outcome.result() for outcome in answer.outcomes}) == 1  # one process
-        assert took >= 0.4  # four of 0.2 s, two at a time
-        assert answer.last_start is None  # unspaced: nothing for the caller to space from
+        answer = lanes.submit_all("127.0.0.2", SLEEP, [0.2] * 5).result(timeout=60)
+        other = lanes.submit_all("127.0.0.4", SLEEP, [0.0]).result(timeout=60)
     finally:
         lanes.close()
+    ran = [outcome.result() for outcome in answer.outcomes]
+    assert len({pid for pid, _, _ in ran}) == 1  # one process
+    assert other.outcomes[0].result()[0] != ran[0][0]  # another host, the other process
+    moments = sorted([(began, 1) for _, began, _ in ran] + [(ended, -1) for *_, ended in ran])
+    at_once = [sum(step for _, step in moments[:n + 1]) for n in range(len(moments))]
+    assert max(at_once) == 2  # two at a time, never three
+    assert answer.last_start is None  # unspaced: nothing for the caller to space from
 
 
 @pytest.mark.slow  # starts lane processes
@@ -233,3 +261,85 @@ def test_the_workers_own_lanes_space_a_host_from_its_last_poll_in_a_lane_process
         fn.teardown()
     assert any(getattr(output, "value", None) is not None for output in outputs)
     assert last is not None and last >= before
+
+
+@pytest.mark.slow  # starts lane processes
+def test_lane_processes_that_keep_dying_leave_the_work_to_the_caller() -> None:
+    lanes = LaneProcesses(LOOPBACK_HTTP, Politeness(), 1, (DIE, SLEEP))
+    try:
+        for _ in range(RESTARTS + 1):  # the first process, and each started again
+            with pytest.raises(LaneProcessLost, match="exited"):
+                lanes.submit_all("127.0.0.2", DIE, [None]).result(timeout=60)
+        with pytest.raises(LaneProcessLost, match="were lost"):  # none started again
+            lanes.submit_all("127.0.0.2", SLEEP, [0.0]).result(timeout=60)
+        assert lanes.pids() == []
+    finally:
+        lanes.close()
+
+
+@pytest.mark.slow  # starts lane processes
+def test_work_that_cannot_come_back_is_the_callers_not_a_wait_forever() -> None:
+    lanes = LaneProcesses(LOOPBACK_HTTP, Politeness(), 1, (UNPICKLABLE, SLEEP))
+    try:
+        with pytest.raises(LaneProcessLost, match="could not send the work back"):
+            lanes.submit_all("127.0.0.2", UNPICKLABLE, [None]).result(timeout=60)
+        assert lanes.submit_all("127.0.0.2", SLEEP, [0.0]).result(timeout=60)  # still there
+    finally:
+        lanes.close()
+
+
+@pytest.mark.slow  # starts lane processes
+def test_a_lane_process_killed_mid_host_costs_time_not_a_feed(two_hosts) -> None:
+    server, meter = two_hosts[0]
+    feeds = [Feed(server.url(f"/feed{n}.xml"), index=n) for n in range(6)]
+    fn = _FetchFeedFn(LOOPBACK_HTTP, MiB, Politeness(per_host=1), processes=1)
+    fn.setup()
+    try:
+        fn.start_bundle()
+        outputs = list(fn.process((HOSTS[0], feeds), window=None, timestamp=0))
+        assert eventually(lambda: meter.peak == 1)  # polling has begun, in the lane process
+        lanes = fn._lane_processes
+        assert lanes is not None
+        for pid in lanes.pids():
+            os.kill(pid, signal.SIGKILL)
+        outputs += fn.finish_bundle()
+    finally:
+        fn.teardown()
+    polled = [output.value.feed.url for output in outputs
+              if isinstance(getattr(output, "value", None), FetchedFeed)]
+    assert sorted(polled) == sorted(feed.url for feed in feeds)  # each once, none lost
+
+
+_FORK_SERVER_PROBE = """
+import os, sys
+from apache_beam.options.pipeline_options import PipelineOptions
+from pipeline.job.setup import launched, set_up
+from transforms.topics import load_taxonomy
+job = set_up(PipelineOptions(["--state=none", *sys.argv[2:]]), "run", load_taxonomy(), sys.argv[1])
+with launched(job):
+    children = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            command = open(f"/proc/{pid}/cmdline", "rb").read()
+        except OSError:
+            continue
+        if int(stat[1]) == os.getpid() and b"multiprocessing.forkserver" in command:
+            children.append(pid)
+    print(len(children))
+"""
+
+
+@pytest.mark.slow  # starts processes
+@pytest.mark.parametrize(("flags", "started"), [
+    ([], 1),  # the in-process runner: its workers fork from this process's fork server
+    (["--direct_running_mode=multi_processing", "--direct_num_workers=2"], 0),  # their own
+])
+def test_a_job_whose_workers_run_in_its_process_starts_their_fork_server_at_launch(
+    tmp_path: Path, flags: list[str], started: int,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _FORK_SERVER_PROBE, str(tmp_path), "--runner=FnApiRunner",
+         *flags], capture_output=True, text=True, timeout=120,
+        cwd=Path(__file__).resolve().parents[1])
+    assert (done.returncode, done.stdout.strip()) == (0, str(started)), done.stderr

@@ -35,7 +35,15 @@ from pipeline.job.options import (
     sinks,
 )
 from pipeline.job.runners import Placement, check_detachable, check_paths, placement
-from transforms.core import Alert, ConfigError, DeadLetter, FeedHealthRow, Record, redact
+from transforms.core import (
+    Alert,
+    ConfigError,
+    DeadLetter,
+    FeedHealthRow,
+    Record,
+    redact,
+    start_fork_server,
+)
 from transforms.sinks import Sink, prepare_sinks
 from transforms.topics import Taxonomy
 
@@ -119,8 +127,13 @@ def new_pipeline(options: PipelineOptions) -> beam.Pipeline:
 @contextlib.contextmanager
 def launched(job: Job) -> Iterator[None]:
     """Hold the lease on the job's state (one run or stream at a time on a state: nothing is
-    prepared or fetched before it is held), and prepare its sinks."""
+    prepared or fetched before it is held), start the fork server where the workers run in
+    this process, and prepare its sinks."""
     with holding_lease(job.state_uri, job.command, job.wait):
+        if job.where.on_this_machine and job.where.worker_processes == 1:
+            # The workers run in this process: the fork server of their worker and lane
+            # processes imports what those run while Beam sets the job up.
+            start_fork_server()
         prepare_sinks(job.record_sinks, Record)
         prepare_sinks((job.dead_letter_sink,), DeadLetter)
         if job.feed_health_sink is not None:

@@ -147,6 +147,7 @@ if TYPE_CHECKING:
         PARSE_FEED as PARSE_FEED,
         POLL_IN_LANE as POLL_IN_LANE,
         prepare_fork_server as prepare_fork_server,
+        start_fork_server as start_fork_server,
     )
 
 __getattr__, __all__ = lazy_exports(__name__, __file__)

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import importlib
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import pickle
 import sys
@@ -140,6 +141,13 @@ def preload(modules: Iterable[str]) -> None:
     worker process of any kind), so that every process forked from it has them already."""
     _PRELOADED.extend(module for module in modules if module not in _PRELOADED)
     _CONTEXT.set_forkserver_preload(list(_PRELOADED))
+
+
+def ensure_fork_server() -> None:
+    """Start the fork server now rather than with the first process it forks: it imports what
+    was preloaded (see `preload`) in its own process while this one goes on."""
+    with _main_module_hidden():
+        multiprocessing.forkserver.ensure_running()
 
 
 def pipe() -> tuple[Connection, Connection]:

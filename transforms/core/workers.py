@@ -6,7 +6,7 @@ processes themselves.
 
 from __future__ import annotations
 
-from transforms.core.isolation import IsolationSettings, ProcessPool, preload
+from transforms.core.isolation import IsolationSettings, ProcessPool, ensure_fork_server, preload
 
 # Named, not imported: only the worker processes import the parsing and extraction stack.
 PARSE_FEED = "transforms.feeds.parse:parse_feed"
@@ -26,6 +26,13 @@ def prepare_fork_server() -> None:
     """Have the fork server import FORK_SERVER_IMPORTS; before any worker or lane process
     starts."""
     preload(FORK_SERVER_IMPORTS)
+
+
+def start_fork_server() -> None:
+    """Start the fork server now, importing FORK_SERVER_IMPORTS (in its own process, while
+    this one sets the run up): the first worker or lane process is then forked at once."""
+    prepare_fork_server()
+    ensure_fork_server()
 
 
 def started_pool(isolation: IsolationSettings) -> ProcessPool:

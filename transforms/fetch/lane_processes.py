@@ -7,11 +7,15 @@ host's work to one of a few lane processes instead, each with its own HTTP clien
 lanes (HostLanes), and gets each host's outcomes back when all of its work has run.
 
 A host always goes to the same lane process (by a hash of its name), so its limits hold as in
-one process: at most `per_host` requests at once, spaced by `min_interval`. The start of the
+one process: at most `per_host` requests at once, spaced by `min_interval`; the process's
+concurrent requests (`workers`) are shared out among the lane processes. The start of the
 host's last request comes back with its outcomes, for the caller's own lanes to space the
-host's next request from (time.monotonic is the machine's, not the process's). If a lane
-process dies, the work it had is failed with LaneProcessLost, for the caller to do itself, and
-the next work for its hosts starts a fresh one.
+host's next request from (time.monotonic is the machine's, not the process's).
+
+If a lane process dies, or cannot send a host's outcomes back, the host's work fails with
+LaneProcessLost, for the caller to do itself, and the next work for its hosts starts a fresh
+process; after RESTARTS of those, all work fails so. A lane process asked to stop, or whose
+Beam worker is gone, exits at once: what it had not sent back is dropped.
 
 The processes are forked by the fork server of transforms.core.isolation, and import no Beam:
 the work is a function named "package.module:function", called as
@@ -21,7 +25,9 @@ the work is a function named "package.module:function", called as
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
+import os
 import threading
 import traceback
 import weakref
@@ -36,7 +42,8 @@ from transforms.core import pipe, portable, preload, prepare_fork_server, resolv
 from transforms.fetch.http import HttpClient, HttpSettings
 from transforms.fetch.polite import HostGate, HostLanes, Politeness
 
-STOP_WITHIN = 30.0  # seconds a lane process stopped may take to finish the work it has
+STOP_WITHIN = 5.0  # seconds a lane process asked to stop may take to exit
+RESTARTS = 3  # lane processes started again after losing one, before the caller gets the work
 
 
 class LaneProcessLost(Exception):  # noqa: N818  (not an error of the work: do it elsewhere)
@@ -69,27 +76,36 @@ class HostOutcomes(NamedTuple):
 
 def _serve(connection: Connection, settings: HttpSettings, politeness: Politeness) -> None:
     """A lane process: run each host's work received in the host's lanes; send back its
-    outcomes when all of it has run."""
+    outcomes when all of it has run. It exits at once when asked to stop or when the Beam
+    worker is gone: what it had not sent back is the worker's to do or to drop."""
     client = HttpClient(settings)
     lanes = HostLanes(politeness)
     sending = threading.Lock()
     functions: dict[str, Callable[..., Any]] = {}
 
-    def send(message: tuple[int, HostOutcomes]) -> None:
-        # OSError: the Beam worker is gone; recv() sees it too, and the loop ends.
-        with sending, contextlib.suppress(OSError):
-            connection.send(message)
+    def send(number: int, host: str, outcomes: list[Outcome]) -> None:
+        with sending:
+            try:
+                connection.send((number, HostOutcomes(outcomes, lanes.last_start(host))))
+            except OSError:  # the Beam worker is gone; recv() sees it too
+                pass
+            except Exception as error:  # noqa: BLE001  (an answer that would not pickle)
+                # Said, so that the worker does the work itself rather than wait forever.
+                with contextlib.suppress(Exception):
+                    connection.send((number, f"{type(error).__name__}: {error}"))
 
     while True:
         try:
             message = connection.recv()
         except (EOFError, OSError):
             break
-        if message is None:  # asked to stop: the work it has is finished first
+        if message is None:
             break
         number, host, target, items, context = message
         function = functions.get(target) or functions.setdefault(target, resolve(target))
-        outcomes: list[Outcome] = [Outcome()] * len(items)
+        # What an item's work leaves if it never ran to an outcome (a BaseException in it).
+        outcomes = [Outcome(None, RuntimeError("its work in the lane process did not end"))
+                    ] * len(items)
 
         def work(index: int, item: Any, function: Callable[..., Any] = function,
                  outcomes: list[Outcome] = outcomes,
@@ -102,12 +118,12 @@ def _serve(connection: Connection, settings: HttpSettings, politeness: Politenes
             return run
 
         def sent(number: int, host: str, outcomes: list[Outcome]) -> Callable[[Any], None]:
-            return lambda _: send((number, HostOutcomes(outcomes, lanes.last_start(host))))
+            return lambda _: send(number, host, outcomes)
 
         done = lanes.submit_all(host, [work(index, item) for index, item in enumerate(items)])
         done.add_done_callback(sent(number, host, outcomes))
-    lanes.shutdown()
-    client.close()
+    # Not lanes.shutdown(): its lanes would poll their hosts' queues to the end for nobody.
+    os._exit(0)
 
 
 class _LaneProcess:
@@ -133,43 +149,55 @@ class _LaneProcess:
             self._pending[number] = future
         try:
             with self._sending:  # not under self._lock: a long send must not hold up reading
+                if self._connection.closed:
+                    raise OSError("the pipe to the lane process is closed")
                 self._connection.send((number, host, target, items, context))
-        except (OSError, ValueError):  # it died, or is dying: its reader fails the future
-            self._process.kill()
+        except Exception:  # noqa: BLE001  (it died, or the work would not pickle)
+            self.kill()  # its reader sees the pipe close and fails what is pending
         return future
 
     def _read(self) -> None:
-        """The reader thread's loop, until the process's end of the pipe closes: it alone
-        closes this end, once no more can come (so no other thread closes what it reads)."""
+        """The reader thread's loop, until the process's end of the pipe closes: only then,
+        and under the sending lock, is this end closed (never while another thread uses it)."""
         try:
             while True:
-                number, outcomes = self._connection.recv()
+                number, answer = self._connection.recv()
                 with self._lock:
                     future = self._pending.pop(number)
-                future.set_result(outcomes)
+                if isinstance(answer, str):  # it could not send the work back
+                    future.set_exception(LaneProcessLost(
+                        f"the lane process could not send the work back: {answer}"))
+                else:
+                    future.set_result(answer)
         except Exception:  # noqa: BLE001  (EOF, a broken pipe, an answer that did not unpickle)
             pass
         with self._lock:
             self.alive = False
             lost = list(self._pending.values())
             self._pending.clear()
-        self._process.kill()  # if it is still there: it sent what could not be read
-        self._process.join(timeout=5)
-        self._connection.close()
+        self.kill()  # if it is still there: it sent what could not be read
+        self._process.join(timeout=STOP_WITHIN)
+        with self._sending:
+            self._connection.close()
         for future in lost:
             future.set_exception(LaneProcessLost(
                 f"the lane process exited (code {self._process.exitcode}) before the work"
                 " came back"))
 
-    def stop(self) -> None:
-        """Ask the process to finish the work it has and exit; kill it if it has not within
-        STOP_WITHIN seconds. What it did not send back fails with LaneProcessLost."""
-        try:
-            with self._sending:
+    def ask_to_stop(self) -> None:
+        """Ask the process to exit (at once: what it has not sent back is dropped)."""
+        with self._sending, contextlib.suppress(Exception):
+            if not self._connection.closed:
                 self._connection.send(None)
-        except (OSError, ValueError):
-            pass
+
+    def stop(self) -> None:
+        """Ask the process to exit; kill it if it has not within STOP_WITHIN seconds."""
+        self.ask_to_stop()
         self._process.join(timeout=STOP_WITHIN)
+        self.kill()
+
+    def kill(self) -> None:
+        # Only while it runs: the pid of a process reaped long ago may be another's by now.
         if self._process.exitcode is None:
             self._process.kill()
 
@@ -190,11 +218,14 @@ class LaneProcesses:
         prepare_fork_server()
         preload([__name__, *(target.partition(":")[0] for target in targets)])
         self._settings = settings
-        self._politeness = politeness
+        # The worker process's concurrent requests (`workers`), shared out among them.
+        self._politeness = dataclasses.replace(
+            politeness, workers=max(1, politeness.workers // processes))
         self._targets = targets
         self._slots: list[_LaneProcess | None] = [None] * processes
         self._lock = threading.Lock()
         self._numbers = itertools.count()
+        self._restarts = 0
         weakref.finalize(self, _stop_all, self._slots)
 
     def submit_all(self, host: str, target: str, items: list[Any],
@@ -205,9 +236,10 @@ class LaneProcesses:
             raise ValueError(f"{target!r} is not one of these lane processes' targets")
         try:
             process = self._started(zlib.crc32(host.encode("utf-8")) % len(self._slots))
-        except (OSError, EOFError) as error:  # no process to be had: the caller does the work
+        except (OSError, EOFError, LaneProcessLost) as error:  # the caller does the work
             lost: Future[HostOutcomes] = Future()
-            lost.set_exception(LaneProcessLost(f"no lane process could start: {error}"))
+            lost.set_exception(error if isinstance(error, LaneProcessLost) else
+                               LaneProcessLost(f"no lane process could start: {error}"))
             return lost
         return process.submit(next(self._numbers), host, target, items, context)
 
@@ -216,8 +248,8 @@ class LaneProcesses:
         work), so the first hosts' work does not wait for them."""
         def start_all() -> None:
             for slot in range(len(self._slots)):
-                with contextlib.suppress(OSError, EOFError):  # submit_all tries again
-                    self._started(slot)
+                with contextlib.suppress(OSError, EOFError, LaneProcessLost):
+                    self._started(slot)  # else submit_all tries again
 
         threading.Thread(target=start_all, name="newsbeam-lane-processes-start",
                          daemon=True).start()
@@ -227,6 +259,10 @@ class LaneProcesses:
         with self._lock:
             process = self._slots[slot]
             if process is None or not process.alive:
+                if process is not None:
+                    self._restarts += 1
+                if self._restarts > RESTARTS:  # they die as they start: the caller's lanes
+                    raise LaneProcessLost(f"{self._restarts} lane processes were lost")
                 process = self._slots[slot] = _LaneProcess(self._settings, self._politeness)
             return process
 
@@ -240,6 +276,8 @@ class LaneProcesses:
 
 
 def _stop_all(slots: list[_LaneProcess | None]) -> None:
-    for process in slots:
-        if process is not None:
-            process.stop()
+    running = [process for process in slots if process is not None]
+    for process in running:  # all asked first: they exit side by side
+        process.ask_to_stop()
+    for process in running:
+        process.stop()
