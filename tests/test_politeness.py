@@ -137,6 +137,31 @@ def test_host_gate_spaces_request_starts() -> None:
     assert slept == [0.5, 0.5]
 
 
+def test_a_host_gate_spaces_from_a_start_made_elsewhere() -> None:
+    # A lane process's last request to the host, at 10.0; the worker's own gate, at 10.2.
+    gate, _, slept = _gate_on_a_fake_clock(0.5, start=10.2)
+    assert gate.last_start is None
+    gate.note_start(10.0)
+    gate.note_start(9.0)  # an older start moves nothing
+    assert gate.last_start == 10.0
+    gate.wait_turn()
+    assert slept == [pytest.approx(0.3)] and gate.last_start == pytest.approx(10.5)
+
+
+def test_the_lanes_keep_a_start_made_elsewhere_only_for_a_spaced_host() -> None:
+    unspaced, spaced = HostLanes(Politeness()), HostLanes(Politeness(min_interval=0.5))
+    try:
+        for lanes in (unspaced, spaced):
+            lanes.note_start("127.0.0.2", 100.0)
+            lanes.note_start("127.0.0.3", None)  # nothing to space from
+        assert unspaced.last_start("127.0.0.2") is None  # nothing kept for it
+        assert spaced.last_start("127.0.0.2") == 100.0
+        assert spaced.last_start("127.0.0.3") is None
+    finally:
+        unspaced.shutdown()
+        spaced.shutdown()
+
+
 @pytest.mark.slow
 def test_feeds_on_one_host_share_its_limit() -> None:
     meter = ConcurrencyMeter()
