@@ -236,8 +236,9 @@ class NewsbeamOptions(PipelineOptions):
         parser.add_argument(
             "--extract-processes", "--extract_processes", dest="extract_processes",
             type=_non_negative_int, default=DEFAULT_ISOLATION.processes, metavar="N",
-            help="worker processes (extracting pages, parsing feeds) per Beam worker process"
-            " (default: 0, about one per"
+            help="worker processes (extracting pages, parsing feeds) per Beam worker process,"
+            " and as many lane processes polling a batch run's feeds where that is two or"
+            " more (default: 0, about one per"
             " core of the machine: the cores divided among the Beam worker processes on this"
             " machine, one per worker process on runners whose workers run elsewhere)",
         )
