@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any, NamedTuple
 
@@ -25,7 +25,7 @@ from transforms.core import (
     dead_letter,
     per_process,
 )
-from transforms.feeds.request import FeedPoll, poll_feed
+from transforms.feeds.request import FeedPoll, poll_in_lane
 from transforms.fetch import (
     DEFAULT_POLITENESS,
     HostGate,
@@ -83,6 +83,10 @@ def feed_outputs(feed: Feed, poll: FeedPoll, interval: float | None = None,
         yield dataclasses.replace(poll.fetched, poll=observed)
 
 
+def polled_outputs(feed: Feed, waited: float, poll: FeedPoll) -> Iterator[Any]:
+    """A batch run's poll's outputs: its politeness wait's tallies, then feed_outputs."""
+    yield from wait_tallies(feed.url, waited)
+    yield from feed_outputs(feed, poll)
 
 
 @dataclasses.dataclass(eq=False)
@@ -107,29 +111,18 @@ class _FetchFeedFn(PoliteFetchFn):
         self._lane_processes = None  # others may still use them: released, not stopped
 
     def fetch_item(self, feed: Feed, gate: HostGate) -> Iterator[Any]:
-        waited = gate.wait_turn()
-        yield from wait_tallies(feed.url, waited)
-        yield from feed_outputs(feed, poll_feed(feed, feed.validators, self.get))
+        yield from polled_outputs(
+            feed, *poll_in_lane(feed, gate, self.resources().client, self.max_bytes))
 
-    def process(
-        self,
-        group: tuple[str, Iterable[Any]],
-        window: Any = beam.DoFn.WindowParam,
-        timestamp: Any = beam.DoFn.TimestampParam,
-    ) -> Iterator[Any]:
+    def submit_group(self, host: str, feeds: list[Feed], place: Place) -> Future[None]:
+        """The host's feeds polled in its lane process, if there are lane processes: each
+        feed's outputs delivered once they come back (a poll that raised there is the feed's
+        dead letter, as here); if the process died first, they are polled in this process's
+        lanes instead. Done when all are delivered."""
+        in_own_lanes = super().submit_group
         if self._lane_processes is None:
-            yield from super().process(group, window, timestamp)
-            return
-        host, feeds = group[0], list(group[1])
-        place = Place(window, timestamp)
+            return in_own_lanes(host, feeds, place)
         polled = self._lane_processes.submit_all(host, POLL_IN_LANE, feeds, self.max_bytes)
-        yield from self.started([self._when_polled(polled, host, feeds, place)])
-
-    def _when_polled(self, polled: Future[HostOutcomes], host: str, feeds: list[Feed],
-                     place: Place) -> Future[None]:
-        """Once the host's feeds are polled in its lane process, deliver each feed's outputs
-        (a poll that raised there is the feed's dead letter, as here); if the process died
-        first, poll them in this process's lanes instead. Done when all are delivered."""
         delivered: Future[None] = Future()
 
         def on_polled(done: Future[HostOutcomes]) -> None:
@@ -137,9 +130,7 @@ class _FetchFeedFn(PoliteFetchFn):
                 try:
                     answer = done.result()
                 except LaneProcessLost:
-                    lanes = self.resources().lanes
-                    again = lanes.submit_all(host, [self.lane_work(feed, place)
-                                                    for feed in feeds])
+                    again = in_own_lanes(host, feeds, place)
                     again.add_done_callback(lambda ran: _settle(delivered, ran))
                     return
                 self.resources().lanes.note_start(host, answer.last_start)
@@ -159,11 +150,7 @@ class _FetchFeedFn(PoliteFetchFn):
 def _outputs_of(feed: Feed, outcome: Outcome) -> Callable[[], Iterator[Any]]:
     """The outputs of a feed polled in a lane process, to deliver (what poll_in_lane raised
     there is raised in them)."""
-    def outputs() -> Iterator[Any]:
-        waited, poll = outcome.result()
-        yield from wait_tallies(feed.url, waited)
-        yield from feed_outputs(feed, poll)
-    return outputs
+    return lambda: polled_outputs(feed, *outcome.result())
 
 
 def _settle(future: Future[None], ran: Future[None]) -> None:

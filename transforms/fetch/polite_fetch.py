@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import weakref
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from typing import Any
 
 import apache_beam as beam
@@ -130,11 +131,15 @@ class PoliteFetchFn(BackgroundFn):
         # What is fetched keeps its input's time: in a stream, the time of the poll that
         # brought it in, so that all a poll counts is summarized in one window.
         place = Place(window, timestamp)
-        lanes = self.resources().lanes
         # One future per group, done when all its items are: backpressure counts hosts in
         # flight, so a large host does not hold back the start of every other host's work.
-        yield from self.started([lanes.submit_all(
-            host, [self.lane_work(item, place) for item in items])])
+        yield from self.started([self.submit_group(host, list(items), place)])
+
+    def submit_group(self, host: str, items: list[Any], place: Place) -> Future[None]:
+        """Start the work of a host's items in this process's lanes; done when all of it has
+        run and its outputs are delivered."""
+        return self.resources().lanes.submit_all(
+            host, [self.lane_work(item, place) for item in items])
 
     def lane_work(self, item: Any, place: Place) -> Callable[[HostGate], None]:
         """`item`'s work in its host's lane: fetch_item, its outputs delivered."""
