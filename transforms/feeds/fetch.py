@@ -28,8 +28,8 @@ from transforms.core import (
 from transforms.feeds.request import FeedPoll, poll_in_lane
 from transforms.fetch import (
     DEFAULT_POLITENESS,
+    HostDone,
     HostGate,
-    HostOutcomes,
     HttpSettings,
     LaneProcesses,
     LaneProcessLost,
@@ -116,26 +116,35 @@ class _FetchFeedFn(PoliteFetchFn):
 
     def submit_group(self, host: str, feeds: list[Feed], place: Place) -> Future[None]:
         """The host's feeds polled in its lane process, if there are lane processes: each
-        feed's outputs delivered once they come back (a poll that raised there is the feed's
-        dead letter, as here); if the process died first, they are polled in this process's
-        lanes instead. Done when all are delivered."""
+        feed's outputs delivered as it comes back (a poll that raised there is the feed's
+        dead letter, as here). Those that do not come back (the process died first, or the
+        answer would not pickle) are polled in this process's lanes, spaced from the host's
+        last poll there. Done when all are delivered."""
         in_own_lanes = super().submit_group
         if self._lane_processes is None:
             return in_own_lanes(host, feeds, place)
-        polled = self._lane_processes.submit_all(host, POLL_IN_LANE, feeds, self.max_bytes)
+        answered = [False] * len(feeds)  # written and read on the lane process's reader thread
+
+        def on_outcome(index: int, outcome: Outcome) -> None:
+            answered[index] = True
+            self.deliver(feeds[index], place, _outputs_of(feeds[index], outcome))
+
+        polled = self._lane_processes.submit_all(host, POLL_IN_LANE, feeds, on_outcome,
+                                                 self.max_bytes)
         delivered: Future[None] = Future()
 
-        def on_polled(done: Future[HostOutcomes]) -> None:
+        def on_polled(done: Future[HostDone]) -> None:
             try:
                 try:
-                    answer = done.result()
-                except LaneProcessLost:
-                    again = in_own_lanes(host, feeds, place)
+                    last_start = done.result().last_start
+                except LaneProcessLost as lost:
+                    last_start = lost.last_start
+                self.resources().lanes.note_start(host, last_start)
+                rest = [feed for feed, came in zip(feeds, answered, strict=True) if not came]
+                if rest:
+                    again = in_own_lanes(host, rest, place)
                     again.add_done_callback(lambda ran: _settle(delivered, ran))
                     return
-                self.resources().lanes.note_start(host, answer.last_start)
-                for feed, outcome in zip(feeds, answer.outcomes, strict=True):
-                    self.deliver(feed, place, _outputs_of(feed, outcome))
             except Abandoned:  # torn down meanwhile: what is left is dropped, as in the lanes
                 delivered.set_result(None)
             except BaseException as error:  # a bug: the bundle fails with it

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
         validate_url as validate_url,
     )
     from transforms.fetch.lane_processes import (
-        HostOutcomes as HostOutcomes,
+        HostDone as HostDone,
         LaneProcesses as LaneProcesses,
         LaneProcessLost as LaneProcessLost,
         Outcome as Outcome,

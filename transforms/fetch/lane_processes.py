@@ -4,18 +4,24 @@ Python runs one thread of a process at a time, and a poll that finds nothing new
 Python: the request, the answer's head, the bookkeeping. A process polling ten thousand feeds
 through its own lanes keeps one core busy and leaves the others idle. LaneProcesses hands each
 host's work to one of a few lane processes instead, each with its own HTTP client and per-host
-lanes (HostLanes), and gets each host's outcomes back when all of its work has run.
+lanes (HostLanes). Each item's outcome comes back as soon as it is there (those of a few
+milliseconds in one message), so the caller hands on what is polled while polling goes on,
+and neither process holds a large host's answers all at once.
 
-A host always goes to the same lane process (by a hash of its name), so its limits hold as in
-one process: at most `per_host` requests at once, spaced by `min_interval`; the process's
-concurrent requests (`workers`) are shared out among the lane processes. The start of the
-host's last request comes back with its outcomes, for the caller's own lanes to space the
-host's next request from (time.monotonic is the machine's, not the process's).
+A host always goes to the same lane process, so its limits hold as in one process: at most
+`per_host` requests at once, spaced by `min_interval`. The process's concurrent requests
+(`workers`) are shared out among the lane processes, so a new host goes to the one with the least
+work outstanding (a hash of host names would leave one lane process with more hosts than its
+share of the requests can keep up with while the others finish early). The start of the host's
+last request comes back with its outcomes, for the caller's own lanes to space the host's next
+request from (time.monotonic is the machine's, not the process's).
 
-If a lane process dies, or cannot send a host's outcomes back, the host's work fails with
-LaneProcessLost, for the caller to do itself, and the next work for its hosts starts a fresh
-process; after RESTARTS of those, all work fails so. A lane process asked to stop, or whose
-Beam worker is gone, exits at once: what it had not sent back is dropped.
+If a lane process dies, the host's work fails with LaneProcessLost; the items whose outcomes
+had not come back are the caller's to do, and the next work for its hosts starts a fresh
+process; after RESTARTS of those, all work fails so. An outcome that cannot be sent back (it
+does not pickle) is named in the host's HostDone, for the caller to do too. A lane process
+asked to stop, or whose Beam worker is gone, exits at once: what it had not sent back is
+dropped.
 
 The processes are forked by the fork server of transforms.core.isolation, and import no Beam:
 the work is a function named "package.module:function", called as
@@ -29,9 +35,9 @@ import dataclasses
 import itertools
 import os
 import threading
+import time
 import traceback
 import weakref
-import zlib
 from collections.abc import Callable
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
@@ -44,10 +50,18 @@ from transforms.fetch.polite import HostGate, HostLanes, Politeness
 
 STOP_WITHIN = 5.0  # seconds a lane process asked to stop may take to exit
 RESTARTS = 3  # lane processes started again after losing one, before the caller gets the work
+# Seconds a lane process gathers outcomes for before sending them in one message: a message
+# per outcome would cost more than a 304's poll.
+GATHER_FOR = 0.01
 
 
 class LaneProcessLost(Exception):  # noqa: N818  (not an error of the work: do it elsewhere)
-    """The lane process died (killed, out of memory) before the host's work came back."""
+    """The lane process died (killed, out of memory) before all of the host's work came back.
+    `last_start` is when the host's last request there started, as far as it is known."""
+
+    def __init__(self, message: str, last_start: float | None = None) -> None:
+        super().__init__(message)
+        self.last_start = last_start
 
 
 class Outcome(NamedTuple):
@@ -66,33 +80,74 @@ class Outcome(NamedTuple):
         return self.value
 
 
-class HostOutcomes(NamedTuple):
-    """A host's work, come back: each item's outcome, in order, and when the host's last
-    request started (time.monotonic; None where its requests are not spaced)."""
+class HostDone(NamedTuple):
+    """A host's work, all come back: when the host's last request started (time.monotonic;
+    None where its requests are not spaced), and the items whose outcome could not be sent
+    back (the caller's to do)."""
 
-    outcomes: list[Outcome]
     last_start: float | None
+    unsent: tuple[int, ...] = ()
+
+
+# What a lane process sends back, in lists: (work number, item index, its Outcome, or why it
+# could not be sent, and the host's last start), and once all a work's items have come back
+# (work number, None, None, the host's last start).
+_Entry = tuple[int, int | None, "Outcome | str | None", float | None]
+
+
+class _Outbox:
+    """A lane process's outcomes on their way back: gathered for GATHER_FOR seconds, then sent
+    in one message by a thread of its own."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._lock = threading.Lock()
+        self._entries: list[_Entry] = []
+        self._ready = threading.Event()
+        threading.Thread(target=self._send_all, name="newsbeam-outbox", daemon=True).start()
+
+    def put(self, entry: _Entry) -> None:
+        with self._lock:
+            self._entries.append(entry)
+        self._ready.set()
+
+    def _send_all(self) -> None:
+        while True:
+            self._ready.wait()
+            time.sleep(GATHER_FOR)
+            with self._lock:
+                entries, self._entries = self._entries, []
+                self._ready.clear()
+            try:
+                self._send(entries)
+            except OSError:  # the Beam worker is gone; the main loop's recv() sees it too
+                return
+
+    def _send(self, entries: list[_Entry]) -> None:
+        try:
+            self._connection.send(entries)
+        except OSError:
+            raise
+        except Exception:  # noqa: BLE001  (an outcome that would not pickle): one by one
+            for entry in entries:
+                try:
+                    self._connection.send([entry])
+                except OSError:
+                    raise
+                except Exception as error:  # noqa: BLE001  (said, for the worker to do it)
+                    number, index, _, last_start = entry
+                    self._connection.send(
+                        [(number, index, f"{type(error).__name__}: {error}", last_start)])
 
 
 def _serve(connection: Connection, settings: HttpSettings, politeness: Politeness) -> None:
-    """A lane process: run each host's work received in the host's lanes; send back its
-    outcomes when all of it has run. It exits at once when asked to stop or when the Beam
-    worker is gone: what it had not sent back is the worker's to do or to drop."""
+    """A lane process: run each host's work received in the host's lanes, and send back each
+    item's outcome as it comes. It exits at once when asked to stop or when the Beam worker is
+    gone: what it had not sent back is the worker's to do or to drop."""
     client = HttpClient(settings)
     lanes = HostLanes(politeness)
-    sending = threading.Lock()
+    outbox = _Outbox(connection)
     functions: dict[str, Callable[..., Any]] = {}
-
-    def send(number: int, host: str, outcomes: list[Outcome]) -> None:
-        with sending:
-            try:
-                connection.send((number, HostOutcomes(outcomes, lanes.last_start(host))))
-            except OSError:  # the Beam worker is gone; recv() sees it too
-                pass
-            except Exception as error:  # noqa: BLE001  (an answer that would not pickle)
-                # Said, so that the worker does the work itself rather than wait forever.
-                with contextlib.suppress(Exception):
-                    connection.send((number, f"{type(error).__name__}: {error}"))
 
     while True:
         try:
@@ -103,27 +158,61 @@ def _serve(connection: Connection, settings: HttpSettings, politeness: Politenes
             break
         number, host, target, items, context = message
         function = functions.get(target) or functions.setdefault(target, resolve(target))
-        # What an item's work leaves if it never ran to an outcome (a BaseException in it).
-        outcomes = [Outcome(None, RuntimeError("its work in the lane process did not end"))
-                    ] * len(items)
 
-        def work(index: int, item: Any, function: Callable[..., Any] = function,
-                 outcomes: list[Outcome] = outcomes,
+        def work(index: int, item: Any, number: int = number, host: str = host,
+                 function: Callable[..., Any] = function,
                  context: Any = context) -> Callable[[HostGate], None]:
             def run(gate: HostGate) -> None:
                 try:
-                    outcomes[index] = Outcome(function(item, gate, client, context))
+                    outcome = Outcome(function(item, gate, client, context))
                 except Exception as error:  # the caller's to deal with, as if raised there
-                    outcomes[index] = Outcome(None, portable(error), traceback.format_exc())
+                    outcome = Outcome(None, portable(error), traceback.format_exc())
+                except BaseException:  # it did not end: said, and raised on
+                    outbox.put((number, index, Outcome(None, RuntimeError(
+                        "its work in the lane process did not end"), traceback.format_exc()),
+                        lanes.last_start(host)))
+                    raise
+                outbox.put((number, index, outcome, lanes.last_start(host)))
             return run
 
-        def sent(number: int, host: str, outcomes: list[Outcome]) -> Callable[[Any], None]:
-            return lambda _: send(number, host, outcomes)
+        def done(number: int, host: str) -> Callable[[Any], None]:
+            return lambda _: outbox.put((number, None, None, lanes.last_start(host)))
 
-        done = lanes.submit_all(host, [work(index, item) for index, item in enumerate(items)])
-        done.add_done_callback(sent(number, host, outcomes))
+        ran = lanes.submit_all(host, [work(index, item) for index, item in enumerate(items)])
+        ran.add_done_callback(done(number, host))
     # Not lanes.shutdown(): its lanes would poll their hosts' queues to the end for nobody.
     os._exit(0)
+
+
+class _Work:
+    """A host's work given to a lane process: who hears of each outcome, and the future of the
+    whole."""
+
+    def __init__(self, on_outcome: Callable[[int, Outcome], None]) -> None:
+        self.on_outcome = on_outcome
+        self.future: Future[HostDone] = Future()
+        self.unsent: list[int] = []
+        self.last_start: float | None = None
+        self.error: BaseException | None = None  # the caller's on_outcome raised it
+
+    def came(self, index: int, outcome: Outcome | str, last_start: float | None) -> None:
+        self.last_start = last_start
+        if isinstance(outcome, str):
+            self.unsent.append(index)
+        elif self.error is None:
+            try:
+                self.on_outcome(index, outcome)
+            except BaseException as error:  # noqa: BLE001  (the caller's bug: its future fails)
+                self.error = error
+
+    def finish(self, last_start: float | None) -> None:
+        if self.error is not None:
+            self.future.set_exception(self.error)
+        else:
+            self.future.set_result(HostDone(last_start, tuple(self.unsent)))
+
+    def lose(self, message: str) -> None:
+        self.future.set_exception(self.error or LaneProcessLost(message, self.last_start))
 
 
 class _LaneProcess:
@@ -135,18 +224,18 @@ class _LaneProcess:
         child.close()
         self._lock = threading.Lock()
         self._sending = threading.Lock()
-        self._pending: dict[int, Future[HostOutcomes]] = {}
+        self._pending: dict[int, _Work] = {}
         self.alive = True
         threading.Thread(target=self._read, name="newsbeam-lane-process", daemon=True).start()
 
-    def submit(self, number: int, host: str, target: str, items: list[Any],
-               context: Any) -> Future[HostOutcomes]:
-        future: Future[HostOutcomes] = Future()
+    def submit(self, number: int, host: str, target: str, items: list[Any], context: Any,
+               work: _Work) -> None:
+        """Send the host's work to the process; `work` hears of what comes back."""
         with self._lock:
             if not self.alive:
-                future.set_exception(LaneProcessLost("the lane process has exited"))
-                return future
-            self._pending[number] = future
+                work.lose("the lane process has exited")
+                return
+            self._pending[number] = work
         try:
             with self._sending:  # not under self._lock: a long send must not hold up reading
                 if self._connection.closed:
@@ -154,21 +243,21 @@ class _LaneProcess:
                 self._connection.send((number, host, target, items, context))
         except Exception:  # noqa: BLE001  (it died, or the work would not pickle)
             self.kill()  # its reader sees the pipe close and fails what is pending
-        return future
 
     def _read(self) -> None:
         """The reader thread's loop, until the process's end of the pipe closes: only then,
         and under the sending lock, is this end closed (never while another thread uses it)."""
         try:
             while True:
-                number, answer = self._connection.recv()
-                with self._lock:
-                    future = self._pending.pop(number)
-                if isinstance(answer, str):  # it could not send the work back
-                    future.set_exception(LaneProcessLost(
-                        f"the lane process could not send the work back: {answer}"))
-                else:
-                    future.set_result(answer)
+                for number, index, outcome, last_start in self._connection.recv():
+                    with self._lock:
+                        work = (self._pending[number] if index is not None
+                                else self._pending.pop(number))
+                    if index is None:
+                        work.finish(last_start)
+                    else:
+                        assert outcome is not None
+                        work.came(index, outcome, last_start)
         except Exception:  # noqa: BLE001  (EOF, a broken pipe, an answer that did not unpickle)
             pass
         with self._lock:
@@ -179,10 +268,9 @@ class _LaneProcess:
         self._process.join(timeout=STOP_WITHIN)
         with self._sending:
             self._connection.close()
-        for future in lost:
-            future.set_exception(LaneProcessLost(
-                f"the lane process exited (code {self._process.exitcode}) before the work"
-                " came back"))
+        for work in lost:
+            work.lose(f"the lane process exited (code {self._process.exitcode}) before all"
+                      " of the work came back")
 
     def ask_to_stop(self) -> None:
         """Ask the process to exit (at once: what it has not sent back is dropped)."""
@@ -223,25 +311,59 @@ class LaneProcesses:
             politeness, workers=max(1, politeness.workers // processes))
         self._targets = targets
         self._slots: list[_LaneProcess | None] = [None] * processes
+        self._homes: dict[str, int] = {}  # each host's slot, for as long as these processes
+        self._outstanding = [0] * processes  # items given to each slot, not come back yet
+        self._hosts = [0] * processes  # hosts at home in each slot
         self._lock = threading.Lock()
         self._numbers = itertools.count()
         self._restarts = 0
         weakref.finalize(self, _stop_all, self._slots)
 
     def submit_all(self, host: str, target: str, items: list[Any],
-                   context: Any = None) -> Future[HostOutcomes]:
+                   on_outcome: Callable[[int, Outcome], None],
+                   context: Any = None) -> Future[HostDone]:
         """Run `target`'s function on each of `items` in `host`'s lanes, in the host's lane
-        process; a future of the outcomes (LaneProcessLost if the process died first)."""
+        process. `on_outcome(index, outcome)` is called (on a thread of this process's) as each
+        item's outcome comes back; the future is done when all have (HostDone), or fails with
+        LaneProcessLost if the process died first, or with what `on_outcome` raised."""
         if target not in self._targets:
             raise ValueError(f"{target!r} is not one of these lane processes' targets")
+        slot = self._home(host, len(items))
+        work = _Work(on_outcome)
+        answer: Future[HostDone] = Future()
+
+        def came_back(done: Future[HostDone]) -> None:
+            with self._lock:  # before the caller sees the answer
+                self._outstanding[slot] -= len(items)
+            error = done.exception()
+            if error is None:
+                answer.set_result(done.result())
+            else:
+                answer.set_exception(error)
+
+        work.future.add_done_callback(came_back)
         try:
-            process = self._started(zlib.crc32(host.encode("utf-8")) % len(self._slots))
-        except (OSError, EOFError, LaneProcessLost) as error:  # the caller does the work
-            lost: Future[HostOutcomes] = Future()
-            lost.set_exception(error if isinstance(error, LaneProcessLost) else
-                               LaneProcessLost(f"no lane process could start: {error}"))
-            return lost
-        return process.submit(next(self._numbers), host, target, items, context)
+            process = self._started(slot)
+        except LaneProcessLost as error:  # the caller does the work
+            work.lose(str(error))
+        except (OSError, EOFError) as error:
+            work.lose(f"no lane process could start: {error}")
+        else:
+            process.submit(next(self._numbers), host, target, items, context, work)
+        return answer
+
+    def _home(self, host: str, items: int) -> int:
+        """The host's slot, from its first work on: the one with the fewest items outstanding
+        then (of those, the one with the fewest hosts)."""
+        with self._lock:
+            slot = self._homes.get(host)
+            if slot is None:
+                slot = self._homes[host] = min(
+                    range(len(self._slots)),
+                    key=lambda n: (self._outstanding[n], self._hosts[n]))
+                self._hosts[slot] += 1
+            self._outstanding[slot] += items
+            return slot
 
     def warm_up(self) -> None:
         """Start the lane processes now, in the background (while the caller does other
