@@ -126,18 +126,21 @@ def updated(previous: FeedHealth | None, feed_url: str, polls: Iterable[PollObse
         row["hourly"] = tuple(sorted(
             (start, n) for start, n in hours.items() if start > now - KEPT_HOURS * HOUR))
     row["updated_at"] = now
-    health = FeedHealth(**row)
-    health_class, reason = classify(health, now)
-    return _with(health, health_class=health_class, class_reason=reason)
+    row["health_class"], row["class_reason"] = classify(_made(row), now)
+    return _made(row)
 
 
 def _polled_at(poll: PollObservation) -> float:
     return poll.polled_at
 
 
-def _with(health: FeedHealth, **changes: Any) -> FeedHealth:
-    """`health` with `changes`: dataclasses.replace, without its walk over the fields' kinds."""
-    return FeedHealth(**{**health.__dict__, **changes})
+def _made(fields: dict[str, Any]) -> FeedHealth:
+    """A FeedHealth of `fields`, every one of them. Not through its __init__: a frozen
+    dataclass's sets each of its 23 fields through object.__setattr__, and a run makes three
+    rows per feed it polled."""
+    health = object.__new__(FeedHealth)
+    health.__dict__.update(fields)
+    return health
 
 
 def _latest(known: float | None, when: float) -> float:
@@ -232,7 +235,8 @@ def decode(encoded: str) -> FeedHealth:
     values["hourly"] = tuple((float(hour), int(n)) for hour, n in values.get("hourly", ()))
     values["recent_entries"] = tuple(values.get("recent_entries", ()))
     values["applied"] = tuple(values.get("applied", ()))
-    return FeedHealth(**values)
+    # A row from an older version may lack fields: they take their defaults.
+    return _made(values) if len(values) == len(_FIELDS) else FeedHealth(**values)
 
 
 def as_row(health: FeedHealth) -> FeedHealthRow:
