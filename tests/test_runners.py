@@ -4,19 +4,28 @@ resources are made once per process, however many DoFn instances a runner create
 from __future__ import annotations
 
 import copy
+import gc
+import inspect
 import os
 import pickle
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import apache_beam as beam
 import pytest
+from apache_beam.coders import VarIntCoder
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.transforms import userstate
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import BagStateSpec, TimerSpec, on_timer
 
 from pipeline import demo
 from pipeline.cli import main
+from pipeline.job.dofn_specs import keep_dofn_specs
 from pipeline.job.options import NewsbeamOptions, ViewedOnce
 from pipeline.job.runners import (
     Placement,
@@ -229,6 +238,97 @@ def test_a_jobs_pipeline_makes_each_view_of_its_options_once(
         assert "_views" not in copied.__dict__
         assert copied.view_as(NewsbeamOptions).http_user_agent == "probe/1"
         assert copied.view_as(StandardOptions).streaming is True
+
+
+class _Buffered(beam.DoFn):
+    """A stateful DoFn: a bag of values and a timer."""
+
+    BAG = BagStateSpec("bag", VarIntCoder())
+    FLUSH = TimerSpec("flush", TimeDomain.WATERMARK)
+
+    def process(self, element: tuple[str, int], bag: Any = beam.DoFn.StateParam(BAG),
+                flush: Any = beam.DoFn.TimerParam(FLUSH),
+                window: Any = beam.DoFn.WindowParam) -> Iterator[int]:
+        bag.add(element[1])
+        flush.set(window.max_timestamp())
+        yield element[1]
+
+    @on_timer(FLUSH)
+    def flushed(self, bag: Any = beam.DoFn.StateParam(BAG)) -> Iterator[int]:
+        yield from bag.read()
+
+
+def _beams_get_dofn_specs() -> Any:
+    kept = userstate.get_dofn_specs
+    return getattr(kept, "beams", kept)  # Beam's own, if keep_dofn_specs has wrapped it
+
+
+def test_beam_works_out_a_dofns_specs_again_each_time_it_is_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What keep_dofn_specs works around (Beam 2.77): if a new Beam asks for a DoFn's specs
+    once, or keeps them, it can go."""
+    beams = _beams_get_dofn_specs()
+    asked: list[object] = []
+
+    def counted(dofn: object) -> Any:
+        asked.append(dofn)
+        return beams(dofn)
+
+    monkeypatch.setattr(userstate, "get_dofn_specs", counted)
+    fn = _Buffered()
+    pipeline = beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"]))
+    _ = pipeline | beam.Create([("a", 1)]) | beam.ParDo(fn)
+    pipeline.to_runner_api()
+    assert sum(dofn is fn for dofn in asked) >= 3  # made, checked, translated
+
+    signatures = []
+    signature = inspect.signature
+    monkeypatch.setattr(inspect, "signature", lambda *a, **k: signatures.append(a) or
+                        signature(*a, **k))
+    beams(fn)
+    once = len(signatures)
+    beams(fn)
+    assert len(signatures) == 2 * once and once >= 20  # every method, every time
+
+
+def test_a_dofns_specs_are_worked_out_once_and_kept_while_it_lives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    beams = _beams_get_dofn_specs()
+    worked_out: list[object] = []
+
+    def counted(dofn: object) -> Any:
+        worked_out.append(dofn)
+        return beams(dofn)
+
+    monkeypatch.setattr(userstate, "get_dofn_specs", counted)
+    keep_dofn_specs()
+    kept = userstate.get_dofn_specs
+    stateful, stateless = _Buffered(), beam.Map(str).fn
+    for fn in (stateful, stateless):
+        assert kept(fn) == beams(fn)
+        worked_out.clear()
+        state, timers = kept(fn)
+        assert kept(fn) == (state, timers) and worked_out == []  # kept, not asked again
+        state.add("changed by a caller")
+        assert "changed by a caller" not in kept(fn)[0]
+    assert userstate.is_stateful_dofn(stateful) and not userstate.is_stateful_dofn(stateless)
+    assert kept(stateful) == ({_Buffered.BAG}, {_Buffered.FLUSH})
+    keep_dofn_specs()
+    assert userstate.get_dofn_specs is kept  # wrapped once
+    held = len(kept._kept)
+    del stateful, fn
+    gc.collect()
+    assert len(kept._kept) == held - 1  # let go of with its DoFn
+
+
+def test_a_stateful_dofn_runs_with_its_specs_kept() -> None:
+    pipeline = new_pipeline(PipelineOptions(["--runner=FnApiRunner", "--state=none"]))
+    with pipeline:
+        values = (pipeline | beam.Create([("a", 1), ("a", 2), ("b", 3)])
+                  | beam.ParDo(_Buffered()))
+        assert_that(values, equal_to([1, 2, 3, 1, 2, 3]))
 
 
 def test_placement_names_the_runner_and_counts_a_machines_worker_processes() -> None:

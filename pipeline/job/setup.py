@@ -21,6 +21,7 @@ from apache_beam.options.pipeline_options import (
 )
 
 from pipeline.graph.core import CoreConfig
+from pipeline.job.dofn_specs import keep_dofn_specs
 from pipeline.job.exposition import RunnerCollector, metrics_collector
 from pipeline.job.lease import holding_lease
 from pipeline.job.options import (
@@ -120,7 +121,9 @@ def set_up(options: PipelineOptions, command: str, taxonomy: Taxonomy, out: str,
 
 
 def new_pipeline(options: PipelineOptions) -> beam.Pipeline:
-    """A pipeline for the job's graph, on `options` (whose views it makes once: ViewedOnce)."""
+    """A pipeline for the job's graph, on `options` (whose views it makes once: ViewedOnce),
+    with each of its DoFns' specs worked out once (keep_dofn_specs)."""
+    keep_dofn_specs()
     return beam.Pipeline(options=options.view_as(ViewedOnce))
 
 
