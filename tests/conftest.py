@@ -18,23 +18,46 @@ CORPUS = Path(os.environ.get("NEWSBEAM_CORPUS")
               or Path(__file__).resolve().parents[2] / "shared" / "corpus")
 
 _violations: list[str] = []
+# Installs the guard in a Python process started with it on its PYTHONPATH.
+SUBPROCESS_GUARD = Path(__file__).resolve().parent / "subprocess_guard"
+_GUARDED_ENVIRONMENT = ("PYTHONPATH", "NEWSBEAM_GUARD_LOG")
 
 
 @pytest.fixture(autouse=True, scope="session")
-def loopback_only() -> Iterator[None]:
+def loopback_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Every test runs with sockets, and PostgreSQL connections, that can reach loopback
-    addresses only (tests/loopback_guard.py)."""
+    addresses only (tests/loopback_guard.py): in this process, and in every Python process a
+    test starts that inherits its environment, the fork server of the worker and lane
+    processes among them (tests/subprocess_guard on their PYTHONPATH). Those write what they
+    refused to the log this yields."""
     undo = install(_violations.append)
-    yield
+    log = tmp_path_factory.mktemp("loopback-guard") / "refused.log"
+    log.touch()
+    saved = {name: os.environ.get(name) for name in _GUARDED_ENVIRONMENT}
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(SUBPROCESS_GUARD), saved["PYTHONPATH"]]))
+    os.environ["NEWSBEAM_GUARD_LOG"] = str(log)
+    yield log
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     undo()
 
 
 @pytest.fixture(autouse=True)
-def no_guard_violations() -> Iterator[None]:
-    """Fail a test that tried to leave loopback even if the code under test swallowed the error."""
+def no_guard_violations(loopback_only: Path) -> Iterator[None]:
+    """Fail a test that tried to leave loopback, here or in a process it started, even if the
+    code under test swallowed the error."""
     _violations.clear()
+    logged = loopback_only.stat().st_size
     yield
-    assert not _violations, f"non-loopback network access attempted: {_violations}"
+    with loopback_only.open(encoding="utf-8") as log:
+        log.seek(logged)
+        elsewhere = log.read().splitlines()
+    assert not _violations and not elsewhere, (
+        f"non-loopback network access attempted: {_violations + elsewhere}")
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -47,6 +48,7 @@ HOSTS = ("127.0.0.2", "127.0.0.4")  # one for each of two lane processes (the le
 DIE = "tests.test_lane_processes:die_in_lane"
 SLEEP = "tests.test_lane_processes:sleep_in_lane"
 UNPICKLABLE = "tests.test_lane_processes:unpicklable_in_lane"
+CONNECT = "tests.test_lane_processes:connect_in_lane"
 
 
 def die_in_lane(item: object, gate: HostGate, client: HttpClient, context: object) -> None:
@@ -61,6 +63,11 @@ def sleep_in_lane(item: float, gate: HostGate, client: HttpClient,
     began = time.monotonic()
     time.sleep(item)
     return os.getpid(), began, time.monotonic()
+
+
+def connect_in_lane(item: object, gate: HostGate, client: HttpClient, context: object) -> str:
+    """What a socket's connect is in the lane process (not called: nothing leaves loopback)."""
+    return socket.socket.connect.__qualname__
 
 
 def unpicklable_in_lane(item: object, gate: HostGate, client: HttpClient,
@@ -282,6 +289,16 @@ def test_lane_processes_starting_the_fork_server_have_it_import_what_workers_run
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
                           timeout=120, cwd=Path(__file__).resolve().parents[1])
     assert (done.returncode, done.stdout.strip()) == (0, "True"), done.stderr
+
+
+@pytest.mark.slow  # starts lane processes
+def test_lane_processes_run_with_the_suites_loopback_guard() -> None:
+    lanes = LaneProcesses(LOOPBACK_HTTP, Politeness(), 1, (CONNECT,))
+    try:
+        assert Ran(lanes, "127.0.0.2", CONNECT, [None]).values() == [
+            "install.<locals>.connect"]  # tests/loopback_guard.py's
+    finally:
+        lanes.close()
 
 
 @pytest.mark.slow  # starts lane processes
