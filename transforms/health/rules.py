@@ -211,26 +211,23 @@ def _days(seconds: float) -> str:
     return f"{seconds / 3600:.1f} hours"
 
 
-_FIELDS = tuple(field.name for field in dataclasses.fields(FeedHealth))
+_FIELDS = frozenset(field.name for field in dataclasses.fields(FeedHealth))
 
 
 def encode(health: FeedHealth) -> str:
     """A feed's health as the state store keeps it: JSON, field by field (no pickled names,
     so a row written by one version of newsbeam is read by the next)."""
-    # Field by field (dataclasses.asdict deep-copies every value, ten thousand rows a poll).
-    values: dict[str, Any] = {name: getattr(health, name) for name in _FIELDS}
-    values["arrivals"] = [list(pair) for pair in health.arrivals]
-    values["hourly"] = [list(pair) for pair in health.hourly]
-    values["recent_entries"] = list(health.recent_entries)
-    values["applied"] = list(health.applied)
-    return json.dumps(values, separators=(",", ":"), sort_keys=True)
+    # Its fields as they are (tuples are written as lists): dataclasses.asdict would
+    # deep-copy every value, ten thousand rows a poll.
+    return json.dumps(health.__dict__, separators=(",", ":"), sort_keys=True)
 
 
 def decode(encoded: str) -> FeedHealth:
     """The inverse of `encode`; fields a newer version added and this one lacks are ignored,
     fields it lacks take their defaults."""
     values: dict[str, Any] = json.loads(encoded)
-    values = {name: value for name, value in values.items() if name in _FIELDS}
+    if not values.keys() <= _FIELDS:
+        values = {name: value for name, value in values.items() if name in _FIELDS}
     values["arrivals"] = tuple((float(when), int(n)) for when, n in values.get("arrivals", ()))
     values["hourly"] = tuple((float(hour), int(n)) for hour, n in values.get("hourly", ()))
     values["recent_entries"] = tuple(values.get("recent_entries", ()))
