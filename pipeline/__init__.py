@@ -3,7 +3,8 @@
 - graph/: what the job runs, read top to bottom like the data flow: the stages both modes
   share (core), and the ends of a batch run (batch) and of a stream (stream);
 - job/: setting a job up and running it: its options (options), what both modes set up alike
-  (setup), where the workers are (runners), the lease on the state (lease), recovery from
+  (setup), where the workers are (runners), Beam's DoFn introspection done once (dofn_specs),
+  the lease on the state (lease), recovery from
   unfinished runs (incremental), a batch run (run_batch), a stream (run_stream), and runs on a
   schedule (schedule);
 - cli/: the `newsbeam` command: its parser, the feeds file, the `topics` subcommands, the
