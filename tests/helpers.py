@@ -26,6 +26,11 @@ from transforms.topics import load_taxonomy
 # A stream launch's id, as `newsbeam stream` makes one (a run id), for streams built in tests.
 LAUNCH = "20261207T000000000Z"
 
+# Spacing is measured where the server sees each request start; on loopback a request reaches
+# its handler this much later or earlier than its neighbour at most (thread wake-ups), so two
+# starts the client spaced by an interval are at least that interval less this apart.
+ARRIVAL_JITTER = 0.05
+
 # Short limits keep failure tests quick; private networks allowed because fixtures are loopback.
 LOOPBACK_HTTP = HttpSettings(
     connect_timeout=2.0, read_timeout=2.0, deadline=5.0, retries=1, backoff=0.01,

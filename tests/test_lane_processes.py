@@ -3,6 +3,7 @@ gives, each host's limits hold, and a lane process that dies costs time, never a
 
 from __future__ import annotations
 
+import itertools
 import os
 import pickle
 import signal
@@ -20,7 +21,7 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline.demo.loopback import LoopbackServer, Route
-from tests.helpers import LOOPBACK_HTTP, eventually, test_pipeline
+from tests.helpers import ARRIVAL_JITTER, LOOPBACK_HTTP, eventually, test_pipeline
 from tests.servers import ConcurrencyMeter, delayed
 from transforms.core import POLL_IN_LANE, Feed, FetchedFeed, Validators
 from transforms.feeds import FetchFeeds
@@ -49,6 +50,7 @@ DIE = "tests.test_lane_processes:die_in_lane"
 SLEEP = "tests.test_lane_processes:sleep_in_lane"
 UNPICKLABLE = "tests.test_lane_processes:unpicklable_in_lane"
 CONNECT = "tests.test_lane_processes:connect_in_lane"
+OSERROR = "tests.test_lane_processes:oserror_in_lane"
 
 
 def die_in_lane(item: object, gate: HostGate, client: HttpClient, context: object) -> None:
@@ -63,6 +65,16 @@ def sleep_in_lane(item: float, gate: HostGate, client: HttpClient,
     began = time.monotonic()
     time.sleep(item)
     return os.getpid(), began, time.monotonic()
+
+
+class _RefusesToPickle:
+    def __reduce__(self) -> tuple:
+        raise OSError("not this one")  # an OSError that is not the pipe's
+
+
+def oserror_in_lane(item: object, gate: HostGate, client: HttpClient,
+                    context: object) -> object:
+    return _RefusesToPickle()
 
 
 def connect_in_lane(item: object, gate: HostGate, client: HttpClient, context: object) -> str:
@@ -345,10 +357,12 @@ def test_lane_processes_that_keep_dying_leave_the_work_to_the_caller() -> None:
 
 @pytest.mark.slow  # starts lane processes
 def test_work_that_cannot_come_back_is_the_callers_not_a_wait_forever() -> None:
-    lanes = LaneProcesses(LOOPBACK_HTTP, Politeness(), 1, (UNPICKLABLE, SLEEP))
+    lanes = LaneProcesses(LOOPBACK_HTTP, Politeness(), 1, (UNPICKLABLE, OSERROR, SLEEP))
     try:
         unpicklable = Ran(lanes, "127.0.0.2", UNPICKLABLE, [None, None])
         assert unpicklable.done().unsent == (0, 1) and not unpicklable.outcomes
+        refused = Ran(lanes, "127.0.0.2", OSERROR, [None])
+        assert refused.done().unsent == (0,)
         assert Ran(lanes, "127.0.0.2", SLEEP, [0.0]).values()  # still there
     finally:
         lanes.close()
@@ -377,6 +391,32 @@ def test_a_lane_process_killed_mid_host_costs_time_not_a_feed(two_hosts) -> None
     assert sorted(polled) == sorted(feed.url for feed in feeds)  # each once, none lost
     # Asked for again: only those whose answers had not come back.
     assert sum(server.requests.values()) <= len(feeds) + 2
+
+
+@pytest.mark.slow  # starts lane processes
+def test_after_a_lost_lane_process_the_worker_keeps_the_hosts_spacing(two_hosts) -> None:
+    server, meter = two_hosts[0]
+    feeds = [Feed(server.url(f"/feed{n}.xml"), index=n) for n in range(6)]
+    fn = _FetchFeedFn(LOOPBACK_HTTP, MiB, Politeness(per_host=1, min_interval=0.3),
+                      processes=1)
+    fn.setup()
+    try:
+        fn.start_bundle()
+        outputs = list(fn.process((HOSTS[0], feeds), window=None, timestamp=0))
+        # Killed with its third request in flight: the worker polls the rest.
+        assert eventually(lambda: len(meter.starts) >= 3)
+        lanes = fn._lane_processes
+        assert lanes is not None
+        for pid in lanes.pids():
+            os.kill(pid, signal.SIGKILL)
+        outputs += fn.finish_bundle()
+    finally:
+        fn.teardown()
+    polled = [output.value.feed.url for output in outputs
+              if isinstance(getattr(output, "value", None), FetchedFeed)]
+    assert sorted(polled) == sorted(feed.url for feed in feeds)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sorted(meter.starts))]
+    assert min(gaps) >= 0.3 - ARRIVAL_JITTER  # spaced across the hand-over too
 
 
 _FORK_SERVER_PROBE = """

@@ -14,7 +14,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline.demo.loopback import LoopbackServer, Route
-from tests.helpers import LOOPBACK_HTTP, entry, test_pipeline
+from tests.helpers import ARRIVAL_JITTER, LOOPBACK_HTTP, entry, test_pipeline
 from tests.servers import ConcurrencyMeter, delayed
 from transforms.core import Entry, Feed
 from transforms.feeds import FetchFeeds
@@ -23,10 +23,6 @@ from transforms.fetch.polite import HostLanes, host_key
 
 PAGE = Route(b"<html><body><p>story</p></body></html>", headers={"Content-Type": "text/html"})
 HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
-# Spacing is measured where the server sees each request start; on loopback a request reaches
-# its handler this much later or earlier than its neighbour at most (thread wake-ups), so two
-# starts the client spaced by an interval are at least that interval less this apart.
-ARRIVAL_JITTER = 0.05
 
 
 @pytest.fixture

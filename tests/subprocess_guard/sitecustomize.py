@@ -11,8 +11,10 @@ from tests.loopback_guard import install  # noqa: E402
 
 
 def _record(what: str) -> None:
-    with open(os.environ["NEWSBEAM_GUARD_LOG"], "a", encoding="utf-8") as log:
-        log.write(f"{os.getpid()} {sys.argv[:2]}: {what}\n")
+    path = os.environ.get("NEWSBEAM_GUARD_LOG")
+    if path:  # else refused all the same, only not logged
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(f"{os.getpid()} {sys.argv[:2]}: {what}\n")
 
 
 install(_record)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any, NamedTuple
@@ -119,7 +120,8 @@ class _FetchFeedFn(PoliteFetchFn):
         feed's outputs delivered as it comes back (a poll that raised there is the feed's
         dead letter, as here). Those that do not come back (the process died first, or the
         answer would not pickle) are polled in this process's lanes, spaced from the host's
-        last poll there. Done when all are delivered."""
+        last poll there (from the moment the process was found gone, if it died). Done when
+        all are delivered."""
         in_own_lanes = super().submit_group
         if self._lane_processes is None:
             return in_own_lanes(host, feeds, place)
@@ -137,8 +139,10 @@ class _FetchFeedFn(PoliteFetchFn):
             try:
                 try:
                     last_start = done.result().last_start
-                except LaneProcessLost as lost:
-                    last_start = lost.last_start
+                except LaneProcessLost:
+                    # It may have started requests after the last that came back: spaced
+                    # from now, the moment it is known gone, none of them is too close.
+                    last_start = time.monotonic()
                 self.resources().lanes.note_start(host, last_start)
                 rest = [feed for feed, came in zip(feeds, answered, strict=True) if not came]
                 if rest:

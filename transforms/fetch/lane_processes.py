@@ -42,6 +42,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from multiprocessing.reduction import ForkingPickler
 from typing import Any, NamedTuple
 
 from transforms.core import pipe, portable, preload, prepare_fork_server, resolve, start_process
@@ -56,12 +57,7 @@ GATHER_FOR = 0.01
 
 
 class LaneProcessLost(Exception):  # noqa: N818  (not an error of the work: do it elsewhere)
-    """The lane process died (killed, out of memory) before all of the host's work came back.
-    `last_start` is when the host's last request there started, as far as it is known."""
-
-    def __init__(self, message: str, last_start: float | None = None) -> None:
-        super().__init__(message)
-        self.last_start = last_start
+    """The lane process died (killed, out of memory) before all of the host's work came back."""
 
 
 class Outcome(NamedTuple):
@@ -89,9 +85,9 @@ class HostDone(NamedTuple):
     unsent: tuple[int, ...] = ()
 
 
-# What a lane process sends back, in lists: (work number, item index, its Outcome, or why it
-# could not be sent, and the host's last start), and once all a work's items have come back
-# (work number, None, None, the host's last start).
+# What a lane process sends back, in lists: (work number, item index, its Outcome or why it
+# could not be sent, None), and once all a work's items have come back (work number, None,
+# None, the host's last start).
 _Entry = tuple[int, int | None, "Outcome | str | None", float | None]
 
 
@@ -112,32 +108,36 @@ class _Outbox:
         self._ready.set()
 
     def _send_all(self) -> None:
-        while True:
-            self._ready.wait()
-            time.sleep(GATHER_FOR)
-            with self._lock:
-                entries, self._entries = self._entries, []
-                self._ready.clear()
-            try:
+        try:
+            while True:
+                self._ready.wait()
+                time.sleep(GATHER_FOR)
+                with self._lock:
+                    entries, self._entries = self._entries, []
+                    self._ready.clear()
                 self._send(entries)
-            except OSError:  # the Beam worker is gone; the main loop's recv() sees it too
-                return
+        finally:
+            # The Beam worker is gone (a send failed), or this thread failed: without it the
+            # process would take work and never answer. Its worker sees it exit, and does
+            # itself what had not come back.
+            os._exit(1)
 
     def _send(self, entries: list[_Entry]) -> None:
+        """Send the entries in one message; one that does not pickle is said instead (for
+        the worker to do its item itself), the others sent one by one. Only sending raises."""
         try:
-            self._connection.send(entries)
-        except OSError:
-            raise
-        except Exception:  # noqa: BLE001  (an outcome that would not pickle): one by one
+            message = ForkingPickler.dumps(entries)
+        except Exception:  # noqa: BLE001  (an outcome that would not pickle)
             for entry in entries:
                 try:
-                    self._connection.send([entry])
-                except OSError:
-                    raise
-                except Exception as error:  # noqa: BLE001  (said, for the worker to do it)
-                    number, index, _, last_start = entry
-                    self._connection.send(
-                        [(number, index, f"{type(error).__name__}: {error}", last_start)])
+                    one = ForkingPickler.dumps([entry])
+                except Exception as error:  # noqa: BLE001
+                    number, index, _, _ = entry
+                    one = ForkingPickler.dumps(
+                        [(number, index, f"{type(error).__name__}: {error}", None)])
+                self._connection.send_bytes(one)
+        else:
+            self._connection.send_bytes(message)
 
 
 def _serve(connection: Connection, settings: HttpSettings, politeness: Politeness) -> None:
@@ -159,7 +159,7 @@ def _serve(connection: Connection, settings: HttpSettings, politeness: Politenes
         number, host, target, items, context = message
         function = functions.get(target) or functions.setdefault(target, resolve(target))
 
-        def work(index: int, item: Any, number: int = number, host: str = host,
+        def work(index: int, item: Any, number: int = number,
                  function: Callable[..., Any] = function,
                  context: Any = context) -> Callable[[HostGate], None]:
             def run(gate: HostGate) -> None:
@@ -170,9 +170,9 @@ def _serve(connection: Connection, settings: HttpSettings, politeness: Politenes
                 except BaseException:  # it did not end: said, and raised on
                     outbox.put((number, index, Outcome(None, RuntimeError(
                         "its work in the lane process did not end"), traceback.format_exc()),
-                        lanes.last_start(host)))
+                        None))
                     raise
-                outbox.put((number, index, outcome, lanes.last_start(host)))
+                outbox.put((number, index, outcome, None))
             return run
 
         def done(number: int, host: str) -> Callable[[Any], None]:
@@ -192,11 +192,9 @@ class _Work:
         self.on_outcome = on_outcome
         self.future: Future[HostDone] = Future()
         self.unsent: list[int] = []
-        self.last_start: float | None = None
         self.error: BaseException | None = None  # the caller's on_outcome raised it
 
-    def came(self, index: int, outcome: Outcome | str, last_start: float | None) -> None:
-        self.last_start = last_start
+    def came(self, index: int, outcome: Outcome | str) -> None:
         if isinstance(outcome, str):
             self.unsent.append(index)
         elif self.error is None:
@@ -212,7 +210,7 @@ class _Work:
             self.future.set_result(HostDone(last_start, tuple(self.unsent)))
 
     def lose(self, message: str) -> None:
-        self.future.set_exception(self.error or LaneProcessLost(message, self.last_start))
+        self.future.set_exception(self.error or LaneProcessLost(message))
 
 
 class _LaneProcess:
@@ -226,7 +224,12 @@ class _LaneProcess:
         self._sending = threading.Lock()
         self._pending: dict[int, _Work] = {}
         self.alive = True
-        threading.Thread(target=self._read, name="newsbeam-lane-process", daemon=True).start()
+        try:
+            threading.Thread(target=self._read, name="newsbeam-lane-process",
+                             daemon=True).start()
+        except BaseException:  # no reader, no process: none could hear it
+            self.kill()
+            raise
 
     def submit(self, number: int, host: str, target: str, items: list[Any], context: Any,
                work: _Work) -> None:
@@ -257,7 +260,7 @@ class _LaneProcess:
                         work.finish(last_start)
                     else:
                         assert outcome is not None
-                        work.came(index, outcome, last_start)
+                        work.came(index, outcome)
         except Exception:  # noqa: BLE001  (EOF, a broken pipe, an answer that did not unpickle)
             pass
         with self._lock:
@@ -346,7 +349,7 @@ class LaneProcesses:
             process = self._started(slot)
         except LaneProcessLost as error:  # the caller does the work
             work.lose(str(error))
-        except (OSError, EOFError) as error:
+        except Exception as error:  # noqa: BLE001  (out of processes, threads, descriptors)
             work.lose(f"no lane process could start: {error}")
         else:
             process.submit(next(self._numbers), host, target, items, context, work)
