@@ -103,7 +103,8 @@ def test_a_letter_counts_for_its_stage_and_reason_and_for_what_it_lost(
                          message="m")
     tallies = letter_tallies(letter)
     assert [tally.name for tally in tallies] == ["dead_letters.fetch_feeds.timeout",
-                                                 f"{lost}.dead_letter"]
+                                                 f"{lost}.dead_letter",
+                                                 *(["feeds.failed.timeout"] * (lost == "feeds"))]
     outputs = list(_counted(letter))
     assert outputs[0] is letter
     assert [(output.tag, output.value) for output in outputs[1:]
@@ -122,7 +123,7 @@ def test_every_stages_letters_are_collected_and_counted_by_reason() -> None:
         assert_that(collected.letters | beam.Map(lambda letter: letter.stage),
                     equal_to(["fetch_feeds", "fetch_pages", "fetch_pages"]), label="Letters")
         assert_that(collected.tallies | beam.Map(lambda tally: tally.name), equal_to([
-            "dead_letters.fetch_feeds.timeout", "feeds.dead_letter",
+            "dead_letters.fetch_feeds.timeout", "feeds.dead_letter", "feeds.failed.timeout",
             "dead_letters.fetch_pages.http_status", "entries.dead_letter",
             "dead_letters.fetch_pages.http_status", "entries.dead_letter"]), label="Tallies")
 

@@ -59,6 +59,9 @@ def test_beam_counters_become_prometheus_metrics_with_bounded_labels() -> None:
         "dead_letters.fetch_feeds.timeout": 1, "dead_letters.parse_entries.feed_empty": 1,
         "dead_letters.parse_entries.feed_parse_timeout": 2,
         "dead_letters.parse_entries.entry_without_link": 4,
+        "dead_letters.parse_entries.unexpected_error": 3,  # a feed's and two entries'
+        "feeds.failed.timeout": 1, "feeds.failed.feed_empty": 1,
+        "feeds.failed.feed_parse_timeout": 2, "feeds.failed.unexpected_error": 1,
         "entries.parsed": 40, "entries.duplicate": 5, "records.output": 30,
         "written.jsonl": 30, "written.postgresql1": 30, "extraction.trafilatura": 29,
         "extraction.feed": 1, "topics.trade.about": 3, "pages.fetched": 31,
@@ -72,6 +75,7 @@ def test_beam_counters_become_prometheus_metrics_with_bounded_labels() -> None:
     assert samples[("newsbeam_feeds_failed_total", (("reason", "timeout"),))] == 1
     assert samples[("newsbeam_feeds_failed_total", (("reason", "feed_empty"),))] == 1
     assert samples[("newsbeam_feeds_failed_total", (("reason", "feed_parse_timeout"),))] == 2
+    assert samples[("newsbeam_feeds_failed_total", (("reason", "unexpected_error"),))] == 1
     assert ("newsbeam_feeds_failed_total", (("reason", "entry_without_link"),)) not in samples
     assert samples[("newsbeam_dead_letters_total", (("reason", "entry_without_link"),
                                                     ("stage", "parse_entries")))] == 4

@@ -29,7 +29,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from transforms.core import FEED_REASONS_AT_PARSE, NAMESPACE
+from transforms.core import NAMESPACE
 
 # Beam counters (transforms/core/metrics.py) that map one to one.
 _PLAIN = {
@@ -89,8 +89,8 @@ def families(counters: Mapping[str, int], distributions: Mapping[str, Distributi
         if kind == "dead_letters":
             stage, _, reason = rest.partition(".")
             letters.add_metric([stage, reason], value)
-            if stage == "fetch_feeds" or reason in FEED_REASONS_AT_PARSE:
-                failed.add_metric([reason], value)
+        elif kind == "feeds" and rest.startswith("failed."):
+            failed.add_metric([rest.removeprefix("failed.")], value)
         elif kind == "written":
             written.add_metric([rest], value)
         elif kind == "extraction":

@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from transforms.core.dead_letters import (
         DEAD_LETTERS as DEAD_LETTERS,
         EXTRACT_ARTICLES as EXTRACT_ARTICLES,
-        FEED_REASONS_AT_PARSE as FEED_REASONS_AT_PARSE,
         FETCH_FEEDS as FETCH_FEEDS,
         FETCH_PAGES as FETCH_PAGES,
         PARSE_ENTRIES as PARSE_ENTRIES,

@@ -15,10 +15,15 @@ from transforms.core.elements import DeadLetter
 from transforms.core.metrics import TALLIES, Tally, emitted
 
 
-def letter_tallies(letter: DeadLetter) -> tuple[Tally, Tally]:
-    """What one dead letter counts for: its stage and reason, and a lost feed or entry."""
-    return (Tally(f"dead_letters.{letter.stage}.{letter.reason}"),
-            Tally("feeds.dead_letter" if letter.subject == "feed" else "entries.dead_letter"))
+def letter_tallies(letter: DeadLetter) -> tuple[Tally, ...]:
+    """What one dead letter counts for: its stage and reason, and a lost entry, or a lost
+    feed and the reason it was lost for (`feeds.failed.<reason>`: a stage's reason alone does
+    not say, since an unexpected error at parsing may lose a feed or one of its entries)."""
+    stage_and_reason = Tally(f"dead_letters.{letter.stage}.{letter.reason}")
+    if letter.subject == "feed":
+        return (stage_and_reason, Tally("feeds.dead_letter"),
+                Tally(f"feeds.failed.{letter.reason}"))
+    return stage_and_reason, Tally("entries.dead_letter")
 
 
 def _counted(letter: DeadLetter) -> Iterator[Any]:

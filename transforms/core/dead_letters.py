@@ -58,12 +58,6 @@ REASONS: dict[str, str] = {
 
 SUBJECTS = ("feed", "entry")
 
-# The reasons of parse_entries that lose a whole feed (its others lose one entry).
-FEED_REASONS_AT_PARSE = frozenset({
-    "feed_unparseable", "feed_empty", "feed_parse_timeout", "feed_parse_crashed",
-})
-
-
 def dead_letter(
     stage: str,
     reason: str,

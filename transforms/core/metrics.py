@@ -1,10 +1,11 @@
 """Beam counters under one namespace, for monitoring and for the run summary.
 
 Counter names are dotted: `feeds.fetched`, `feeds.not_modified`, `feeds.dead_letter`,
-`feeds.ill_formed_kept.<error type>`, `entries.parsed`, `entries.duplicate`,
-`entries.seen_before`, `entries.dead_letter`, `pages.fetched`, `pages.feed_fallback.<reason>`,
-`robots.fetched`, `extraction.<method>`, `records.output`, `topics.<name>.<relevance>` and
-`dead_letters.<stage>.<reason>`, and `written.<sink>` (records a sink took). Distributions, in
+`feeds.failed.<reason>`, `feeds.ill_formed_kept.<error type>`, `entries.parsed`,
+`entries.duplicate`, `entries.seen_before`, `entries.dead_letter`, `pages.fetched`,
+`pages.feed_fallback.<reason>`, `robots.fetched`, `extraction.<method>`, `records.output`,
+`topics.<name>.<relevance>` and `dead_letters.<stage>.<reason>`, and `written.<sink>` (records
+a sink took). Distributions, in
 milliseconds: `extraction.ms` (per page, in the extraction process) and `records.poll_to_record_ms`
 (from the poll that found an entry to its record).
 """
