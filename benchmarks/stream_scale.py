@@ -9,7 +9,8 @@ Prism (`--prism_location`, or NEWSBEAM_PRISM) with `--poll-interval 60s --window
 for and how long from the poll's first request to its last one (feed or page), with the CPU
 seconds the stream's processes (newsbeam, Prism) used meanwhile and per feed polled; then the
 records written (a stream that failed or wrote an article twice has its log and output kept,
-in a folder it names). Then a plain threaded script (64 threads: httpx, ETags kept in memory,
+in a folder it names), and how often Prism split a bundle with timers (its warning for
+apache/beam#35771). Then a plain threaded script (64 threads: httpx, ETags kept in memory,
 feedparser, trafilatura on the new pages, no per-host limit) polls a fresh copy of the site
 twice, and its times are printed the same way.
 
@@ -163,6 +164,9 @@ def cpu_between(samples: list[tuple[float, float]], start: float, end: float) ->
     return at(end) - at(start)
 
 
+SPLIT_WITH_TIMERS = "Unexpected split on a bundle with timers"
+
+
 def run_stream(site: Site, polls: int, prism: str, folder: Path, shards: int,
                fetch_concurrency: int) -> list[tuple[float, float]]:
     feeds_file = folder / "feeds.yaml"
@@ -191,6 +195,9 @@ def run_stream(site: Site, polls: int, prism: str, folder: Path, shards: int,
                for line in path.open() if line.strip()]
     status, distinct = process.wait(), len({record["id"] for record in records})
     print(f"stream: exit {status}, {len(records)} records ({distinct} distinct)")
+    # Prism's warning for apache/beam#35771, seen in a run that wrote articles twice.
+    splits = (folder / "stream.log").read_text(errors="replace").count(SPLIT_WITH_TIMERS)
+    print(f"  Prism split a bundle with timers {splits} times")
     if status or distinct != len(records):
         # Something to look into: the stream's log and output outlive the run's folder.
         kept = Path(tempfile.mkdtemp(prefix="newsbeam-streamscale-"))
