@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -368,17 +368,18 @@ def test_work_that_cannot_come_back_is_the_callers_not_a_wait_forever() -> None:
         lanes.close()
 
 
-@pytest.mark.slow  # starts lane processes
-def test_a_lane_process_killed_mid_host_costs_time_not_a_feed(two_hosts) -> None:
-    server, meter = two_hosts[0]
-    feeds = [Feed(server.url(f"/feed{n}.xml"), index=n) for n in range(6)]
-    fn = _FetchFeedFn(LOOPBACK_HTTP, MiB, Politeness(per_host=1), processes=1)
+def _polled_with_the_lane_process_killed(
+    server: LoopbackServer, feeds: list[Feed], politeness: Politeness,
+    killed_when: Callable[[], bool],
+) -> list[str]:
+    """The URLs of the feeds FetchFeeds' DoFn polled in full, its one lane process killed
+    once `killed_when()` (the rest polled by the worker)."""
+    fn = _FetchFeedFn(LOOPBACK_HTTP, MiB, politeness, processes=1)
     fn.setup()
     try:
         fn.start_bundle()
         outputs = list(fn.process((HOSTS[0], feeds), window=None, timestamp=0))
-        # Killed with the fourth feed's poll begun: the first two (at least) came back.
-        assert eventually(lambda: sum(server.requests.values()) >= 4)
+        assert eventually(killed_when)
         lanes = fn._lane_processes
         assert lanes is not None
         for pid in lanes.pids():
@@ -386,8 +387,17 @@ def test_a_lane_process_killed_mid_host_costs_time_not_a_feed(two_hosts) -> None
         outputs += fn.finish_bundle()
     finally:
         fn.teardown()
-    polled = [output.value.feed.url for output in outputs
-              if isinstance(getattr(output, "value", None), FetchedFeed)]
+    return [output.value.feed.url for output in outputs
+            if isinstance(getattr(output, "value", None), FetchedFeed)]
+
+
+@pytest.mark.slow  # starts lane processes
+def test_a_lane_process_killed_mid_host_costs_time_not_a_feed(two_hosts) -> None:
+    server, _ = two_hosts[0]
+    feeds = [Feed(server.url(f"/feed{n}.xml"), index=n) for n in range(6)]
+    # Killed with the fourth feed's poll begun: the first two (at least) came back.
+    polled = _polled_with_the_lane_process_killed(
+        server, feeds, Politeness(per_host=1), lambda: sum(server.requests.values()) >= 4)
     assert sorted(polled) == sorted(feed.url for feed in feeds)  # each once, none lost
     # Asked for again: only those whose answers had not come back.
     assert sum(server.requests.values()) <= len(feeds) + 2
@@ -397,23 +407,10 @@ def test_a_lane_process_killed_mid_host_costs_time_not_a_feed(two_hosts) -> None
 def test_after_a_lost_lane_process_the_worker_keeps_the_hosts_spacing(two_hosts) -> None:
     server, meter = two_hosts[0]
     feeds = [Feed(server.url(f"/feed{n}.xml"), index=n) for n in range(6)]
-    fn = _FetchFeedFn(LOOPBACK_HTTP, MiB, Politeness(per_host=1, min_interval=0.3),
-                      processes=1)
-    fn.setup()
-    try:
-        fn.start_bundle()
-        outputs = list(fn.process((HOSTS[0], feeds), window=None, timestamp=0))
-        # Killed with its third request in flight: the worker polls the rest.
-        assert eventually(lambda: len(meter.starts) >= 3)
-        lanes = fn._lane_processes
-        assert lanes is not None
-        for pid in lanes.pids():
-            os.kill(pid, signal.SIGKILL)
-        outputs += fn.finish_bundle()
-    finally:
-        fn.teardown()
-    polled = [output.value.feed.url for output in outputs
-              if isinstance(getattr(output, "value", None), FetchedFeed)]
+    # Killed with its third request in flight: the worker polls the rest.
+    polled = _polled_with_the_lane_process_killed(
+        server, feeds, Politeness(per_host=1, min_interval=0.3),
+        lambda: len(meter.starts) >= 3)
     assert sorted(polled) == sorted(feed.url for feed in feeds)
     gaps = [later - earlier for earlier, later in itertools.pairwise(sorted(meter.starts))]
     assert min(gaps) >= 0.3 - ARRIVAL_JITTER  # spaced across the hand-over too

@@ -258,17 +258,11 @@ class _Buffered(beam.DoFn):
         yield from bag.read()
 
 
-def _beams_get_dofn_specs() -> Any:
+def _beams_get_dofn_specs_counted(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list]:
+    """Beam's own get_dofn_specs (unwrapped, if keep_dofn_specs has wrapped it), and the DoFns
+    it is asked about from now on in this test."""
     kept = userstate.get_dofn_specs
-    return getattr(kept, "beams", kept)  # Beam's own, if keep_dofn_specs has wrapped it
-
-
-def test_beam_works_out_a_dofns_specs_again_each_time_it_is_asked(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """What keep_dofn_specs works around (Beam 2.77): if a new Beam asks for a DoFn's specs
-    once, or keeps them, it can go."""
-    beams = _beams_get_dofn_specs()
+    beams = getattr(kept, "beams", kept)
     asked: list[object] = []
 
     def counted(dofn: object) -> Any:
@@ -276,6 +270,15 @@ def test_beam_works_out_a_dofns_specs_again_each_time_it_is_asked(
         return beams(dofn)
 
     monkeypatch.setattr(userstate, "get_dofn_specs", counted)
+    return beams, asked
+
+
+def test_beam_works_out_a_dofns_specs_again_each_time_it_is_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What keep_dofn_specs works around (Beam 2.77): if a new Beam asks for a DoFn's specs
+    once, or keeps them, it can go."""
+    beams, asked = _beams_get_dofn_specs_counted(monkeypatch)
     fn = _Buffered()
     pipeline = beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"]))
     _ = pipeline | beam.Create([("a", 1)]) | beam.ParDo(fn)
@@ -295,14 +298,7 @@ def test_beam_works_out_a_dofns_specs_again_each_time_it_is_asked(
 def test_a_dofns_specs_are_worked_out_once_and_kept_while_it_lives(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    beams = _beams_get_dofn_specs()
-    worked_out: list[object] = []
-
-    def counted(dofn: object) -> Any:
-        worked_out.append(dofn)
-        return beams(dofn)
-
-    monkeypatch.setattr(userstate, "get_dofn_specs", counted)
+    beams, worked_out = _beams_get_dofn_specs_counted(monkeypatch)
     keep_dofn_specs()
     kept = userstate.get_dofn_specs
     stateful, stateless = _Buffered(), beam.Map(str).fn

@@ -185,11 +185,13 @@ def _serve(connection: Connection, settings: HttpSettings, politeness: Politenes
 
 
 class _Work:
-    """A host's work given to a lane process: who hears of each outcome, and the future of the
-    whole."""
+    """A host's work given to a lane process: who hears of each outcome, who of its end
+    (`ended`, before the future is done), and the future of the whole."""
 
-    def __init__(self, on_outcome: Callable[[int, Outcome], None]) -> None:
+    def __init__(self, on_outcome: Callable[[int, Outcome], None],
+                 ended: Callable[[], None]) -> None:
         self.on_outcome = on_outcome
+        self.ended = ended
         self.future: Future[HostDone] = Future()
         self.unsent: list[int] = []
         self.error: BaseException | None = None  # the caller's on_outcome raised it
@@ -204,12 +206,14 @@ class _Work:
                 self.error = error
 
     def finish(self, last_start: float | None) -> None:
+        self.ended()
         if self.error is not None:
             self.future.set_exception(self.error)
         else:
             self.future.set_result(HostDone(last_start, tuple(self.unsent)))
 
     def lose(self, message: str) -> None:
+        self.ended()
         self.future.set_exception(self.error or LaneProcessLost(message))
 
 
@@ -332,19 +336,12 @@ class LaneProcesses:
         if target not in self._targets:
             raise ValueError(f"{target!r} is not one of these lane processes' targets")
         slot = self._home(host, len(items))
-        work = _Work(on_outcome)
-        answer: Future[HostDone] = Future()
 
-        def came_back(done: Future[HostDone]) -> None:
-            with self._lock:  # before the caller sees the answer
+        def came_back() -> None:
+            with self._lock:
                 self._outstanding[slot] -= len(items)
-            error = done.exception()
-            if error is None:
-                answer.set_result(done.result())
-            else:
-                answer.set_exception(error)
 
-        work.future.add_done_callback(came_back)
+        work = _Work(on_outcome, came_back)
         try:
             process = self._started(slot)
         except LaneProcessLost as error:  # the caller does the work
@@ -353,7 +350,7 @@ class LaneProcesses:
             work.lose(f"no lane process could start: {error}")
         else:
             process.submit(next(self._numbers), host, target, items, context, work)
-        return answer
+        return work.future
 
     def _home(self, host: str, items: int) -> int:
         """The host's slot, from its first work on: the one with the fewest items outstanding
